@@ -1,0 +1,439 @@
+/**
+ * The Bun adapter: `Runtime` on Bun's native `Bun.connect`, `Bun.listen`, `Bun.dns.lookup` and
+ * `Bun.serve`. Bun's `socket.write` is unbuffered (it returns how many bytes the kernel took), so
+ * this file keeps the unsent remainder in a user-space queue and flushes it from the `drain` event.
+ */
+import type { Socket, SocketHandler } from "bun";
+import type {
+  Conn,
+  ConnHandlers,
+  ConnectOptions,
+  FetchHandler,
+  HttpServer,
+  Listener,
+  ListenOptions,
+  Runtime,
+  TimerHandle,
+} from "../../src/runtime.ts";
+
+/** `write()` returns false once more than this many bytes wait in user space. */
+const HIGH_WATER_MARK = 64 * 1024;
+/** Small queued chunks are joined up to this size so one syscall sends them. */
+const MAX_JOIN = 64 * 1024;
+
+/** A cancelled `connect` or `lookup`. */
+export class AbortError extends Error {
+  override readonly name = "AbortError";
+  readonly code = "ABORT_ERR";
+  constructor(what: string, cause?: unknown) {
+    super(`${what} was aborted`, { cause });
+  }
+}
+
+/** A hostname that did not resolve; `code` is ENOTFOUND and the like (Bun's `DNS_` prefix removed). */
+export class LookupError extends Error {
+  override readonly name = "LookupError";
+  readonly code: string;
+  constructor(readonly hostname: string, cause: unknown) {
+    const code = (cause as { code?: unknown })?.code;
+    super(`lookup of '${hostname}' failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.code = typeof code === "string" ? code.replace(/^DNS_/, "") : "ENOTFOUND";
+  }
+}
+
+const defer = (fn: () => void): void => {
+  setImmediate(fn);
+};
+
+/** Surfaces a handler's exception like an uncaught one, outside Bun's socket callback. */
+function rethrow(error: unknown): void {
+  setTimeout(() => {
+    throw error;
+  }, 0);
+}
+
+/** FIFO of byte chunks with partial consumption from the front. */
+class ByteQueue {
+  private chunks: (Uint8Array | undefined)[] = [];
+  private head = 0;
+  private offset = 0;
+  size = 0;
+
+  push(chunk: Uint8Array): void {
+    this.chunks.push(chunk);
+    this.size += chunk.byteLength;
+  }
+
+  /** The next bytes to send: the head chunk, or several small ones joined. */
+  peek(): Uint8Array {
+    const first = this.chunks[this.head]!.subarray(this.offset);
+    let end = this.head + 1;
+    let total = first.byteLength;
+    while (end < this.chunks.length && total + this.chunks[end]!.byteLength <= MAX_JOIN) {
+      total += this.chunks[end++]!.byteLength;
+    }
+    if (end === this.head + 1) return first;
+    const joined = new Uint8Array(total);
+    joined.set(first);
+    let at = first.byteLength;
+    for (let i = this.head + 1; i < end; i++) {
+      joined.set(this.chunks[i]!, at);
+      at += this.chunks[i]!.byteLength;
+    }
+    return joined;
+  }
+
+  consume(bytes: number): void {
+    this.size -= bytes;
+    while (bytes > 0) {
+      const left = this.chunks[this.head]!.byteLength - this.offset;
+      if (bytes < left) {
+        this.offset += bytes;
+        return;
+      }
+      bytes -= left;
+      this.chunks[this.head++] = undefined;
+      this.offset = 0;
+    }
+    if (this.head === this.chunks.length || this.head > 1024) {
+      this.chunks = this.chunks.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  clear(): void {
+    this.chunks = [];
+    this.head = this.offset = this.size = 0;
+  }
+}
+
+/** One TCP connection; Bun's socket callbacks reach it through `socket.data`. */
+class BunConn implements Conn {
+  remoteAddress = "";
+  remotePort = 0;
+  localPort = 0;
+  handlers: ConnHandlers | undefined;
+  private socket: Socket<BunConn | undefined> | undefined;
+  private readonly queue = new ByteQueue();
+  private state: "open" | "ending" | "closed" = "open";
+  private needDrain = false;
+  private paused = false;
+  private peerEnded = false;
+  private shutDown = false;
+  /** Chunks that arrived after pause(); delivered on resume(). */
+  private held: Uint8Array[] = [];
+  private error: Error | undefined;
+
+  constructor(private readonly noDelay: boolean) {}
+
+  attach(socket: Socket<BunConn | undefined>): void {
+    this.socket = socket;
+    this.remoteAddress = socket.remoteAddress;
+    this.remotePort = socket.remotePort;
+    this.localPort = socket.localPort;
+    socket.setNoDelay(this.noDelay);
+  }
+
+  get bufferedBytes(): number {
+    return this.queue.size;
+  }
+
+  write(chunk: Uint8Array): boolean {
+    if (this.state !== "open") return false;
+    if (this.queue.size === 0 && chunk.byteLength > 0) {
+      const written = this.socket!.write(chunk);
+      // -1: Bun is already closing the socket; its close callback follows.
+      if (written < 0) return false;
+      chunk = chunk.subarray(written);
+    }
+    if (chunk.byteLength > 0) this.queue.push(chunk);
+    if (this.queue.size > HIGH_WATER_MARK) {
+      this.needDrain = true;
+      return false;
+    }
+    return true;
+  }
+
+  pause(): void {
+    if (this.isClosed() || this.paused) return;
+    this.paused = true;
+    this.socket!.pause();
+  }
+
+  resume(): void {
+    if (this.isClosed() || !this.paused) return;
+    this.paused = false;
+    this.socket!.resume();
+    if (this.held.length > 0) defer(() => this.release());
+  }
+
+  end(): void {
+    if (this.state !== "open") return;
+    this.state = "ending";
+    if (this.queue.size === 0) this.finishWrite();
+  }
+
+  destroy(error?: Error): void {
+    if (this.isClosed()) return;
+    this.error ??= error;
+    this.finish(undefined);
+    // end() closes both directions at once in Bun (a FIN, like close(2)); its close callback is
+    // then ignored because finish() already ran.
+    this.socket?.end();
+  }
+
+  /** Drops a socket whose connect was aborted: no handler is ever called. */
+  abandon(): void {
+    this.state = "closed";
+    this.socket?.terminate();
+  }
+
+  onData(chunk: Uint8Array): void {
+    if (this.isClosed()) return;
+    if (this.paused || this.held.length > 0) this.held.push(chunk);
+    else this.handlers!.data(chunk);
+  }
+
+  onDrain(): void {
+    if (this.isClosed()) return;
+    while (this.queue.size > 0) {
+      const bytes = this.queue.peek();
+      const written = this.socket!.write(bytes);
+      if (written < 0) return;
+      this.queue.consume(written);
+      if (written < bytes.byteLength) break;
+    }
+    if (this.queue.size === 0 && this.state === "ending") this.finishWrite();
+    if (this.needDrain && this.queue.size <= HIGH_WATER_MARK && !this.isClosed()) {
+      this.needDrain = false;
+      this.handlers!.drain();
+    }
+  }
+
+  /** The peer sent FIN. Like Node's allowHalfOpen=false: flush what is queued, then close. */
+  onPeerEnd(): void {
+    if (this.isClosed()) return;
+    this.peerEnded = true;
+    // Data held during a pause precedes the FIN; finish only once it has been delivered.
+    if (this.held.length > 0) return;
+    if (this.state === "open") this.end();
+    else if (this.shutDown) this.socket!.end();
+  }
+
+  onClose(error: Error | undefined): void {
+    this.finish(error);
+  }
+
+  private release(): void {
+    while (this.held.length > 0 && !this.paused && !this.isClosed()) {
+      this.handlers!.data(this.held.shift()!);
+    }
+    if (this.held.length === 0 && this.peerEnded) this.onPeerEnd();
+  }
+
+  /** Every queued byte is with the kernel and end() was called. */
+  private finishWrite(): void {
+    if (this.peerEnded) {
+      this.socket!.end();
+    } else {
+      // shutdown() sends FIN but keeps reading; Bun reports close once the peer closes too.
+      this.shutDown = true;
+      this.socket!.shutdown();
+    }
+  }
+
+  /** A method, not a field test, so TypeScript does not narrow `state` across awaits and calls. */
+  private isClosed(): boolean {
+    return this.state === "closed";
+  }
+
+  private finish(error: Error | undefined): void {
+    if (this.isClosed()) return;
+    this.state = "closed";
+    this.queue.clear();
+    this.held = [];
+    const reason = this.error ?? error;
+    // Bun may run its close callback synchronously inside end()/terminate(); deferring keeps the
+    // contract that close never runs inside write/end/destroy.
+    defer(() => this.handlers?.close(reason));
+  }
+}
+
+/** Callbacks shared by every socket; the per-connection state lives in `socket.data`. */
+const common: SocketHandler<BunConn | undefined> = {
+  data: (socket, chunk) => socket.data?.onData(chunk),
+  drain: (socket) => socket.data?.onDrain(),
+  end: (socket) => socket.data?.onPeerEnd(),
+  close: (socket, error) => socket.data?.onClose(error),
+  // Bun calls this when one of our callbacks (so a user handler) threw.
+  error: (_socket, error) => rethrow(error),
+};
+
+const clientHandlers: SocketHandler<BunConn | undefined> = {
+  ...common,
+  open: (socket) => socket.data?.attach(socket),
+  // Having this keeps Bun from also reporting the rejected connect promise as unhandled.
+  connectError: () => {},
+};
+
+/** Races `promise` against `signal`; a late settlement after an abort is swallowed. */
+function raceAbort<T>(promise: Promise<T>, signal: AbortSignal | undefined, what: string): Promise<T> {
+  if (!signal) return promise;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new AbortError(what, signal.reason));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (e) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
+async function connect(options: ConnectOptions, handlers: ConnHandlers): Promise<Conn> {
+  const { host, port, signal, noDelay = true } = options;
+  const what = `connect to ${host}:${port}`;
+  if (signal?.aborted) throw new AbortError(what, signal.reason);
+  const conn = new BunConn(noDelay);
+  conn.handlers = handlers;
+  // allowHalfOpen: a peer's FIN must not make Bun close before our queued bytes are flushed.
+  const pending = Bun.connect<BunConn | undefined>({
+    hostname: host,
+    port,
+    allowHalfOpen: true,
+    data: conn,
+    socket: clientHandlers,
+  });
+  try {
+    await raceAbort(pending, signal, what);
+  } catch (e) {
+    conn.abandon();
+    // Bun.connect cannot be cancelled: close the socket if it connects after all.
+    pending.then((socket) => socket.terminate(), () => {});
+    throw e;
+  }
+  return conn;
+}
+
+async function listen(options: ListenOptions, accept: (conn: Conn) => ConnHandlers): Promise<Listener> {
+  const server = Bun.listen<BunConn | undefined>({
+    hostname: options.host,
+    port: options.port,
+    allowHalfOpen: true,
+    data: undefined,
+    socket: {
+      ...common,
+      open(socket) {
+        const conn = new BunConn(true);
+        conn.attach(socket);
+        try {
+          conn.handlers = accept(conn);
+        } catch (e) {
+          socket.terminate();
+          throw e;
+        }
+        socket.data = conn;
+      },
+    },
+  });
+  let closed = false;
+  return {
+    host: options.host,
+    port: server.port,
+    async close() {
+      if (closed) return;
+      closed = true;
+      server.stop(false);
+    },
+  };
+}
+
+function ipLiteral(hostname: string): string | undefined {
+  const bare = hostname.startsWith("[") && hostname.endsWith("]") ? hostname.slice(1, -1) : hostname;
+  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(bare)) return bare.split(".").every((n) => Number(n) <= 255) ? bare : undefined;
+  if (!bare.includes(":")) return undefined;
+  try {
+    new URL(`http://[${bare}]/`);
+    return bare;
+  } catch {
+    return undefined;
+  }
+}
+
+async function lookup(hostname: string, signal: AbortSignal): Promise<string[]> {
+  const what = `lookup of '${hostname}'`;
+  if (signal.aborted) throw new AbortError(what, signal.reason);
+  const literal = ipLiteral(hostname);
+  if (literal) return [literal];
+  // Bun's resolver cannot be cancelled; the race makes the abort prompt and drops the late answer.
+  const resolved = Bun.dns.lookup(hostname).catch((e: unknown) => {
+    throw new LookupError(hostname, e);
+  });
+  const records = await raceAbort(resolved, signal, what);
+  const v4 = records.filter((r) => r.family === 4).map((r) => r.address);
+  const v6 = records.filter((r) => r.family !== 4).map((r) => r.address);
+  const addresses = [...new Set([...v4, ...v6])];
+  if (addresses.length === 0) throw new LookupError(hostname, new Error("no addresses"));
+  return addresses;
+}
+
+async function serveHttp(options: ListenOptions, fetch: FetchHandler): Promise<HttpServer> {
+  const server = Bun.serve({
+    hostname: options.host,
+    port: options.port,
+    development: false,
+    fetch: (request) => fetch(request),
+    error: () => new Response("internal server error", { status: 500 }),
+  });
+  let closing: Promise<void> | undefined;
+  return {
+    host: options.host,
+    port: server.port ?? options.port,
+    close() {
+      closing ??= server.stop();
+      return closing;
+    },
+  };
+}
+
+function setTimer(ms: number, fn: () => void): TimerHandle {
+  // The flag makes cancel() final even if the timer is already due in this loop turn.
+  let live = true;
+  const timer = setTimeout(() => {
+    if (!live) return;
+    live = false;
+    fn();
+  }, ms);
+  return {
+    cancel() {
+      if (!live) return;
+      live = false;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/**
+ * The Bun runtime. Quirks the core may see: a peer reset arrives as `close(error)` with `code`
+ * ECONNRESET; a peer's clean close (FIN) ends our side once queued bytes are flushed, then
+ * `close()` without error; `destroy()` sends FIN (not RST). An exception thrown by a handler is
+ * rethrown from a timer, i.e. it surfaces as an uncaught exception.
+ */
+export const bunRuntime: Runtime = {
+  name: "bun",
+  now: () => performance.now(),
+  wallClock: () => Date.now(),
+  setTimer,
+  defer,
+  random: () => Math.random(),
+  connect,
+  listen,
+  lookup,
+  serveHttp,
+};

@@ -1,0 +1,447 @@
+/**
+ * The Deno adapter: `Runtime` on `Deno.connect`, `Deno.listen`, `Deno.resolveDns` and `Deno.serve`.
+ * Deno's connections are pull-based promises, so each `Conn` runs a read loop (which is what
+ * pause/resume gate) and an async writer loop draining a user-space queue, so `write()` never waits.
+ * Every read/write/closeWrite promise is awaited inside a try/catch: a reset or a close mid-operation
+ * never becomes an unhandled rejection.
+ */
+import type {
+  Conn,
+  ConnHandlers,
+  ConnectOptions,
+  FetchHandler,
+  HttpServer,
+  Listener,
+  ListenOptions,
+  Runtime,
+  TimerHandle,
+} from "../../src/runtime.ts";
+
+/** `write()` returns false once more than this many bytes wait in user space. */
+const HIGH_WATER_MARK = 64 * 1024;
+/** Small queued chunks are joined up to this size so one write op sends them. */
+const MAX_JOIN = 64 * 1024;
+const READ_SIZE = 64 * 1024;
+
+/** A cancelled `connect` or `lookup`. */
+export class AbortError extends Error {
+  override readonly name = "AbortError";
+  readonly code = "ABORT_ERR";
+  constructor(what: string, cause?: unknown) {
+    super(`${what} was aborted`, { cause });
+  }
+}
+
+/** A hostname that did not resolve; `code` is ENOTFOUND (Deno's NotFound) or the resolver's code. */
+export class LookupError extends Error {
+  override readonly name = "LookupError";
+  readonly code: string;
+  constructor(readonly hostname: string, cause: unknown) {
+    const code = (cause as { code?: unknown })?.code;
+    super(`lookup of '${hostname}' failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.code = typeof code === "string" ? code : "ENOTFOUND";
+  }
+}
+
+// Deno 2 has a global setImmediate: ~7 µs per hop and it yields to I/O. setTimeout(fn, 0) is
+// clamped to ms once nested, and a MessageChannel port keeps the process alive and slows I/O.
+const immediate = (globalThis as { setImmediate?: (fn: () => void) => unknown }).setImmediate;
+const defer = (fn: () => void): void => {
+  if (immediate) immediate(fn);
+  else setTimeout(fn, 0);
+};
+
+function toError(e: unknown): Error {
+  return e instanceof Error ? e : new Error(String(e));
+}
+
+/** FIFO of byte chunks with partial consumption from the front. */
+class ByteQueue {
+  private chunks: (Uint8Array | undefined)[] = [];
+  private head = 0;
+  private offset = 0;
+  size = 0;
+
+  push(chunk: Uint8Array): void {
+    this.chunks.push(chunk);
+    this.size += chunk.byteLength;
+  }
+
+  /** The next bytes to send: the head chunk, or several small ones joined. */
+  peek(): Uint8Array {
+    const first = this.chunks[this.head]!.subarray(this.offset);
+    let end = this.head + 1;
+    let total = first.byteLength;
+    while (end < this.chunks.length && total + this.chunks[end]!.byteLength <= MAX_JOIN) {
+      total += this.chunks[end++]!.byteLength;
+    }
+    if (end === this.head + 1) return first;
+    const joined = new Uint8Array(total);
+    joined.set(first);
+    let at = first.byteLength;
+    for (let i = this.head + 1; i < end; i++) {
+      joined.set(this.chunks[i]!, at);
+      at += this.chunks[i]!.byteLength;
+    }
+    return joined;
+  }
+
+  consume(bytes: number): void {
+    this.size -= bytes;
+    while (bytes > 0) {
+      const left = this.chunks[this.head]!.byteLength - this.offset;
+      if (bytes < left) {
+        this.offset += bytes;
+        return;
+      }
+      bytes -= left;
+      this.chunks[this.head++] = undefined;
+      this.offset = 0;
+    }
+    if (this.head === this.chunks.length || this.head > 1024) {
+      this.chunks = this.chunks.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  clear(): void {
+    this.chunks = [];
+    this.head = this.offset = this.size = 0;
+  }
+}
+
+/** One TCP connection: a read loop, a writer loop, and the close bookkeeping they share. */
+class DenoConn implements Conn {
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localPort: number;
+  handlers: ConnHandlers | undefined;
+  private readonly queue = new ByteQueue();
+  private state: "open" | "ending" | "closed" = "open";
+  private writing = false;
+  private needDrain = false;
+  private paused = false;
+  private wake: (() => void) | undefined;
+  private readEnded = false;
+  private writeEnded = false;
+
+  constructor(private readonly socket: Deno.TcpConn) {
+    const remote = socket.remoteAddr as Deno.NetAddr;
+    this.remoteAddress = remote.hostname;
+    this.remotePort = remote.port;
+    this.localPort = (socket.localAddr as Deno.NetAddr).port;
+  }
+
+  /** Starts reading on a later turn, so the owner holds the `Conn` before the first `data`. */
+  start(): void {
+    defer(() => void this.readLoop().catch(reportError));
+  }
+
+  get bufferedBytes(): number {
+    return this.queue.size;
+  }
+
+  write(chunk: Uint8Array): boolean {
+    if (this.state !== "open") return false;
+    if (chunk.byteLength > 0) {
+      this.queue.push(chunk);
+      if (!this.writing) void this.writeLoop().catch(reportError);
+    }
+    if (this.queue.size > HIGH_WATER_MARK) {
+      this.needDrain = true;
+      return false;
+    }
+    return true;
+  }
+
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.wake?.();
+  }
+
+  end(): void {
+    if (this.state !== "open") return;
+    this.state = "ending";
+    if (!this.writing) void this.writeLoop().catch(reportError);
+  }
+
+  destroy(error?: Error): void {
+    this.finish(error);
+  }
+
+  private async readLoop(): Promise<void> {
+    const buffer = new Uint8Array(READ_SIZE);
+    while (!this.isClosed()) {
+      // A read already in flight when pause() was called still completes; its chunk waits here.
+      await this.whileActive();
+      if (this.isClosed()) return;
+      let n: number | null;
+      try {
+        n = await this.socket.read(buffer);
+      } catch (e) {
+        // After destroy() the pending read fails with Interrupted/BadResource: finish() ignores it.
+        this.finish(toError(e));
+        return;
+      }
+      if (n === null) return this.onPeerEnd();
+      if (n === 0) continue;
+      const chunk = buffer.slice(0, n); // handlers own the chunk; the read buffer is reused
+      await this.whileActive();
+      if (this.isClosed()) return;
+      this.handlers!.data(chunk);
+    }
+  }
+
+  /** Resolves once not paused (or closed). */
+  private async whileActive(): Promise<void> {
+    while (this.paused && !this.isClosed()) {
+      await new Promise<void>((resolve) => (this.wake = resolve));
+      this.wake = undefined;
+    }
+  }
+
+  private async writeLoop(): Promise<void> {
+    this.writing = true;
+    try {
+      while (this.queue.size > 0 && !this.isClosed()) {
+        let n: number;
+        try {
+          n = await this.socket.write(this.queue.peek());
+        } catch (e) {
+          this.finish(toError(e)); // a no-op after destroy(): the op failed because we closed it
+          return;
+        }
+        if (this.isClosed()) return;
+        this.queue.consume(n);
+        if (this.needDrain && this.queue.size <= HIGH_WATER_MARK) {
+          this.needDrain = false;
+          this.handlers!.drain();
+        }
+      }
+    } finally {
+      this.writing = false;
+    }
+    if (this.state === "ending" && !this.writeEnded) await this.endWrite();
+  }
+
+  /** Every queued byte is written and end() was called: send FIN, or close if the peer already did. */
+  private async endWrite(): Promise<void> {
+    this.writeEnded = true;
+    if (this.readEnded) return this.finish(undefined);
+    try {
+      await this.socket.closeWrite();
+    } catch (e) {
+      this.finish(toError(e)); // a no-op after destroy(): the op failed because we closed it
+    }
+  }
+
+  /** The peer sent FIN. Like Node's allowHalfOpen=false: flush what is queued, then close. */
+  private onPeerEnd(): void {
+    this.readEnded = true;
+    if (this.state === "open") this.end();
+    else if (this.writeEnded) this.finish(undefined);
+  }
+
+  /** A method, not a field test, so TypeScript does not narrow `state` across awaits and calls. */
+  private isClosed(): boolean {
+    return this.state === "closed";
+  }
+
+  private finish(error: Error | undefined): void {
+    if (this.isClosed()) return;
+    this.state = "closed";
+    this.queue.clear();
+    try {
+      this.socket.close();
+    } catch {
+      // already closed by Deno (e.g. after a reset)
+    }
+    this.wake?.();
+    defer(() => this.handlers!.close(error));
+  }
+}
+
+/** Races `promise` against `signal`; a late settlement after an abort is swallowed. */
+function raceAbort<T>(promise: Promise<T>, signal: AbortSignal | undefined, what: string): Promise<T> {
+  if (!signal) return promise;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new AbortError(what, signal.reason));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (e) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
+async function connect(options: ConnectOptions, handlers: ConnHandlers): Promise<Conn> {
+  const { host, port, signal, noDelay = true } = options;
+  const what = `connect to ${host}:${port}`;
+  if (signal?.aborted) throw new AbortError(what, signal.reason);
+  // A private controller cancels Deno's pending connect op on abort, and is never aborted once
+  // connected, so the caller's signal has no say over the established connection.
+  const cancel = new AbortController();
+  const onAbort = () => cancel.abort();
+  signal?.addEventListener("abort", onAbort, { once: true });
+  const pending = Deno.connect({ hostname: host, port, transport: "tcp", signal: cancel.signal });
+  let socket: Deno.TcpConn;
+  try {
+    socket = await raceAbort(pending, signal, what);
+  } catch (e) {
+    // If the connect won the race against cancellation, close the socket it produced.
+    pending.then((late) => late.close(), () => {});
+    throw e;
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+  }
+  socket.setNoDelay(noDelay);
+  const conn = new DenoConn(socket);
+  conn.handlers = handlers;
+  conn.start();
+  return conn;
+}
+
+async function acceptLoop(listener: Deno.TcpListener, isClosed: () => boolean, accept: (conn: Conn) => ConnHandlers) {
+  while (!isClosed()) {
+    let socket: Deno.TcpConn;
+    try {
+      socket = await listener.accept();
+    } catch {
+      if (isClosed()) return;
+      // Transient failures (a client reset before accept, EMFILE): back off instead of spinning.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      continue;
+    }
+    // close() may have raced with an accept that had already completed in the kernel.
+    if (isClosed()) return socket.close();
+    socket.setNoDelay(true);
+    const conn = new DenoConn(socket);
+    try {
+      conn.handlers = accept(conn);
+    } catch (e) {
+      socket.close();
+      reportError(e);
+      continue;
+    }
+    conn.start();
+  }
+}
+
+async function listen(options: ListenOptions, accept: (conn: Conn) => ConnHandlers): Promise<Listener> {
+  const listener = Deno.listen({ hostname: options.host, port: options.port, transport: "tcp" });
+  let closed = false;
+  const accepting = acceptLoop(listener, () => closed, accept);
+  return {
+    host: options.host,
+    port: (listener.addr as Deno.NetAddr).port,
+    async close() {
+      if (!closed) {
+        closed = true;
+        listener.close();
+      }
+      // The pending accept op holds the socket until it is cancelled: only once the loop has
+      // returned is the port really closed (until then a connect is queued, then reset).
+      await accepting;
+    },
+  };
+}
+
+function ipLiteral(hostname: string): string | undefined {
+  const bare = hostname.startsWith("[") && hostname.endsWith("]") ? hostname.slice(1, -1) : hostname;
+  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(bare)) return bare.split(".").every((n) => Number(n) <= 255) ? bare : undefined;
+  if (!bare.includes(":")) return undefined;
+  try {
+    new URL(`http://[${bare}]/`);
+    return bare;
+  } catch {
+    return undefined;
+  }
+}
+
+async function lookup(hostname: string, signal: AbortSignal): Promise<string[]> {
+  const what = `lookup of '${hostname}'`;
+  if (signal.aborted) throw new AbortError(what, signal.reason);
+  const literal = ipLiteral(hostname);
+  if (literal) return [literal];
+  // resolveDns honours the signal, but the race still guarantees a prompt AbortError.
+  const query = (type: "A" | "AAAA") =>
+    Deno.resolveDns(hostname, type, { signal }).then(
+      (addresses) => ({ addresses, error: undefined }),
+      (error: unknown) => ({ addresses: [] as string[], error }),
+    );
+  const [v4, v6] = await raceAbort(Promise.all([query("A"), query("AAAA")]), signal, what);
+  if (signal.aborted) throw new AbortError(what, signal.reason);
+  const addresses = [...new Set([...v4.addresses, ...v6.addresses])];
+  if (addresses.length > 0) return addresses;
+  // resolveDns asks DNS servers only, not /etc/hosts.
+  if (hostname.toLowerCase() === "localhost") return ["127.0.0.1"];
+  throw new LookupError(hostname, v4.error ?? v6.error ?? new Error("no addresses"));
+}
+
+async function serveHttp(options: ListenOptions, fetch: FetchHandler): Promise<HttpServer> {
+  const server = Deno.serve(
+    {
+      hostname: options.host,
+      port: options.port,
+      onListen: () => {}, // Deno logs "Listening on ..." by default
+      onError: () => new Response("internal server error", { status: 500 }),
+    },
+    (request) => fetch(request),
+  );
+  let closing: Promise<void> | undefined;
+  return {
+    host: options.host,
+    port: (server.addr as Deno.NetAddr).port,
+    close() {
+      closing ??= server.shutdown();
+      return closing;
+    },
+  };
+}
+
+function setTimer(ms: number, fn: () => void): TimerHandle {
+  // The flag makes cancel() final even if the timer is already due in this loop turn.
+  let live = true;
+  const timer = setTimeout(() => {
+    if (!live) return;
+    live = false;
+    fn();
+  }, ms);
+  return {
+    cancel() {
+      if (!live) return;
+      live = false;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/**
+ * The Deno runtime. Quirks the core may see: a peer reset arrives as `close(error)` with `code`
+ * ECONNRESET on read or EPIPE on write (a reset can also look like a clean EOF, then `close()`);
+ * a peer's clean close (FIN) ends our side once queued bytes are flushed. An exception thrown by a
+ * handler goes to `reportError`, i.e. it surfaces as an uncaught exception.
+ */
+export const denoRuntime: Runtime = {
+  name: "deno",
+  now: () => performance.now(),
+  wallClock: () => Date.now(),
+  setTimer,
+  defer,
+  random: () => Math.random(),
+  connect,
+  listen,
+  lookup,
+  serveHttp,
+};

@@ -1,0 +1,175 @@
+/**
+ * One Redis Cluster behind slotgate: its slot map, its nodes and its discovery session, all owned
+ * by the cluster's scope. `dispatch` sends a request to the primary of its slot and follows MOVED
+ * and ASK redirects (bounded per request); redirects and failures ask discovery for an early
+ * refresh. Closing the scope stops discovery, lets in-flight requests finish until the deadline,
+ * then cancels everything the cluster started.
+ */
+import type { Scope } from "../scope.ts";
+import type { UpstreamRequest } from "../proxy/request.ts";
+import { Discovery, type DiscoveryOptions } from "./discovery.ts";
+import { UpstreamNode, type UpstreamNodeOptions } from "./upstream-node.ts";
+import { SLOT_COUNT, coverage, formatAddress, type SlotRange, type Topology } from "./topology.ts";
+import { errorReply, ErrorKind, errorKind } from "../resp/replies.ts";
+import { parseRedirect } from "../resp/reply-reader.ts";
+
+export interface ClusterOptions extends DiscoveryOptions, UpstreamNodeOptions {
+  redirectRefreshThreshold: number;
+  maxRedirects: number;
+}
+
+/** Counters and state shown by the admin API and checked by tests. */
+export interface ClusterStats {
+  moved: number;
+  ask: number;
+  refreshes: number;
+  refreshFailures: number;
+  lastRefreshAt: number | null;
+  lastError: string | null;
+  coveredSlots: number;
+}
+
+const CLUSTER_DOWN = errorReply("Hash slot not served", "CLUSTERDOWN");
+
+export class Cluster {
+  readonly scope: Scope;
+  readonly stats: ClusterStats = { moved: 0, ask: 0, refreshes: 0, refreshFailures: 0, lastRefreshAt: null, lastError: null, coveredSlots: 0 };
+  readonly #options: ClusterOptions;
+  readonly #owners: (UpstreamNode | undefined)[] = new Array(SLOT_COUNT);
+  readonly #nodes = new Map<string, UpstreamNode>();
+  readonly #discovery: Discovery;
+  #topology: Topology = { ranges: [] };
+  #redirectsSinceRefresh = 0;
+  #ready!: () => void;
+  /** Resolves once a complete slot map has been applied. */
+  readonly ready: Promise<void>;
+
+  constructor(parent: Scope, readonly name: string, options: ClusterOptions) {
+    this.scope = parent.child(`cluster ${name}`);
+    this.#options = options;
+    this.ready = new Promise((resolve) => (this.#ready = resolve));
+    this.#discovery = new Discovery(this.scope, options, {
+      knownNodes: () => [...this.#nodes.values()].map((n) => ({ host: n.host, port: n.port })),
+      apply: (topology) => this.#apply(topology),
+      failed: (error) => {
+        this.stats.refreshFailures++;
+        this.stats.lastError = error.message;
+      },
+    });
+    this.#discovery.start();
+  }
+
+  /** The last applied slot ranges. */
+  get topology(): Topology {
+    return this.#topology;
+  }
+
+  get isReady(): boolean {
+    return this.stats.coveredSlots === SLOT_COUNT;
+  }
+
+  /** Node addresses with the requests in flight on each. */
+  nodes(): { address: string; pending: number }[] {
+    return [...this.#nodes.values()].map((n) => ({ address: n.address, pending: n.pendingCount }));
+  }
+
+  /** Send a request to the primary that owns its slot. */
+  dispatch(request: UpstreamRequest): void {
+    const node = this.#owners[request.slot];
+    if (node) node.send(request);
+    else request.sink.deliver(request, CLUSTER_DOWN);
+  }
+
+  /** A slot owned by a random primary, for keyless commands any node can answer. */
+  anySlot(): number {
+    const ranges = this.#topology.ranges;
+    if (ranges.length === 0) return 0;
+    const range = ranges[Math.floor(this.scope.runtime.random() * ranges.length)]!;
+    return range.start;
+  }
+
+  /** Ask for an early topology refresh. */
+  requestRefresh(): void {
+    this.#discovery.requestRefresh();
+  }
+
+  #onReply(node: UpstreamNode, request: UpstreamRequest, frame: Uint8Array): void {
+    const kind = errorKind(frame);
+    if (kind === ErrorKind.Moved || kind === ErrorKind.Ask) {
+      this.#redirect(node, request, frame, kind);
+      return;
+    }
+    if (kind === ErrorKind.ClusterDown) this.requestRefresh();
+    request.sink.deliver(request, frame);
+  }
+
+  #redirect(from: UpstreamNode, request: UpstreamRequest, frame: Uint8Array, kind: ErrorKind): void {
+    const target = parseRedirect(frame);
+    if (!target || ++request.redirects > this.#options.maxRedirects) {
+      request.sink.deliver(request, target ? errorReply(`too many cluster redirections (last: ${new TextDecoder().decode(frame.subarray(1, frame.length - 2))})`) : frame);
+      return;
+    }
+    const host = target.host === "" ? from.host : target.host;
+    const node = this.#node(host, target.port);
+    if (kind === ErrorKind.Moved) {
+      this.stats.moved++;
+      // Redis promises the slot now lives there: route the slot's next requests without waiting.
+      this.#owners[target.slot] = node;
+    } else {
+      this.stats.ask++;
+      request.asking = true;
+    }
+    if (++this.#redirectsSinceRefresh >= this.#options.redirectRefreshThreshold && this.#options.redirectRefreshThreshold > 0) {
+      this.#redirectsSinceRefresh = 0;
+      this.requestRefresh();
+    }
+    request.slot = target.slot;
+    node.send(request);
+    // ASKING applies to the one send above only.
+    request.asking = false;
+  }
+
+  #node(host: string, port: number): UpstreamNode {
+    const address = formatAddress(host, port);
+    let node = this.#nodes.get(address);
+    if (!node) {
+      node = new UpstreamNode(this.scope, host, port, this.#options, {
+        reply: (n, request, frame) => this.#onReply(n, request, frame),
+        failure: () => this.requestRefresh(),
+      });
+      this.#nodes.set(address, node);
+    }
+    return node;
+  }
+
+  #apply(topology: Topology): void {
+    this.stats.refreshes++;
+    this.stats.lastRefreshAt = this.scope.runtime.wallClock();
+    this.stats.lastError = null;
+    this.#redirectsSinceRefresh = 0;
+    const owners: (UpstreamNode | undefined)[] = new Array(SLOT_COUNT);
+    const used = new Set<UpstreamNode>();
+    for (const range of topology.ranges) {
+      const node = this.#node(range.primary.host, range.primary.port);
+      used.add(node);
+      for (let slot = range.start; slot <= range.end; slot++) owners[slot] = node;
+    }
+    for (let slot = 0; slot < SLOT_COUNT; slot++) this.#owners[slot] = owners[slot];
+    this.#topology = topology;
+    this.stats.coveredSlots = coverage(topology);
+    for (const [address, node] of this.#nodes) {
+      if (used.has(node)) continue;
+      this.#nodes.delete(address);
+      // In-flight requests on a node that left the topology may still finish.
+      this.scope.spawn(`retire ${address}`, () => node.close(this.#options.opTimeoutMs));
+    }
+    if (this.isReady) this.#ready();
+  }
+
+  /** Close the cluster: in-flight requests may finish until `deadlineMs`, then all is cancelled. */
+  close(deadlineMs: number): Promise<void> {
+    return this.scope.close({ deadlineMs });
+  }
+}
+
+export type { SlotRange };

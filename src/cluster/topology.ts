@@ -1,0 +1,114 @@
+/**
+ * The slot map as a node reports it (`CLUSTER SLOTS`), in a form independent of any connection:
+ * slot ranges, each with a primary and its replicas. Parsing is strict: a reply that is not a
+ * well-formed slot table is rejected, never half-applied.
+ */
+export const SLOT_COUNT = 16384;
+
+export interface NodeAddress {
+  host: string;
+  port: number;
+  /** Node id, when the reply carries it. */
+  id?: string;
+  /** The hostname the node announced, when it announced one (resolved into `host`). */
+  hostname?: string;
+}
+
+export interface SlotRange {
+  start: number;
+  end: number;
+  primary: NodeAddress;
+  replicas: NodeAddress[];
+}
+
+export interface Topology {
+  ranges: SlotRange[];
+}
+
+export class TopologyError extends Error {
+  override readonly name = "TopologyError";
+}
+
+/**
+ * Read a decoded `CLUSTER SLOTS` reply. An empty host means "the address you asked", as Redis
+ * sends it for a node that does not know its own IP (`cluster-announce-ip` unset).
+ */
+export function parseClusterSlots(reply: unknown, askedHost: string): Topology {
+  if (!Array.isArray(reply)) throw new TopologyError("CLUSTER SLOTS reply is not an array");
+  const ranges: SlotRange[] = [];
+  for (const entry of reply) {
+    if (!Array.isArray(entry) || entry.length < 3) throw new TopologyError("malformed CLUSTER SLOTS entry");
+    const [start, end, primary, ...replicas] = entry;
+    if (!isSlot(start) || !isSlot(end) || start > end) throw new TopologyError(`bad slot range ${start}-${end}`);
+    ranges.push({
+      start,
+      end,
+      primary: parseNode(primary, askedHost),
+      replicas: replicas.map((r) => parseNode(r, askedHost)),
+    });
+  }
+  return { ranges };
+}
+
+function parseNode(value: unknown, askedHost: string): NodeAddress {
+  if (!Array.isArray(value) || value.length < 2) throw new TopologyError("malformed node in CLUSTER SLOTS");
+  const [rawHost, port, id, meta] = value;
+  const host = text(rawHost);
+  if (host === null || typeof port !== "number" || port <= 0 || port > 65535) {
+    throw new TopologyError("malformed node address in CLUSTER SLOTS");
+  }
+  const node: NodeAddress = { host: host === "" || host === "?" ? askedHost : host, port };
+  const nodeId = text(id);
+  if (nodeId) node.id = nodeId;
+  // Redis 7 appends a flat map of metadata (e.g. "hostname", "ip").
+  if (Array.isArray(meta)) {
+    for (let i = 0; i + 1 < meta.length; i += 2) {
+      if (text(meta[i]) === "hostname") node.hostname = text(meta[i + 1]) ?? undefined;
+    }
+  }
+  return node;
+}
+
+function text(value: unknown): string | null {
+  if (typeof value === "string") return value;
+  if (value instanceof Uint8Array) return new TextDecoder().decode(value);
+  return null;
+}
+
+function isSlot(value: unknown): value is number {
+  return typeof value === "number" && Number.isInteger(value) && value >= 0 && value < SLOT_COUNT;
+}
+
+/** How many slots the topology assigns to a primary. */
+export function coverage(topology: Topology): number {
+  const seen = new Uint8Array(SLOT_COUNT);
+  let count = 0;
+  for (const range of topology.ranges) {
+    for (let slot = range.start; slot <= range.end; slot++) {
+      if (seen[slot] === 0) {
+        seen[slot] = 1;
+        count++;
+      }
+    }
+  }
+  return count;
+}
+
+/** "host:port", with IPv6 hosts bracketed. */
+export function formatAddress(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** Parse "host:port" or "[v6]:port"; null when malformed. Port 0 only with `allowPortZero`. */
+export function parseAddress(value: string, allowPortZero = false): { host: string; port: number } | null {
+  const match = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(value.trim());
+  if (!match) return null;
+  const port = Number(match[3]);
+  if (port < (allowPortZero ? 0 : 1) || port > 65535) return null;
+  return { host: (match[1] ?? match[2])!, port };
+}
+
+/** True for an IPv4 or IPv6 literal (no DNS lookup needed). */
+export function isIpLiteral(host: string): boolean {
+  return /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host.includes(":");
+}

@@ -1,0 +1,109 @@
+/**
+ * Build the configuration from environment variables and an optional JSON file: the file
+ * (`SLOTGATE_CONFIG`) is read first, then each variable that is set overrides its field. Every
+ * problem becomes one line naming the variable or field, the value and what is expected; the
+ * caller exits with code 2 and starts nothing.
+ */
+import * as v from "valibot";
+import { ConfigError } from "../errors.ts";
+import { ConfigSchema, type Config } from "./schema.ts";
+
+type Kind = "string" | "number" | "list";
+
+/** Every variable slotgate reads, with the config field it sets. The README's table mirrors it. */
+export const ENV_VARIABLES: readonly { name: string; path: string; kind: Kind }[] = [
+  { name: "SLOTGATE_LISTEN", path: "listen", kind: "string" },
+  { name: "SLOTGATE_SEEDS", path: "cluster.seeds", kind: "list" },
+  { name: "SLOTGATE_LOG_LEVEL", path: "logLevel", kind: "string" },
+  { name: "SLOTGATE_SHUTDOWN_TIMEOUT_MS", path: "shutdownTimeoutMs", kind: "number" },
+  { name: "SLOTGATE_REFRESH_INTERVAL_MS", path: "cluster.refreshIntervalMs", kind: "number" },
+  { name: "SLOTGATE_REFRESH_TIMEOUT_MS", path: "cluster.refreshTimeoutMs", kind: "number" },
+  { name: "SLOTGATE_REDIRECT_REFRESH_THRESHOLD", path: "cluster.redirectRefreshThreshold", kind: "number" },
+  { name: "SLOTGATE_REDIRECT_REFRESH_INTERVAL_MS", path: "cluster.redirectRefreshIntervalMs", kind: "number" },
+  { name: "SLOTGATE_OP_TIMEOUT_MS", path: "cluster.opTimeoutMs", kind: "number" },
+  { name: "SLOTGATE_CONNECT_TIMEOUT_MS", path: "cluster.connectTimeoutMs", kind: "number" },
+  { name: "SLOTGATE_MAX_REDIRECTS", path: "cluster.maxRedirects", kind: "number" },
+  { name: "SLOTGATE_CONNECTIONS_PER_NODE", path: "cluster.connectionsPerNode", kind: "number" },
+  { name: "SLOTGATE_MAX_BULK_BYTES", path: "limits.maxBulkBytes", kind: "number" },
+  { name: "SLOTGATE_MAX_ARRAY_LENGTH", path: "limits.maxArrayLength", kind: "number" },
+  { name: "SLOTGATE_MAX_PENDING_REQUESTS", path: "limits.maxPendingRequests", kind: "number" },
+  { name: "SLOTGATE_MAX_CLIENT_OUTPUT_BYTES", path: "limits.maxClientOutputBytes", kind: "number" },
+  { name: "SLOTGATE_MAX_CLIENTS", path: "limits.maxClients", kind: "number" },
+];
+
+/** Read by the entry points, not part of the document. */
+const META_VARIABLES = new Set(["SLOTGATE_CONFIG"]);
+
+export interface ConfigSources {
+  env: Record<string, string | undefined>;
+  /** Reads the file named by SLOTGATE_CONFIG; throws when it cannot. */
+  readFile(path: string): string;
+}
+
+export function loadConfig(sources: ConfigSources): Config {
+  const problems: string[] = [];
+  const origin = new Map<string, string>();
+  let document: Record<string, unknown> = {};
+  const file = sources.env.SLOTGATE_CONFIG;
+  if (file) {
+    try {
+      const parsed: unknown = JSON.parse(sources.readFile(file));
+      if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) problems.push(`${file}: expected a JSON object`);
+      else document = parsed as Record<string, unknown>;
+    } catch (error) {
+      problems.push(`SLOTGATE_CONFIG=${file}: cannot read the config file: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+  const known = new Set(ENV_VARIABLES.map((e) => e.name));
+  for (const [name, raw] of Object.entries(sources.env)) {
+    if (name.startsWith("SLOTGATE_") && !known.has(name) && !META_VARIABLES.has(name) && !name.startsWith("SLOTGATE_TEST")) {
+      problems.push(`${name}: unknown variable (see the README's configuration table)`);
+    }
+    void raw;
+  }
+  for (const variable of ENV_VARIABLES) {
+    const raw = sources.env[variable.name];
+    if (raw === undefined || raw === "") continue;
+    setPath(document, variable.path, convert(raw, variable.kind));
+    origin.set(variable.path, variable.name);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  const result = v.safeParse(ConfigSchema, document);
+  if (result.success) return result.output;
+  for (const issue of result.issues) {
+    const path = v.getDotPath(issue) ?? "";
+    problems.push(describe(issue, path, origin, file));
+  }
+  throw new ConfigError(problems);
+}
+
+function describe(issue: v.BaseIssue<unknown>, path: string, origin: Map<string, string>, file: string | undefined): string {
+  if (path === "cluster" && issue.input === undefined) {
+    return "cluster.seeds: missing: set SLOTGATE_SEEDS (comma-separated host:port) or cluster.seeds in the config file";
+  }
+  // An issue inside a list (cluster.seeds.0) belongs to the variable that set the list.
+  const fieldPath = [...origin.keys()].find((p) => path === p || path.startsWith(`${p}.`));
+  const variable = fieldPath ? origin.get(fieldPath) : undefined;
+  const value = issue.input === undefined ? "missing" : JSON.stringify(issue.input);
+  if (variable) return `${variable}=${value}: ${issue.message}`;
+  const where = file ? `${path || "(document)"} in ${file}` : path || "(document)";
+  if (issue.type === "strict_object" && issue.input !== undefined) return `${where}: unknown field (${issue.message})`;
+  return `${where} = ${value}: ${issue.message}`;
+}
+
+function convert(raw: string, kind: Kind): unknown {
+  if (kind === "list") return raw.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
+  if (kind === "number") return /^-?\d+$/.test(raw.trim()) ? Number(raw.trim()) : raw;
+  return raw.trim();
+}
+
+function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
+  const parts = path.split(".");
+  let node = target;
+  for (const part of parts.slice(0, -1)) {
+    const next = node[part];
+    if (next === null || typeof next !== "object" || Array.isArray(next)) node[part] = {};
+    node = node[part] as Record<string, unknown>;
+  }
+  node[parts[parts.length - 1]!] = value;
+}

@@ -1,0 +1,51 @@
+/**
+ * Error classes shared across the core. Each has a stable `name` (and a `code` where a caller
+ * branches on it) so that logs, tests and the admin API can tell them apart without parsing text.
+ */
+
+/** Work was offered to a scope that has begun closing (or has closed). */
+export class ScopeClosedError extends Error {
+  override readonly name = "ScopeClosedError";
+  readonly code = "SCOPE_CLOSED";
+  constructor(readonly scopePath: string, what: string) {
+    super(`scope '${scopePath}' is closed: cannot ${what}`);
+  }
+}
+
+/** A scope's teardown collected one or more errors (from tasks, children or finalizers). */
+export class ScopeTeardownError extends Error {
+  override readonly name = "ScopeTeardownError";
+  readonly code = "SCOPE_TEARDOWN";
+  constructor(readonly scopePath: string, readonly errors: unknown[]) {
+    super(
+      `scope '${scopePath}' teardown failed with ${errors.length} error(s): ` +
+        errors.map((e) => (e instanceof Error ? e.message : String(e))).join("; "),
+    );
+  }
+}
+
+/** A wait ran past its deadline. */
+export class TimeoutError extends Error {
+  override readonly name = "TimeoutError";
+  readonly code = "ETIMEDOUT";
+  constructor(what: string, readonly timeoutMs: number) {
+    super(`${what} timed out after ${timeoutMs} ms`);
+  }
+}
+
+/** The configuration is invalid; `problems` holds one line per problem. */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+  readonly code = "CONFIG_INVALID";
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  ${p}`).join("\n")}`);
+  }
+}
+
+/** True when `error` is the abort reason of a cancelled wait (ours or the platform's). */
+export function isAbort(error: unknown): boolean {
+  return (
+    error instanceof ScopeClosedError ||
+    (error instanceof Error && (error.name === "AbortError" || error.name === "ScopeClosedError"))
+  );
+}

@@ -1,0 +1,86 @@
+/**
+ * The program every entry point runs (`adapters/<runtime>/main.ts` supply the process): parse the
+ * command line, load the configuration (exit 2 with one line per problem), start slotgate, and on
+ * SIGINT or SIGTERM close it — stop accepting, drain in-flight requests (bounded by
+ * `shutdownTimeoutMs`) — then exit 0.
+ */
+import type { Runtime } from "./runtime.ts";
+import { startSlotgate, VERSION } from "./app.ts";
+import { loadConfig, ENV_VARIABLES } from "./config/load.ts";
+import { ConfigError } from "./errors.ts";
+import { createLogger } from "./log.ts";
+
+/** What an entry point provides from its process. */
+export interface ProcessHost {
+  runtime: Runtime;
+  args: string[];
+  env: Record<string, string | undefined>;
+  readFile(path: string): string;
+  /** Call `handler` on SIGINT and SIGTERM. */
+  onShutdownSignal(handler: (signal: string) => void): void;
+  print(line: string): void;
+  printError(line: string): void;
+  exit(code: number): void;
+}
+
+export const USAGE = `slotgate ${VERSION} — a Redis Cluster proxy
+
+Usage: slotgate [--help] [--version]
+
+Clients speak plain RESP to one address; slotgate learns the cluster's slot map and
+routes every command to the node that owns its key.
+
+Configuration comes from environment variables, and from a JSON file named by
+SLOTGATE_CONFIG (variables override the file). Variables:
+${ENV_VARIABLES.map((v) => `  ${v.name.padEnd(40)} ${v.path}`).join("\n")}
+  ${"SLOTGATE_CONFIG".padEnd(40)} path of a JSON config file
+
+Example:
+  SLOTGATE_SEEDS=127.0.0.1:7000,127.0.0.1:7001 slotgate
+`;
+
+export async function main(host: ProcessHost): Promise<void> {
+  if (host.args.includes("--help") || host.args.includes("-h")) {
+    host.print(USAGE);
+    return host.exit(0);
+  }
+  if (host.args.includes("--version")) {
+    host.print(VERSION);
+    return host.exit(0);
+  }
+  const unknown = host.args.filter((a) => a !== "");
+  if (unknown.length > 0) {
+    host.printError(`slotgate: unknown argument '${unknown[0]}' (see --help)`);
+    return host.exit(2);
+  }
+  let config;
+  try {
+    config = loadConfig({ env: host.env, readFile: host.readFile });
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    for (const problem of error.problems) host.printError(`slotgate: config: ${problem}`);
+    return host.exit(2);
+  }
+  const log = createLogger(config.logLevel, host.printError);
+  let app;
+  try {
+    app = await startSlotgate(host.runtime, config, log);
+  } catch (error) {
+    log.error("cannot start", { error });
+    return host.exit(1);
+  }
+  const running = app;
+  let stopping = false;
+  host.onShutdownSignal((signal) => {
+    if (stopping) return;
+    stopping = true;
+    log.info("shutting down", { signal });
+    running.close().then(
+      () => host.exit(0),
+      (error) => {
+        log.error("shutdown finished with errors", { error });
+        host.exit(0);
+      },
+    );
+  });
+}

@@ -1,0 +1,229 @@
+/**
+ * One client connection: parses its requests, routes each to the cluster (or answers it
+ * locally), and writes the replies back in request order, batched into one write per turn of the
+ * event loop. Memory per client is bounded: reading pauses while too many requests are unanswered
+ * or the socket's send buffer is over its high-water mark, and a client whose unread replies pass
+ * `maxClientOutputBytes` is disconnected. Malformed input gets `-ERR Protocol error: ...` after
+ * the replies already owed, then the connection closes.
+ */
+import type { Conn, ConnHandlers } from "../runtime.ts";
+import type { Scope } from "../scope.ts";
+import { Fifo } from "../fifo.ts";
+import { UpstreamRequest, type Pending, type ReplySink } from "./request.ts";
+import { SplitCommand, type SplitOwner } from "./split.ts";
+import { localHandler, type LocalContext } from "./local-commands.ts";
+import { RequestParser } from "../resp/request-parser.ts";
+import { errorReply } from "../resp/replies.ts";
+import type { Router } from "./router.ts";
+import type { Logger } from "../log.ts";
+
+export interface ClientLimits {
+  maxBulkBytes: number;
+  maxArrayLength: number;
+  /** Unanswered requests after which reading pauses (resumes at half). */
+  maxPendingRequests: number;
+  /** Replies written but not yet read by the client, in bytes, before it is disconnected. */
+  maxClientOutputBytes: number;
+}
+
+/** Services a session needs from the server that accepted it. */
+export interface SessionHost {
+  readonly router: Router;
+  readonly limits: ClientLimits;
+  readonly log: Logger;
+  info(): string;
+}
+
+const immediate = (reply: Uint8Array): Pending => ({ reply });
+
+export class ClientSession implements ReplySink, SplitOwner, LocalContext {
+  clientName: string | null = null;
+  readonly #scope: Scope;
+  readonly #host: SessionHost;
+  readonly #parser: RequestParser;
+  readonly #queue = new Fifo<Pending>();
+  #conn: Conn | null = null;
+  #out: Uint8Array[] = [];
+  #outBytes = 0;
+  #flushScheduled = false;
+  #readPaused = false;
+  /** Set by QUIT or a protocol error: no more requests; close once the queue is written. */
+  #closeWhenFlushed = false;
+  #closed = false;
+  #idleWaiters: (() => void)[] = [];
+  readonly #flush: () => void;
+
+  constructor(scope: Scope, readonly id: number, host: SessionHost) {
+    this.#scope = scope;
+    this.#host = host;
+    this.#parser = new RequestParser((args, frame) => this.#onRequest(args, frame), host.limits);
+    this.#flush = scope.guard(() => this.#write());
+    // Graceful shutdown: stop reading, let owed replies arrive and be written.
+    scope.onDrain(() => {
+      this.#pauseReading();
+      return this.#whenIdle();
+    });
+  }
+
+  /** Handlers to give the runtime for the accepted connection. */
+  handlers(): ConnHandlers {
+    return {
+      data: this.#scope.guard((chunk: Uint8Array) => this.#onData(chunk)),
+      drain: this.#scope.guard(() => this.#onDrain()),
+      close: this.#scope.guard(() => this.#onClose(), false),
+    };
+  }
+
+  attach(conn: Conn): void {
+    this.#conn = conn;
+    this.#scope.own("socket", `client ${conn.remoteAddress}:${conn.remotePort}`, () => conn.destroy());
+  }
+
+  get pendingCount(): number {
+    return this.#queue.length;
+  }
+
+  // --- requests -------------------------------------------------------------------------------
+
+  #onData(chunk: Uint8Array): void {
+    if (this.#closeWhenFlushed) return;
+    try {
+      this.#parser.push(chunk);
+    } catch (error) {
+      this.replyAndClose(errorReply(`Protocol error: ${error instanceof Error ? error.message : String(error)}`));
+      this.#host.log.debug("client protocol error", { id: this.id, error: String(error) });
+    }
+  }
+
+  #onRequest(args: Uint8Array[], frame: Uint8Array): void {
+    // Requests pipelined after QUIT or a protocol error are not executed, as in Redis.
+    if (this.#closeWhenFlushed) return;
+    const name = this.#host.router.commandName(args[0]!);
+    const local = localHandler(name);
+    if (local) {
+      local(this, args);
+    } else {
+      this.#host.router.route(this, name, args, frame);
+    }
+    if (this.#queue.length >= this.#host.limits.maxPendingRequests) this.#pauseReading();
+  }
+
+  /** Queue a request sent upstream; its reply comes back through `deliver`. */
+  expect(pending: Pending): void {
+    this.#queue.push(pending);
+  }
+
+  // --- replies --------------------------------------------------------------------------------
+
+  reply(frame: Uint8Array): void {
+    this.#queue.push(immediate(frame));
+    this.complete();
+  }
+
+  replyAndClose(frame: Uint8Array): void {
+    this.reply(frame);
+    this.#closeWhenFlushed = true;
+    this.#pauseReading();
+  }
+
+  info(): string {
+    return this.#host.info();
+  }
+
+  deliver(request: UpstreamRequest, reply: Uint8Array): void {
+    request.reply = reply;
+    this.complete();
+  }
+
+  /** Move every reply that is ready, in order, from the queue to the output. */
+  complete(): void {
+    if (this.#closed) return;
+    let head = this.#queue.peek();
+    if (!head || head.reply === null) return;
+    do {
+      this.#queue.shift();
+      this.#out.push(head.reply!);
+      this.#outBytes += head.reply!.length;
+      head = this.#queue.peek();
+    } while (head && head.reply !== null);
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      this.#scope.runtime.defer(this.#flush);
+    }
+  }
+
+  #write(): void {
+    this.#flushScheduled = false;
+    const conn = this.#conn;
+    if (!conn || this.#closed) return;
+    if (this.#outBytes > 0) {
+      const chunk = this.#out.length === 1 ? this.#out[0]! : concat(this.#out, this.#outBytes);
+      this.#out = [];
+      this.#outBytes = 0;
+      const belowHighWater = conn.write(chunk);
+      if (conn.bufferedBytes > this.#host.limits.maxClientOutputBytes) {
+        this.#host.log.warn("client output buffer limit reached: closing the client", { id: this.id, bytes: conn.bufferedBytes });
+        conn.destroy();
+        return;
+      }
+      if (!belowHighWater) this.#pauseReading();
+    }
+    if (this.#queue.length === 0) {
+      if (this.#closeWhenFlushed) {
+        conn.end();
+        return;
+      }
+      this.#wakeIdle();
+    }
+    this.#maybeResume();
+  }
+
+  #onDrain(): void {
+    this.#maybeResume();
+  }
+
+  #pauseReading(): void {
+    if (this.#readPaused) return;
+    this.#readPaused = true;
+    this.#conn?.pause();
+  }
+
+  #maybeResume(): void {
+    if (!this.#readPaused || this.#closeWhenFlushed || !this.#scope.isOpen) return;
+    const conn = this.#conn;
+    if (!conn || conn.bufferedBytes > 0) return;
+    if (this.#queue.length > this.#host.limits.maxPendingRequests / 2) return;
+    this.#readPaused = false;
+    conn.resume();
+  }
+
+  #whenIdle(): Promise<void> {
+    if (this.#closed || (this.#queue.length === 0 && this.#outBytes === 0)) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  #wakeIdle(): void {
+    const waiters = this.#idleWaiters;
+    if (waiters.length === 0) return;
+    this.#idleWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  #onClose(): void {
+    this.#closed = true;
+    this.#conn = null;
+    this.#wakeIdle();
+    // Requests still upstream will deliver into a closed session; their replies are dropped.
+    this.#scope.close().catch(() => {});
+  }
+}
+
+function concat(chunks: Uint8Array[], total: number): Uint8Array {
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return out;
+}

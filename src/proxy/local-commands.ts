@@ -1,0 +1,122 @@
+/**
+ * Commands the proxy answers itself, per client, as a Redis server would: PING, ECHO, QUIT,
+ * SELECT 0, HELLO (RESP2), CLIENT SETNAME/GETNAME/ID/SETINFO, INFO (the proxy's own view),
+ * READONLY/READWRITE and AUTH (no password configured yet).
+ */
+import { OK, PONG, NULL_BULK, encodeBulk as bulkReply, encodeInteger as integerReply } from "../resp/encode.ts";
+import { errorReply } from "../resp/replies.ts";
+
+/** What a local command may do to the client that sent it. */
+export interface LocalContext {
+  readonly id: number;
+  clientName: string | null;
+  /** Queue a reply, in order with the client's other replies. */
+  reply(frame: Uint8Array): void;
+  /** Reply, then close the connection once every earlier reply is written. */
+  replyAndClose(frame: Uint8Array): void;
+  /** Text of the INFO reply (server-wide). */
+  info(): string;
+}
+
+export type LocalHandler = (context: LocalContext, args: Uint8Array[]) => void;
+
+const decoder = new TextDecoder();
+const text = (value: Uint8Array | undefined) => (value ? decoder.decode(value) : "");
+
+function arityError(name: string): Uint8Array {
+  return errorReply(`wrong number of arguments for '${name.toLowerCase()}' command`);
+}
+
+const handlers: Record<string, LocalHandler> = {
+  PING(context, args) {
+    if (args.length > 2) context.reply(arityError("ping"));
+    else context.reply(args.length === 2 ? bulkReply(args[1]!) : PONG);
+  },
+  ECHO(context, args) {
+    context.reply(args.length === 2 ? bulkReply(args[1]!) : arityError("echo"));
+  },
+  QUIT(context) {
+    context.replyAndClose(OK);
+  },
+  SELECT(context, args) {
+    if (args.length !== 2) return context.reply(arityError("select"));
+    const db = text(args[1]);
+    if (!/^-?\d+$/.test(db)) return context.reply(errorReply("value is not an integer or out of range"));
+    context.reply(Number(db) === 0 ? OK : errorReply("SELECT is not allowed in cluster mode"));
+  },
+  READONLY(context) {
+    context.reply(OK);
+  },
+  READWRITE(context) {
+    context.reply(OK);
+  },
+  AUTH(context, args) {
+    if (args.length < 2 || args.length > 3) return context.reply(arityError("auth"));
+    context.reply(
+      errorReply("AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"),
+    );
+  },
+  HELLO(context, args) {
+    const version = args.length > 1 ? text(args[1]) : "2";
+    if (version !== "2") {
+      // RESP3 is not served yet; Redis answers an unknown protocol version this way.
+      return context.reply(errorReply("unsupported protocol version", "NOPROTO"));
+    }
+    for (let i = 2; i < args.length; i++) {
+      const option = text(args[i]).toUpperCase();
+      if (option === "SETNAME" && i + 1 < args.length) context.clientName = text(args[++i]);
+      else if (option === "AUTH") return context.reply(errorReply("AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"));
+      else return context.reply(errorReply(`Syntax error in HELLO option '${text(args[i])}'`));
+    }
+    const fields: [string, Uint8Array][] = [
+      ["server", bulkReply("redis")],
+      ["version", bulkReply("7.0.0")],
+      ["proto", integerReply(2)],
+      ["id", integerReply(context.id)],
+      ["mode", bulkReply("standalone")],
+      ["role", bulkReply("master")],
+      ["modules", new TextEncoder().encode("*0\r\n")],
+    ];
+    const parts: Uint8Array[] = [new TextEncoder().encode(`*${fields.length * 2}\r\n`)];
+    for (const [key, value] of fields) parts.push(bulkReply(key), value);
+    context.reply(concatAll(parts));
+  },
+  CLIENT(context, args) {
+    const sub = text(args[1]).toUpperCase();
+    switch (sub) {
+      case "SETNAME":
+        if (args.length !== 3) return context.reply(arityError("client|setname"));
+        if (/[\s]/.test(text(args[2]))) return context.reply(errorReply("Client names cannot contain spaces, newlines or special characters."));
+        context.clientName = text(args[2]) || null;
+        return context.reply(OK);
+      case "GETNAME":
+        return context.reply(context.clientName === null ? NULL_BULK : bulkReply(context.clientName));
+      case "ID":
+        return context.reply(integerReply(context.id));
+      case "SETINFO":
+        return context.reply(args.length === 4 ? OK : arityError("client|setinfo"));
+      default:
+        return context.reply(errorReply(`unsupported command 'CLIENT ${sub}'`));
+    }
+  },
+  INFO(context) {
+    context.reply(bulkReply(context.info()));
+  },
+};
+
+/** The handler of a locally answered command, by upper-case name. */
+export function localHandler(name: string): LocalHandler | undefined {
+  return Object.hasOwn(handlers, name) ? handlers[name] : undefined;
+}
+
+function concatAll(parts: Uint8Array[]): Uint8Array {
+  let total = 0;
+  for (const part of parts) total += part.length;
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}

@@ -1,0 +1,38 @@
+/**
+ * The record that carries one command upstream and its reply back. One is allocated per command
+ * sent to a node (a split command allocates one per part); it holds no closures, so the forward
+ * path costs one small object per request.
+ */
+
+/** An entry in a client's reply queue: filled in when its reply is known, sent in request order. */
+export interface Pending {
+  reply: Uint8Array | null;
+}
+
+/** Whoever waits for a request's reply: a client session, or the merger of a split command. */
+export interface ReplySink {
+  /** Called exactly once per request with the reply's raw RESP bytes (or a proxy error reply). */
+  deliver(request: UpstreamRequest, reply: Uint8Array): void;
+}
+
+export class UpstreamRequest implements Pending {
+  reply: Uint8Array | null = null;
+  /** Redirects followed so far (bounded by `maxRedirects`). */
+  redirects = 0;
+  /** Send `ASKING` first (an ASK redirect is being followed). */
+  asking = false;
+  /** Monotonic time after which the request is failed with a timeout, in milliseconds. */
+  deadline = 0;
+
+  constructor(
+    /** The command's exact RESP bytes, forwarded as they are. */
+    readonly frame: Uint8Array,
+    /** Hash slot of the command's keys. */
+    public slot: number,
+    readonly sink: ReplySink,
+    /** Keeps one client's requests to a node on one connection, so they execute in order. */
+    readonly affinity: number,
+    /** Position within a split command. */
+    readonly part = 0,
+  ) {}
+}

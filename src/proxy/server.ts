@@ -1,0 +1,79 @@
+/**
+ * The client-facing listener. Each accepted connection gets a `ClientSession` in a child scope of
+ * the server's scope, so closing the server stops accepting, lets every session finish the
+ * replies it owes (until the deadline), then closes them all.
+ */
+import type { Listener } from "../runtime.ts";
+import type { Scope } from "../scope.ts";
+import type { Logger } from "../log.ts";
+import { ClientSession, type ClientLimits } from "./client-session.ts";
+import type { Router } from "./router.ts";
+
+export interface ServerOptions {
+  host: string;
+  port: number;
+  limits: ClientLimits;
+  /** Connections beyond this are refused with `-ERR max number of clients reached`. */
+  maxClients: number;
+}
+
+export class ProxyServer {
+  readonly scope: Scope;
+  #listener: Listener | null = null;
+  #nextId = 0;
+  #connected = 0;
+  #totalConnections = 0;
+
+  constructor(
+    parent: Scope,
+    readonly options: ServerOptions,
+    readonly router: Router,
+    readonly log: Logger,
+    readonly info: () => string,
+  ) {
+    this.scope = parent.child("server");
+  }
+
+  get port(): number {
+    return this.#listener?.port ?? this.options.port;
+  }
+
+  get connectedClients(): number {
+    return this.#connected;
+  }
+
+  get totalConnections(): number {
+    return this.#totalConnections;
+  }
+
+  async start(): Promise<void> {
+    const listenerScope = this.scope.child("listener");
+    this.#listener = await listenerScope.listen({ host: this.options.host, port: this.options.port }, (conn) => {
+      const id = ++this.#nextId;
+      this.#totalConnections++;
+      if (this.#connected >= this.options.maxClients || !this.scope.isOpen) {
+        conn.write(new TextEncoder().encode("-ERR max number of clients reached\r\n"));
+        conn.end();
+        return { data() {}, drain() {}, close() {} };
+      }
+      const scope = this.scope.child(`client ${id}`);
+      this.#connected++;
+      scope.defer(() => void this.#connected--);
+      const session = new ClientSession(scope, id, {
+        router: this.router,
+        limits: this.options.limits,
+        log: this.log,
+        info: this.info,
+      });
+      session.attach(conn);
+      return session.handlers();
+    });
+    // Stop accepting first when the server closes: the listener is the first child, closed last
+    // by reverse order, so close it explicitly at drain time.
+    this.scope.onDrain(() => listenerScope.close());
+  }
+
+  close(deadlineMs: number): Promise<void> {
+    return this.scope.close({ deadlineMs });
+  }
+}

@@ -1,0 +1,114 @@
+/**
+ * Multi-key commands whose keys span slots, split into one single-key command per key and merged
+ * back into the reply Redis would have given: MGET (values in key order), MSET (+OK unless a part
+ * failed), DEL, UNLINK, EXISTS, TOUCH (integer replies summed). Part replies are merged from their
+ * raw bytes; nothing is decoded but an integer.
+ */
+import { UpstreamRequest, type Pending, type ReplySink } from "./request.ts";
+import { readInteger } from "../resp/reply-reader.ts";
+import { keySlot } from "../cluster/slot.ts";
+import { commandBytes, errorKind, ErrorKind } from "../resp/replies.ts";
+import { OK, NULL_BULK } from "../resp/encode.ts";
+
+export const SplitKind = { Values: 0, Ok: 1, Sum: 2 } as const;
+export type SplitKind = (typeof SplitKind)[keyof typeof SplitKind];
+
+/** How each splittable command is split: the single-key command, keys per part, and the merge. */
+export const SPLIT_COMMANDS: ReadonlyMap<string, { part: Uint8Array; stride: number; kind: SplitKind }> = new Map([
+  ["MGET", { part: bytes("GET"), stride: 1, kind: SplitKind.Values }],
+  ["MSET", { part: bytes("SET"), stride: 2, kind: SplitKind.Ok }],
+  ["DEL", { part: bytes("DEL"), stride: 1, kind: SplitKind.Sum }],
+  ["UNLINK", { part: bytes("UNLINK"), stride: 1, kind: SplitKind.Sum }],
+  ["EXISTS", { part: bytes("EXISTS"), stride: 1, kind: SplitKind.Sum }],
+  ["TOUCH", { part: bytes("TOUCH"), stride: 1, kind: SplitKind.Sum }],
+]);
+
+function bytes(text: string): Uint8Array {
+  return new TextEncoder().encode(text);
+}
+
+const MINUS = 45;
+
+/** Called when a split command has its merged reply. */
+export interface SplitOwner {
+  complete(pending: Pending): void;
+}
+
+export class SplitCommand implements Pending, ReplySink {
+  reply: Uint8Array | null = null;
+  readonly #parts: Uint8Array[];
+  #remaining: number;
+
+  constructor(
+    readonly kind: SplitKind,
+    readonly owner: SplitOwner,
+    count: number,
+  ) {
+    this.#parts = new Array(count);
+    this.#remaining = count;
+  }
+
+  /**
+   * Build the part requests of `args` (name first, then keys or key-value pairs). The caller
+   * dispatches them; replies come back through `deliver`.
+   */
+  static build(spec: { part: Uint8Array; stride: number; kind: SplitKind }, args: Uint8Array[], owner: SplitOwner, affinity: number): { split: SplitCommand; parts: UpstreamRequest[] } {
+    const count = (args.length - 1) / spec.stride;
+    const split = new SplitCommand(spec.kind, owner, count);
+    const parts: UpstreamRequest[] = new Array(count);
+    for (let i = 0; i < count; i++) {
+      const at = 1 + i * spec.stride;
+      const frame = commandBytes(spec.part, args, at, spec.stride);
+      parts[i] = new UpstreamRequest(frame, keySlot(args[at]!), split, affinity, i);
+    }
+    return { split, parts };
+  }
+
+  deliver(request: UpstreamRequest, reply: Uint8Array): void {
+    this.#parts[request.part] = reply;
+    if (--this.#remaining > 0) return;
+    this.reply = this.#merge();
+    this.owner.complete(this);
+  }
+
+  #merge(): Uint8Array {
+    const parts = this.#parts;
+    switch (this.kind) {
+      case SplitKind.Values: {
+        // MGET answers nil for a key holding another type, where GET says WRONGTYPE.
+        let total = 0;
+        for (let i = 0; i < parts.length; i++) {
+          if (parts[i]![0] === MINUS && startsWithWrongType(parts[i]!)) parts[i] = NULL_BULK;
+          total += parts[i]!.length;
+        }
+        const header = bytes(`*${parts.length}\r\n`);
+        const out = new Uint8Array(header.length + total);
+        out.set(header, 0);
+        let offset = header.length;
+        for (const part of parts) {
+          out.set(part, offset);
+          offset += part.length;
+        }
+        return out;
+      }
+      case SplitKind.Ok: {
+        for (const part of parts) if (errorKind(part) !== ErrorKind.None) return part;
+        return OK;
+      }
+      case SplitKind.Sum: {
+        let sum = 0;
+        for (const part of parts) {
+          if (part[0] === MINUS) return part;
+          sum += readInteger(part) ?? 0;
+        }
+        return bytes(`:${sum}\r\n`);
+      }
+    }
+  }
+}
+
+function startsWithWrongType(frame: Uint8Array): boolean {
+  const word = "-WRONGTYPE";
+  for (let i = 0; i < word.length; i++) if (frame[i] !== word.charCodeAt(i)) return false;
+  return true;
+}

@@ -1,0 +1,109 @@
+/**
+ * The one port between slotgate's core and a JavaScript runtime. `src/` reaches clocks, timers,
+ * sockets, DNS, randomness and HTTP serving only through a `Runtime`; `adapters/node`,
+ * `adapters/bun`, `adapters/deno` (and later `adapters/sim`) each implement it as an object literal.
+ * Core code never calls these directly for lifetimes: it goes through a `Scope` (src/scope.ts),
+ * which registers every timer, socket and lookup with its owner.
+ */
+
+/** A cancellable one-shot timer. `cancel()` is idempotent; after it returns the callback never runs. */
+export interface TimerHandle {
+  cancel(): void;
+}
+
+/**
+ * Callbacks a connection delivers to its owner. The adapter calls them on the event loop, never
+ * re-entrantly from inside `write`/`end`/`destroy`.
+ */
+export interface ConnHandlers {
+  /** Bytes received. The chunk belongs to the handler from then on: adapters never reuse or mutate it. */
+  data(chunk: Uint8Array): void;
+  /** The write buffer fell back below the high-water mark after `write` returned false. */
+  drain(): void;
+  /**
+   * The connection is finished, for whatever reason (peer closed, reset, error, `end`, `destroy`).
+   * Called exactly once; no other handler is called after it. `error` is set for abnormal ends.
+   */
+  close(error?: Error): void;
+}
+
+/** An open TCP connection with back-pressure-aware writes. */
+export interface Conn {
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localPort: number;
+  /**
+   * Queue bytes for sending; never blocks and never drops. Partial writes by the OS are kept and
+   * retried by the adapter. Returns false when the queued, unsent bytes exceed the high-water mark:
+   * the caller should stop producing until `drain`. The caller must not mutate `chunk` afterwards.
+   */
+  write(chunk: Uint8Array): boolean;
+  /** Unsent bytes queued in user space (not counting the kernel's socket buffer). */
+  readonly bufferedBytes: number;
+  /** Stop delivering `data` until `resume()` (read-side back-pressure). */
+  pause(): void;
+  resume(): void;
+  /** Flush what is queued, then close gracefully (FIN). `close` follows. */
+  end(): void;
+  /** Close now, discarding unsent bytes. `close` follows (with `error` if given). Idempotent. */
+  destroy(error?: Error): void;
+}
+
+export interface ConnectOptions {
+  host: string;
+  port: number;
+  /** Aborting it cancels a pending connect: the promise rejects and no socket stays open. */
+  signal?: AbortSignal;
+  /** Set TCP_NODELAY (default true). */
+  noDelay?: boolean;
+}
+
+export interface ListenOptions {
+  host: string;
+  /** 0 picks a free port; read the real one from `Listener.port`. */
+  port: number;
+}
+
+/** A listening TCP socket. */
+export interface Listener {
+  readonly host: string;
+  readonly port: number;
+  /** Stop accepting; already-accepted connections are not touched. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** A running HTTP server serving a `fetch` handler (the admin API). */
+export interface HttpServer {
+  readonly host: string;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+export type FetchHandler = (request: Request) => Response | Promise<Response>;
+
+/** Everything the core needs from a runtime. */
+export interface Runtime {
+  /** "node" | "bun" | "deno" | "sim". */
+  readonly name: string;
+  /** Monotonic milliseconds (not wall-clock); only differences are meaningful. */
+  now(): number;
+  /** Wall-clock milliseconds since the epoch, for display only (last refresh time and similar). */
+  wallClock(): number;
+  /** Run `fn` once after `ms` milliseconds, unless cancelled first. */
+  setTimer(ms: number, fn: () => void): TimerHandle;
+  /** Run `fn` soon, after pending I/O callbacks of this turn (setImmediate where available). */
+  defer(fn: () => void): void;
+  /** A float in [0, 1). Adapters may seed it (the simulator does). */
+  random(): number;
+  /** Open a TCP connection. Rejects on refusal, failure or abort. */
+  connect(options: ConnectOptions, handlers: ConnHandlers): Promise<Conn>;
+  /** Listen for TCP connections; `accept` returns the handlers of each accepted connection. */
+  listen(options: ListenOptions, accept: (conn: Conn) => ConnHandlers): Promise<Listener>;
+  /**
+   * Resolve a hostname to IP addresses (IPv4 first). IP literals resolve to themselves. Rejects
+   * when the name does not resolve, or when `signal` aborts (the result is then never delivered).
+   */
+  lookup(hostname: string, signal: AbortSignal): Promise<string[]>;
+  /** Serve `fetch` over HTTP/1.1. */
+  serveHttp(options: ListenOptions, fetch: FetchHandler): Promise<HttpServer>;
+}

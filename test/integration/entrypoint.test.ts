@@ -1,0 +1,126 @@
+/**
+ * The entry point of the runtime running this test (adapters/<runtime>/main.ts), as a real
+ * process: --help, bad configuration (exit 2, one line per problem, nothing listening), and a
+ * proxy that serves a real cluster and drains and exits 0 on SIGTERM.
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import net from "node:net";
+import process from "node:process";
+import { after, describe, it } from "node:test";
+import { detectRuntime } from "../../adapters/current.ts";
+import { startLocalCluster } from "../../scripts/local-cluster.ts";
+import { freePort } from "../../scripts/free-port.ts";
+import { lazy } from "../support/lazy.ts";
+import { RawClient, resp } from "../support/proxy.ts";
+
+const SLOW = { timeout: 120_000 };
+
+function command(): string[] {
+  switch (detectRuntime()) {
+    case "bun":
+      return [process.execPath, "adapters/bun/main.ts"];
+    case "deno":
+      return [process.execPath, "run", "-A", "adapters/deno/main.ts"];
+    default:
+      return [process.execPath, "--import", "tsx", "adapters/node/main.ts"];
+  }
+}
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function start(args: string[], env: Record<string, string>) {
+  const [bin, ...rest] = command();
+  const child = spawn(bin!, [...rest, ...args], {
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.on("data", (d) => (stdout += d));
+  child.stderr!.on("data", (d) => (stderr += d));
+  const done = new Promise<Run>((resolve) => child.on("close", (code, signal) => resolve({ code, stdout, stderr: signal ? `${stderr}(killed by ${signal})` : stderr })));
+  return { child, done, output: () => stderr + stdout };
+}
+
+async function waitForPort(port: number, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = net.connect({ host: "127.0.0.1", port }, () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.on("error", () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`nothing listening on ${port}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe(`the ${detectRuntime()} entry point`, () => {
+  const cluster = lazy(() => startLocalCluster());
+  after(() => cluster.stop());
+
+  it("--help prints usage and every variable, exit 0", SLOW, async () => {
+    const run = await start(["--help"], {}).done;
+    assert.equal(run.code, 0);
+    assert.match(run.stdout, /Usage: slotgate/);
+    assert.match(run.stdout, /SLOTGATE_SEEDS/);
+    assert.match(run.stdout, /SLOTGATE_OP_TIMEOUT_MS/);
+  });
+
+  it("bad configuration exits 2 with one line per problem and listens on nothing", SLOW, async () => {
+    const port = await freePort();
+    const run = await start([], { SLOTGATE_LISTEN: `127.0.0.1:${port}`, SLOTGATE_OP_TIMEOUT_MS: "fast", SLOTGATE_SEEDS: "nope" }).done;
+    assert.equal(run.code, 2);
+    const lines = run.stderr.trim().split("\n");
+    assert.equal(lines.length, 2, run.stderr);
+    assert.match(run.stderr, /SLOTGATE_OP_TIMEOUT_MS="fast": expected a number of milliseconds/);
+    assert.match(run.stderr, /SLOTGATE_SEEDS="nope": expected host:port/);
+  });
+
+  it("serves the cluster, then on SIGTERM answers what is in flight and exits 0", SLOW, async () => {
+    const { seeds } = await cluster.get();
+    const port = await freePort();
+    const proxy = start([], { SLOTGATE_LISTEN: `127.0.0.1:${port}`, SLOTGATE_SEEDS: seeds.join(","), SLOTGATE_LOG_LEVEL: "info" });
+    try {
+      await waitForPort(port);
+      const client = await RawClient.connect(port);
+      let want = "";
+      // Readiness: the first refresh may still be under way.
+      await client.waitFor(() => true);
+      for (let attempt = 0; ; attempt++) {
+        client.received = Buffer.alloc(0);
+        client.send(resp("SET", "entry:k", "v"));
+        const reply = await client.waitFor((t) => t.endsWith("\r\n"));
+        if (reply === "+OK\r\n") break;
+        if (attempt > 100) assert.fail(`proxy never became ready: ${reply}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      client.received = Buffer.alloc(0);
+      let batch = "";
+      for (let i = 0; i < 2000; i++) {
+        batch += resp("GET", "entry:k");
+        want += "$1\r\nv\r\n";
+      }
+      client.send(batch);
+      // process.kill, not child.kill: Deno's child_process reports no exit code for a child it signalled itself.
+      process.kill(proxy.child.pid!, "SIGTERM");
+      const run = await proxy.done;
+      assert.equal(run.code, 0, proxy.output());
+      // Whatever was read before shutdown is answered; the connection then closes.
+      await client.waitClosed();
+      const got = client.received.toString();
+      assert.ok(want.startsWith(got), "replies are a prefix of what was asked, never garbage");
+      assert.match(proxy.output(), /shutting down/);
+    } finally {
+      proxy.child.kill("SIGKILL");
+    }
+  });
+});

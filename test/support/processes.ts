@@ -1,0 +1,24 @@
+/**
+ * Process helpers for tests that check nothing was left running. Works on Node, Bun and Deno
+ * (node:process and node:fs only).
+ */
+import { readFileSync } from "node:fs";
+import process from "node:process";
+
+/**
+ * True while `pid` is a live process. A zombie (exited, not yet reaped by its parent, state Z in
+ * /proc) counts as dead: in containers whose init does not reap, orphans linger as zombies.
+ */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch {
+    return true; // no /proc (macOS): signal 0 succeeded, so it is alive
+  }
+}
