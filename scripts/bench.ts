@@ -81,7 +81,7 @@ try {
     const [bin, ...args] = SERVE[runtime]!;
     const port = await freePort();
     proxy = spawn(bin!, args, {
-      env: { ...process.env, SLOTGATE_SEEDS: cluster.seeds.join(","), SLOTGATE_LISTEN: `127.0.0.1:${port}`, SLOTGATE_LOG_LEVEL: "warn" },
+      env: { ...process.env, SLOTGATE_SEEDS: cluster.seeds.join(","), SLOTGATE_LISTEN: `127.0.0.1:${port}`, SLOTGATE_ADMIN_LISTEN: "off", SLOTGATE_LOG_LEVEL: "warn" },
       stdio: ["ignore", "inherit", "inherit"],
     });
     await ready(port);

@@ -43,9 +43,10 @@ try {
 
 const runtime = await currentRuntime();
 const app = await startSlotgate(runtime, config);
-await Promise.race([app.cluster.ready, new Promise((resolve) => setTimeout(resolve, 10_000))]);
+await Promise.race([app.ready(), new Promise((resolve) => setTimeout(resolve, 10_000))]);
 const [host] = config.listen.split(":");
 console.error(`slotgate: ready on ${runtime.name}. Connect with: redis-cli -h ${host} -p ${app.port}   (Ctrl-C stops${cluster ? " the proxy and the local cluster" : ""})`);
+if (app.admin) console.error(`slotgate: admin API on http://${app.admin.host}:${app.admin.port} (try: curl http://${app.admin.host}:${app.admin.port}/clusters)`);
 
 let stopping = false;
 const stop = async (signal: string) => {

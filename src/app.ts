@@ -1,7 +1,8 @@
 /**
- * The composition root: given a runtime and a configuration, start the cluster and the client
- * listener under one root scope. `close()` stops accepting, drains in-flight requests for up to
- * `shutdownTimeoutMs`, then cancels everything; it resolves when nothing is left running.
+ * The composition root: given a runtime and a configuration, start the clusters, the client
+ * listener and the admin API under one root scope. `close()` stops accepting, drains in-flight
+ * requests for up to `shutdownTimeoutMs`, then cancels everything; it resolves when nothing is
+ * left running.
  */
 import type { Runtime } from "./runtime.ts";
 import { Scope } from "./scope.ts";
@@ -11,56 +12,91 @@ import { Cluster } from "./cluster/cluster.ts";
 import { parseAddress } from "./cluster/topology.ts";
 import { Router } from "./proxy/router.ts";
 import { ProxyServer } from "./proxy/server.ts";
+import { LiveConfig } from "./control/control-plane.ts";
+import { startAdminServer, type AdminServer } from "./admin/server.ts";
 
-export const VERSION = "0.1.0";
+export const VERSION = "0.2.0";
 
 export interface Slotgate {
   readonly scope: Scope;
-  readonly cluster: Cluster;
+  readonly control: LiveConfig;
   readonly server: ProxyServer;
+  readonly admin: AdminServer | null;
+  /** The catch-all Redis Cluster (or the first one): what a single-cluster setup serves. */
+  readonly cluster: Cluster;
   /** The port clients connect to (the real one when configured as 0). */
   readonly port: number;
+  /** Resolves once every routed cluster has a complete slot map. */
+  ready(): Promise<void>;
   close(): Promise<void>;
 }
 
 export async function startSlotgate(runtime: Runtime, config: Config, log: Logger = createLogger(config.logLevel)): Promise<Slotgate> {
   const scope = Scope.root(runtime, "slotgate", (error, path) => log.error("task failed", { scope: path, error }));
-  const seeds = config.cluster.seeds.map((s) => parseAddress(s)!);
-  const cluster = new Cluster(scope, "default", { ...config.cluster, ...config.limits, seeds });
-  const router = new Router(() => cluster);
   const listen = parseAddress(config.listen, true)!;
-  const server: ProxyServer = new ProxyServer(
+  let server!: ProxyServer;
+  const control = new LiveConfig(scope.child("clusters"), config, log, {
+    onLimits: (limits) => void (server.options.limits = limits),
+    onLogLevel: (level) => log.setLevel?.(level),
+    scopeTree: () => scope.inspect(),
+  });
+  const router = new Router(() => control.table);
+  server = new ProxyServer(
     scope,
     { host: listen.host, port: listen.port, limits: config.limits, maxClients: config.limits.maxClients },
     router,
     log,
-    () => infoText(runtime, server, cluster),
+    () => infoText(runtime, server, control),
   );
+  let admin: AdminServer | null = null;
   try {
     await server.start();
+    if (config.admin.listen !== "off") {
+      const address = parseAddress(config.admin.listen, true)!;
+      admin = await startAdminServer(scope.child("admin"), { host: address.host, port: address.port, token: config.admin.token, control, version: VERSION });
+    }
   } catch (error) {
     await scope.destroy().catch(() => {});
     throw error;
   }
-  log.info("slotgate listening", { address: `${listen.host}:${server.port}`, runtime: runtime.name, seeds: config.cluster.seeds.join(",") });
+  log.info("slotgate listening", {
+    address: `${listen.host}:${server.port}`,
+    admin: admin ? `http://${admin.host}:${admin.port}` : "off",
+    runtime: runtime.name,
+    clusters: Object.keys(config.clusters).join(","),
+  });
   let closing: Promise<void> | null = null;
   return {
     scope,
-    cluster,
+    control,
     server,
+    admin,
     port: server.port,
+    get cluster(): Cluster {
+      const table = control.config();
+      const names = [table.catchAll, ...Object.keys(table.clusters)];
+      for (const name of names) {
+        const backend = name ? control.backend(name) : undefined;
+        if (backend instanceof Cluster) return backend;
+      }
+      throw new Error("no Redis Cluster is configured");
+    },
+    async ready() {
+      for (const backend of control.table.backends()) await (backend as Cluster).ready;
+    },
     close() {
-      // The server drains first, while the cluster still answers its in-flight requests.
+      // The server drains first, while the clusters still answer its in-flight requests.
       closing ??= server
         .close(config.shutdownTimeoutMs)
         .catch((error) => log.error("server teardown failed", { error }))
+        .then(() => control.closeAll())
         .then(() => scope.close({ deadlineMs: config.shutdownTimeoutMs }));
       return closing;
     },
   };
 }
 
-function infoText(runtime: Runtime, server: ProxyServer, cluster: Cluster): string {
+function infoText(runtime: Runtime, server: ProxyServer, control: LiveConfig): string {
   const lines = [
     "# Server",
     "redis_version:7.0.0",
@@ -77,13 +113,12 @@ function infoText(runtime: Runtime, server: ProxyServer, cluster: Cluster): stri
     "",
     "# Cluster",
     "cluster_enabled:0",
-    `slotgate_cluster_slots_covered:${cluster.stats.coveredSlots}`,
-    `slotgate_cluster_nodes:${cluster.nodes().length}`,
-    `slotgate_cluster_refreshes:${cluster.stats.refreshes}`,
-    `slotgate_cluster_refresh_failures:${cluster.stats.refreshFailures}`,
-    `slotgate_redirects_moved:${cluster.stats.moved}`,
-    `slotgate_redirects_ask:${cluster.stats.ask}`,
-    "",
   ];
+  for (const view of control.clusters()) {
+    lines.push(
+      `slotgate_cluster:name=${view.name},type=${view.type},ready=${view.ready ? 1 : 0},slots=${view.coveredSlots},nodes=${view.nodes.length},refreshes=${view.refreshes},refresh_failures=${view.refreshFailures},moved=${view.redirects.moved},ask=${view.redirects.ask}`,
+    );
+  }
+  lines.push("");
   return lines.join("\r\n");
 }

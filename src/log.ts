@@ -7,6 +7,8 @@ export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
 
 export interface Logger {
+  /** Change the level from now on (live reconfiguration). */
+  setLevel?(level: LogLevel): void;
   debug(message: string, fields?: Record<string, unknown>): void;
   info(message: string, fields?: Record<string, unknown>): void;
   warn(message: string, fields?: Record<string, unknown>): void;
@@ -14,7 +16,7 @@ export interface Logger {
 }
 
 export function createLogger(level: LogLevel, sink: (line: string) => void = (line) => console.error(line)): Logger {
-  const at = ORDER[level];
+  let at = ORDER[level];
   const emit = (name: LogLevel, message: string, fields?: Record<string, unknown>) => {
     if (ORDER[name] < at) return;
     let line = `${name.toUpperCase()} ${message}`;
@@ -22,6 +24,7 @@ export function createLogger(level: LogLevel, sink: (line: string) => void = (li
     sink(line);
   };
   return {
+    setLevel: (next) => void (at = ORDER[next]),
     debug: (m, f) => emit("debug", m, f),
     info: (m, f) => emit("info", m, f),
     warn: (m, f) => emit("warn", m, f),

@@ -18,6 +18,10 @@ export interface ProcessHost {
   readFile(path: string): string;
   /** Call `handler` on SIGINT and SIGTERM. */
   onShutdownSignal(handler: (signal: string) => void): void;
+  /** Call `handler` on SIGHUP. */
+  onReloadSignal(handler: () => void): void;
+  /** Call `handler` when the file at `path` may have changed (events may repeat). Returns a stop function. */
+  watchFile(path: string, handler: () => void): () => void;
   print(line: string): void;
   printError(line: string): void;
   exit(code: number): void;
@@ -33,7 +37,8 @@ routes every command to the node that owns its key.
 Configuration comes from environment variables, and from a JSON file named by
 SLOTGATE_CONFIG (variables override the file). Variables:
 ${ENV_VARIABLES.map((v) => `  ${v.name.padEnd(40)} ${v.path}`).join("\n")}
-  ${"SLOTGATE_CONFIG".padEnd(40)} path of a JSON config file
+  ${"SLOTGATE_CONFIG".padEnd(40)} path of a JSON config file (re-read on SIGHUP)
+  ${"SLOTGATE_CONFIG_WATCH".padEnd(40)} "off": do not re-read the file when it changes
 
 Example:
   SLOTGATE_SEEDS=127.0.0.1:7000,127.0.0.1:7001 slotgate
@@ -70,10 +75,29 @@ export async function main(host: ProcessHost): Promise<void> {
     return host.exit(1);
   }
   const running = app;
+  const file = host.env.SLOTGATE_CONFIG;
+  const reload = async (why: string) => {
+    let next;
+    try {
+      next = loadConfig({ env: host.env, readFile: host.readFile });
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      log.error("config reload rejected; the running configuration stays", { why, problems: error.problems.join("; ") });
+      return;
+    }
+    const result = await running.control.replaceConfig(next);
+    if (result.ok) log.info("config reloaded", { why, changes: result.changes.join("; ") || "none" });
+    else log.error("config reload refused; the running configuration stays", { why, problems: result.problems.join("; ") });
+  };
+  const reloadSoon = debounce(running, (why) => reload(why).catch((error) => log.error("config reload failed", { error })));
+  host.onReloadSignal(() => reloadSoon("SIGHUP"));
+  const watching = file && host.env.SLOTGATE_CONFIG_WATCH !== "off";
+  const unwatch = watching ? host.watchFile(file, () => reloadSoon(`${file} changed`)) : () => {};
   let stopping = false;
   host.onShutdownSignal((signal) => {
     if (stopping) return;
     stopping = true;
+    unwatch();
     log.info("shutting down", { signal });
     running.close().then(
       () => host.exit(0),
@@ -83,4 +107,17 @@ export async function main(host: ProcessHost): Promise<void> {
       },
     );
   });
+}
+
+/** Coalesce bursts (an editor saving writes a file several times) into one reload 100 ms later. */
+function debounce(app: { scope: { isOpen: boolean; timer(name: string, ms: number, fn: () => void): { cancel(): void } } }, fn: (why: string) => void) {
+  let pending: { cancel(): void } | null = null;
+  return (why: string) => {
+    if (!app.scope.isOpen) return;
+    pending?.cancel();
+    pending = app.scope.timer("config reload", 100, () => {
+      pending = null;
+      fn(why);
+    });
+  };
 }

@@ -1,5 +1,6 @@
 /** Entry point on Bun: `bun adapters/bun/main.ts` (or `npm run serve:bun`). */
-import { readFileSync } from "node:fs";
+import { readFileSync, watch } from "node:fs";
+import { basename, dirname } from "node:path";
 import { main } from "../../src/main.ts";
 import { bunRuntime } from "./runtime.ts";
 
@@ -12,6 +13,15 @@ await main({
   onShutdownSignal(handler) {
     process.on("SIGINT", () => handler("SIGINT"));
     process.on("SIGTERM", () => handler("SIGTERM"));
+  },
+  onReloadSignal(handler) {
+    process.on("SIGHUP", handler);
+  },
+  watchFile(path, handler) {
+    const watcher = watch(dirname(path), (_event, name) => {
+      if (name === null || name === basename(path)) handler();
+    });
+    return () => watcher.close();
   },
   print: (line) => console.log(line),
   printError: (line) => console.error(line),

@@ -1,5 +1,6 @@
 /** Entry point on Node: `node --import tsx adapters/node/main.ts` (or `npm run serve:node`). */
-import { readFileSync } from "node:fs";
+import { readFileSync, watch } from "node:fs";
+import { basename, dirname } from "node:path";
 import { main } from "../../src/main.ts";
 import { nodeRuntime } from "./runtime.ts";
 
@@ -11,6 +12,16 @@ await main({
   onShutdownSignal(handler) {
     process.on("SIGINT", () => handler("SIGINT"));
     process.on("SIGTERM", () => handler("SIGTERM"));
+  },
+  onReloadSignal(handler) {
+    process.on("SIGHUP", handler);
+  },
+  watchFile(path, handler) {
+    // fs.watch follows the file's inode; watching its directory also sees editors' rename-into-place.
+    const watcher = watch(dirname(path), (_event, name) => {
+      if (name === null || name === basename(path)) handler();
+    });
+    return () => watcher.close();
   },
   print: (line) => console.log(line),
   printError: (line) => console.error(line),

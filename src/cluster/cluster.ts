@@ -7,6 +7,8 @@
  */
 import type { Scope } from "../scope.ts";
 import type { UpstreamRequest } from "../proxy/request.ts";
+import type { Backend } from "../proxy/backend.ts";
+import { keySlot } from "./slot.ts";
 import { Discovery, type DiscoveryOptions } from "./discovery.ts";
 import { UpstreamNode, type UpstreamNodeOptions } from "./upstream-node.ts";
 import { SLOT_COUNT, coverage, formatAddress, type SlotRange, type Topology } from "./topology.ts";
@@ -31,7 +33,7 @@ export interface ClusterStats {
 
 const CLUSTER_DOWN = errorReply("Hash slot not served", "CLUSTERDOWN");
 
-export class Cluster {
+export class Cluster implements Backend {
   readonly scope: Scope;
   readonly stats: ClusterStats = { moved: 0, ask: 0, refreshes: 0, refreshFailures: 0, lastRefreshAt: null, lastError: null, coveredSlots: 0 };
   readonly #options: ClusterOptions;
@@ -40,6 +42,7 @@ export class Cluster {
   readonly #discovery: Discovery;
   #topology: Topology = { ranges: [] };
   #redirectsSinceRefresh = 0;
+  #closeReason: string | null = null;
   #ready!: () => void;
   /** Resolves once a complete slot map has been applied. */
   readonly ready: Promise<void>;
@@ -48,7 +51,11 @@ export class Cluster {
     this.scope = parent.child(`cluster ${name}`);
     this.#options = options;
     this.ready = new Promise((resolve) => (this.#ready = resolve));
-    this.#discovery = new Discovery(this.scope, options, {
+    // Discovery lives in its own scope, torn down as soon as the cluster begins closing: a refresh
+    // is not in-flight work worth draining for, and a stuck one must not hold the removal.
+    const discovery = this.scope.child("discovery");
+    this.scope.onDrain(() => discovery.destroy());
+    this.#discovery = new Discovery(discovery, options, {
       knownNodes: () => [...this.#nodes.values()].map((n) => ({ host: n.host, port: n.port })),
       apply: (topology) => this.#apply(topology),
       failed: (error) => {
@@ -75,13 +82,19 @@ export class Cluster {
 
   /** Send a request to the primary that owns its slot. */
   dispatch(request: UpstreamRequest): void {
+    // A cluster being removed or replaced takes nothing new (routing no longer leads here).
+    if (!this.scope.isOpen) return request.sink.deliver(request, errorReply(`cluster '${this.name}' is not configured`));
     const node = this.#owners[request.slot];
     if (node) node.send(request);
     else request.sink.deliver(request, CLUSTER_DOWN);
   }
 
+  shardOf(key: Uint8Array): number {
+    return keySlot(key);
+  }
+
   /** A slot owned by a random primary, for keyless commands any node can answer. */
-  anySlot(): number {
+  anyShard(): number {
     const ranges = this.#topology.ranges;
     if (ranges.length === 0) return 0;
     const range = ranges[Math.floor(this.scope.runtime.random() * ranges.length)]!;
@@ -109,6 +122,13 @@ export class Cluster {
       request.sink.deliver(request, target ? errorReply(`too many cluster redirections (last: ${new TextDecoder().decode(frame.subarray(1, frame.length - 2))})`) : frame);
       return;
     }
+    // A closing cluster opens no node, and every node it has refuses new work: a redirect that
+    // arrives while it drains ends here (opening a node would throw, and the request would never
+    // be answered).
+    if (!this.scope.isOpen) {
+      request.sink.deliver(request, errorReply(this.#closeReason ?? `cluster '${this.name}' is closing`));
+      return;
+    }
     const host = target.host === "" ? from.host : target.host;
     const node = this.#node(host, target.port);
     if (kind === ErrorKind.Moved) {
@@ -133,10 +153,17 @@ export class Cluster {
     const address = formatAddress(host, port);
     let node = this.#nodes.get(address);
     if (!node) {
-      node = new UpstreamNode(this.scope, host, port, this.#options, {
-        reply: (n, request, frame) => this.#onReply(n, request, frame),
-        failure: () => this.requestRefresh(),
-      });
+      node = new UpstreamNode(
+        this.scope,
+        host,
+        port,
+        this.#options,
+        {
+          reply: (n, request, frame) => this.#onReply(n, request, frame),
+          failure: () => this.requestRefresh(),
+        },
+        () => this.#closeReason,
+      );
       this.#nodes.set(address, node);
     }
     return node;
@@ -166,8 +193,12 @@ export class Cluster {
     if (this.isReady) this.#ready();
   }
 
-  /** Close the cluster: in-flight requests may finish until `deadlineMs`, then all is cancelled. */
-  close(deadlineMs: number): Promise<void> {
+  /**
+   * Close the cluster: discovery stops at once, in-flight requests may finish until `deadlineMs`,
+   * then everything is cancelled and requests still pending are answered `-ERR <reason>`.
+   */
+  close(deadlineMs: number, reason = `cluster '${this.name}' was removed`): Promise<void> {
+    this.#closeReason = reason;
     return this.scope.close({ deadlineMs });
   }
 }

@@ -132,6 +132,7 @@ export class Discovery {
       const errors: string[] = [];
       let next = 0;
       let running = 0;
+      let answered = false;
       const launch = () => {
         if (next >= candidates.length) return;
         const candidate = candidates[next++]!;
@@ -139,11 +140,17 @@ export class Discovery {
         const hedge = round.timer("hedge", hedgeDelayMs, launch);
         round
           .run(`ask ${candidate.host}:${candidate.port}`, () => this.#ask(round, candidate))
-          .then(resolve, (error) => {
+          .then((topology) => {
+            answered = true;
+            resolve(topology);
+          }, (error) => {
             hedge.cancel();
+            // Another candidate answered, or the round is closing: its losers are cancelled, and
+            // starting one more would arm a timer in a closed scope.
+            if (answered) return;
             errors.push(`${candidate.host}:${candidate.port}: ${error instanceof Error ? error.message : String(error)}`);
             running--;
-            if (next < candidates.length) launch();
+            if (next < candidates.length && round.isOpen) launch();
             else if (running === 0) reject(new Error(`no node answered CLUSTER SLOTS (${errors.join("; ")})`));
           });
       };
@@ -152,14 +159,18 @@ export class Discovery {
     });
   }
 
-  async #ask(round: Scope, candidate: { host: string; port: number }): Promise<Topology> {
-    const host = await this.#resolve(round, candidate.host);
-    const reply = await controlRequest(round, host, candidate.port, ["CLUSTER", "SLOTS"], this.#options.refreshTimeoutMs);
-    if (reply instanceof Error) throw reply;
-    const topology = parseClusterSlots(reply, host);
-    if (topology.ranges.length === 0) throw new TopologyError("node reports no slots (not part of a cluster yet?)");
-    await this.#resolveNodes(round, topology);
-    return topology;
+  /** One candidate, bounded as a whole by `refreshTimeoutMs`: lookups, connect and reply. */
+  #ask(round: Scope, candidate: { host: string; port: number }): Promise<Topology> {
+    const { refreshTimeoutMs } = this.#options;
+    return round.withTimeout(`discovery via ${candidate.host}:${candidate.port}`, refreshTimeoutMs, async () => {
+      const host = await this.#resolve(round, candidate.host);
+      const reply = await controlRequest(round, host, candidate.port, ["CLUSTER", "SLOTS"], refreshTimeoutMs);
+      if (reply instanceof Error) throw reply;
+      const topology = parseClusterSlots(reply, host);
+      if (topology.ranges.length === 0) throw new TopologyError("node reports no slots (not part of a cluster yet?)");
+      await this.#resolveNodes(round, topology);
+      return topology;
+    });
   }
 
   async #resolve(round: Scope, host: string): Promise<string> {

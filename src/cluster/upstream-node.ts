@@ -32,7 +32,18 @@ export class UpstreamNode {
   #downMs = 0;
   #downReason = "";
 
-  constructor(parent: Scope, readonly host: string, readonly port: number, options: UpstreamNodeOptions, events: NodeEvents) {
+  /**
+   * `closeReason` says why requests still pending at teardown fail (e.g. "cluster 'a' was
+   * removed"); null when the node merely left the topology.
+   */
+  constructor(
+    parent: Scope,
+    readonly host: string,
+    readonly port: number,
+    options: UpstreamNodeOptions,
+    events: NodeEvents,
+    closeReason: () => string | null = () => null,
+  ) {
     this.address = `${host}:${port}`;
     this.scope = parent.child(`node ${this.address}`);
     this.#conns = new Array(Math.max(1, options.connectionsPerNode)).fill(null);
@@ -41,7 +52,8 @@ export class UpstreamNode {
     // Teardown destroys the sockets without running their close handlers; answer what they held.
     this.scope.onDrain(() => Promise.all(this.#conns.map((conn) => conn?.whenIdle())).then(() => {}));
     this.scope.defer(() => {
-      for (const conn of this.#conns) conn?.fail(`upstream ${this.address} was removed from the topology`);
+      const reason = closeReason() ?? `upstream ${this.address} was removed from the topology`;
+      for (const conn of this.#conns) conn?.fail(reason);
     });
   }
 

@@ -6,24 +6,28 @@
  */
 import * as v from "valibot";
 import { ConfigError } from "../errors.ts";
-import { ConfigSchema, type Config } from "./schema.ts";
+import { ClusterSchema, ConfigSchema, withClusterType, type ClusterDocument, type Config } from "./schema.ts";
 
 type Kind = "string" | "number" | "list";
 
 /** Every variable slotgate reads, with the config field it sets. The README's table mirrors it. */
 export const ENV_VARIABLES: readonly { name: string; path: string; kind: Kind }[] = [
   { name: "SLOTGATE_LISTEN", path: "listen", kind: "string" },
-  { name: "SLOTGATE_SEEDS", path: "cluster.seeds", kind: "list" },
+  { name: "SLOTGATE_SEEDS", path: "clusters.default.seeds", kind: "list" },
   { name: "SLOTGATE_LOG_LEVEL", path: "logLevel", kind: "string" },
   { name: "SLOTGATE_SHUTDOWN_TIMEOUT_MS", path: "shutdownTimeoutMs", kind: "number" },
-  { name: "SLOTGATE_REFRESH_INTERVAL_MS", path: "cluster.refreshIntervalMs", kind: "number" },
-  { name: "SLOTGATE_REFRESH_TIMEOUT_MS", path: "cluster.refreshTimeoutMs", kind: "number" },
-  { name: "SLOTGATE_REDIRECT_REFRESH_THRESHOLD", path: "cluster.redirectRefreshThreshold", kind: "number" },
-  { name: "SLOTGATE_REDIRECT_REFRESH_INTERVAL_MS", path: "cluster.redirectRefreshIntervalMs", kind: "number" },
-  { name: "SLOTGATE_OP_TIMEOUT_MS", path: "cluster.opTimeoutMs", kind: "number" },
-  { name: "SLOTGATE_CONNECT_TIMEOUT_MS", path: "cluster.connectTimeoutMs", kind: "number" },
-  { name: "SLOTGATE_MAX_REDIRECTS", path: "cluster.maxRedirects", kind: "number" },
-  { name: "SLOTGATE_CONNECTIONS_PER_NODE", path: "cluster.connectionsPerNode", kind: "number" },
+  { name: "SLOTGATE_ADMIN_LISTEN", path: "admin.listen", kind: "string" },
+  { name: "SLOTGATE_ADMIN_TOKEN", path: "admin.token", kind: "string" },
+  { name: "SLOTGATE_REFRESH_INTERVAL_MS", path: "clusterDefaults.refreshIntervalMs", kind: "number" },
+  { name: "SLOTGATE_REFRESH_TIMEOUT_MS", path: "clusterDefaults.refreshTimeoutMs", kind: "number" },
+  { name: "SLOTGATE_REDIRECT_REFRESH_THRESHOLD", path: "clusterDefaults.redirectRefreshThreshold", kind: "number" },
+  { name: "SLOTGATE_REDIRECT_REFRESH_INTERVAL_MS", path: "clusterDefaults.redirectRefreshIntervalMs", kind: "number" },
+  { name: "SLOTGATE_OP_TIMEOUT_MS", path: "clusterDefaults.opTimeoutMs", kind: "number" },
+  { name: "SLOTGATE_CONNECT_TIMEOUT_MS", path: "clusterDefaults.connectTimeoutMs", kind: "number" },
+  { name: "SLOTGATE_MAX_REDIRECTS", path: "clusterDefaults.maxRedirects", kind: "number" },
+  { name: "SLOTGATE_CONNECTIONS_PER_NODE", path: "clusterDefaults.connectionsPerNode", kind: "number" },
+  { name: "SLOTGATE_READY_TIMEOUT_MS", path: "clusterDefaults.readyTimeoutMs", kind: "number" },
+  { name: "SLOTGATE_DRAIN_TIMEOUT_MS", path: "clusterDefaults.drainTimeoutMs", kind: "number" },
   { name: "SLOTGATE_MAX_BULK_BYTES", path: "limits.maxBulkBytes", kind: "number" },
   { name: "SLOTGATE_MAX_ARRAY_LENGTH", path: "limits.maxArrayLength", kind: "number" },
   { name: "SLOTGATE_MAX_PENDING_REQUESTS", path: "limits.maxPendingRequests", kind: "number" },
@@ -32,7 +36,7 @@ export const ENV_VARIABLES: readonly { name: string; path: string; kind: Kind }[
 ];
 
 /** Read by the entry points, not part of the document. */
-const META_VARIABLES = new Set(["SLOTGATE_CONFIG"]);
+const META_VARIABLES = new Set(["SLOTGATE_CONFIG", "SLOTGATE_CONFIG_WATCH"]);
 
 export interface ConfigSources {
   env: Record<string, string | undefined>;
@@ -68,18 +72,57 @@ export function loadConfig(sources: ConfigSources): Config {
     origin.set(variable.path, variable.name);
   }
   if (problems.length > 0) throw new ConfigError(problems);
+  return validateConfig(document, (issue, path) => describe(issue, path, origin, file));
+}
+
+/**
+ * Validate a whole document (from the file and variables, or from `PUT /config`). A legacy
+ * `cluster` field is one cluster named "default"; a lone cluster gets the catch-all route.
+ */
+export function validateConfig(input: unknown, explain: (issue: v.BaseIssue<unknown>, path: string) => string = (issue, path) => describe(issue, path, new Map(), undefined)): Config {
+  const document = normalize(input);
   const result = v.safeParse(ConfigSchema, document);
   if (result.success) return result.output;
-  for (const issue of result.issues) {
-    const path = v.getDotPath(issue) ?? "";
-    problems.push(describe(issue, path, origin, file));
+  throw new ConfigError(result.issues.map((issue) => explain(issue, v.getDotPath(issue) ?? "")));
+}
+
+/** Validate one cluster document (from `PUT /clusters/:name`). */
+export function validateCluster(input: unknown): ClusterDocument {
+  const result = v.safeParse(ClusterSchema, withClusterType(input));
+  if (result.success) return result.output;
+  throw new ConfigError(result.issues.map((issue) => describe(issue, v.getDotPath(issue) ?? "", new Map(), undefined)));
+}
+
+function normalize(input: unknown): unknown {
+  if (input === null || typeof input !== "object" || Array.isArray(input)) return input;
+  const document: Record<string, unknown> = { ...(input as Record<string, unknown>) };
+  if ("cluster" in document) {
+    const legacy = document.cluster;
+    delete document.cluster;
+    const clusters = isObject(document.clusters) ? { ...document.clusters } : {};
+    clusters.default = isObject(clusters.default) && isObject(legacy) ? { ...legacy, ...clusters.default } : legacy;
+    document.clusters = clusters;
   }
-  throw new ConfigError(problems);
+  if (isObject(document.clusters)) {
+    const clusters: Record<string, unknown> = {};
+    for (const [name, cluster] of Object.entries(document.clusters)) clusters[name] = withClusterType(cluster);
+    document.clusters = clusters;
+    const names = Object.keys(clusters);
+    const routes = document.routes;
+    if (names.length === 1 && document.catchAll === undefined && (routes === undefined || (Array.isArray(routes) && routes.length === 0))) {
+      document.catchAll = names[0];
+    }
+  }
+  return document;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
 }
 
 function describe(issue: v.BaseIssue<unknown>, path: string, origin: Map<string, string>, file: string | undefined): string {
-  if (path === "cluster" && issue.input === undefined) {
-    return "cluster.seeds: missing: set SLOTGATE_SEEDS (comma-separated host:port) or cluster.seeds in the config file";
+  if (path === "clusters" && issue.input === undefined) {
+    return "clusters: missing: set SLOTGATE_SEEDS (comma-separated host:port) or clusters in the config file";
   }
   // An issue inside a list (cluster.seeds.0) belongs to the variable that set the list.
   const fieldPath = [...origin.keys()].find((p) => path === p || path.startsWith(`${p}.`));

@@ -2,18 +2,22 @@
  * The configuration document, validated with valibot. Every time or size option names its unit.
  * Defaults follow Envoy's Redis cluster where it has one (refresh 5000 ms, refresh timeout
  * 3000 ms, redirect threshold 5) and Redis's own limits elsewhere (512 MiB bulk strings).
+ *
+ * Clusters are named; routes map key prefixes to them (longest prefix wins), with an optional
+ * catch-all. `clusterDefaults` holds the knobs every cluster inherits unless it sets its own.
  */
 import * as v from "valibot";
 import { parseAddress } from "../cluster/topology.ts";
+import { KETAMA_HASHES } from "../cluster/ketama.ts";
 
 const address = v.pipe(
-  v.string(),
+  v.string("expected a host:port string"),
   v.check((value) => parseAddress(value) !== null, "expected host:port (port 1-65535)"),
 );
 
 const listenAddress = v.pipe(
-  v.string(),
-  v.check((value) => parseAddress(value, true) !== null, "expected host:port (port 0-65535; 0 picks a free port)"),
+  v.string("expected a host:port string"),
+  v.check((value) => parseAddress(value, true) !== null, "expected host:port (port 0-65535; 0 picks a free one)"),
 );
 
 const int = (min: number, max: number, unit: string) =>
@@ -27,16 +31,75 @@ const int = (min: number, max: number, unit: string) =>
 const HOUR_MS = 3_600_000;
 const GIB = 1024 * 1024 * 1024;
 
-export const ClusterSchema = v.strictObject({
-  seeds: v.pipe(v.array(address), v.minLength(1, "expected at least one seed host:port")),
-  refreshIntervalMs: v.optional(int(10, HOUR_MS, "milliseconds"), 5000),
-  refreshTimeoutMs: v.optional(int(10, HOUR_MS, "milliseconds"), 3000),
-  redirectRefreshThreshold: v.optional(int(0, 1_000_000, "redirects"), 5),
-  redirectRefreshIntervalMs: v.optional(int(0, HOUR_MS, "milliseconds"), 5000),
-  opTimeoutMs: v.optional(int(1, HOUR_MS, "milliseconds"), 5000),
-  connectTimeoutMs: v.optional(int(1, HOUR_MS, "milliseconds"), 2000),
-  maxRedirects: v.optional(int(0, 100, "redirects"), 5),
-  connectionsPerNode: v.optional(int(1, 64, "connections"), 2),
+/** Knobs of one cluster; all optional here, filled from `clusterDefaults` and then the defaults below. */
+const knobs = {
+  refreshIntervalMs: v.optional(int(10, HOUR_MS, "milliseconds")),
+  refreshTimeoutMs: v.optional(int(10, HOUR_MS, "milliseconds")),
+  redirectRefreshThreshold: v.optional(int(0, 1_000_000, "redirects")),
+  redirectRefreshIntervalMs: v.optional(int(0, HOUR_MS, "milliseconds")),
+  opTimeoutMs: v.optional(int(1, HOUR_MS, "milliseconds")),
+  connectTimeoutMs: v.optional(int(1, HOUR_MS, "milliseconds")),
+  maxRedirects: v.optional(int(0, 100, "redirects")),
+  connectionsPerNode: v.optional(int(1, 64, "connections")),
+  readyTimeoutMs: v.optional(int(0, HOUR_MS, "milliseconds")),
+  drainTimeoutMs: v.optional(int(0, HOUR_MS, "milliseconds")),
+};
+
+export const KNOB_DEFAULTS = {
+  refreshIntervalMs: 5000,
+  refreshTimeoutMs: 3000,
+  redirectRefreshThreshold: 5,
+  redirectRefreshIntervalMs: 5000,
+  opTimeoutMs: 5000,
+  connectTimeoutMs: 2000,
+  maxRedirects: 5,
+  connectionsPerNode: 2,
+  readyTimeoutMs: 10_000,
+  drainTimeoutMs: 5000,
+} as const;
+
+export type Knobs = { -readonly [K in keyof typeof KNOB_DEFAULTS]: number };
+
+export const ClusterDefaultsSchema = v.strictObject(knobs);
+
+const server = v.union(
+  [address, v.strictObject({ address, weight: v.optional(int(1, 1_000_000, "weight units")), name: v.optional(v.pipe(v.string(), v.minLength(1))) })],
+  "expected host:port or { address, weight?, name? }",
+);
+
+/** A Redis Cluster, found through its seeds. */
+export const RedisClusterSchema = v.strictObject({
+  type: v.optional(v.literal("cluster", 'expected "cluster" or "standalone"'), "cluster"),
+  seeds: v.pipe(v.array(address, "expected a list of host:port"), v.minLength(1, "expected at least one seed host:port")),
+  ...knobs,
+});
+
+/** Plain Redis servers sharded by consistent hashing (ketama, as twemproxy does). */
+export const StandaloneSchema = v.strictObject({
+  type: v.literal("standalone", 'expected "cluster" or "standalone"'),
+  servers: v.pipe(v.array(server, "expected a list of servers"), v.minLength(1, "expected at least one server")),
+  hash: v.optional(v.picklist(KETAMA_HASHES, `expected one of ${KETAMA_HASHES.join(", ")}`), "fnv1a_64"),
+  hashTag: v.optional(v.pipe(v.string(), v.length(2, 'expected two characters, like "{}"'))),
+  ...knobs,
+});
+
+export const ClusterSchema = v.variant("type", [RedisClusterSchema, StandaloneSchema], 'expected "type" to be "cluster" or "standalone"');
+
+/** A cluster document without `type` is a Redis Cluster. */
+export function withClusterType(document: unknown): unknown {
+  if (document !== null && typeof document === "object" && !Array.isArray(document) && !("type" in document)) {
+    return { type: "cluster", ...document };
+  }
+  return document;
+}
+
+export const RouteSchema = v.strictObject({
+  prefix: v.pipe(v.string("expected a string"), v.minLength(1, "expected a non-empty prefix (use catchAll for every key)")),
+  cluster: v.pipe(v.string("expected a cluster name"), v.minLength(1)),
+  /** Strip the prefix from keys before they are sent. */
+  removePrefix: v.optional(v.boolean("expected true or false"), false),
+  /** Match the prefix ignoring ASCII case. */
+  caseInsensitive: v.optional(v.boolean("expected true or false"), false),
 });
 
 export const LimitsSchema = v.strictObject({
@@ -47,14 +110,64 @@ export const LimitsSchema = v.strictObject({
   maxClients: v.optional(int(1, 1_000_000, "clients"), 10_000),
 });
 
-export const ConfigSchema = v.strictObject({
-  listen: v.optional(listenAddress, "127.0.0.1:6380"),
-  logLevel: v.optional(v.picklist(["debug", "info", "warn", "error", "silent"], "expected one of debug, info, warn, error, silent"), "info"),
-  shutdownTimeoutMs: v.optional(int(0, HOUR_MS, "milliseconds"), 10_000),
-  cluster: ClusterSchema,
-  limits: v.optional(LimitsSchema, {}),
+export const AdminSchema = v.strictObject({
+  /** host:port, or "off" to disable the admin API. */
+  listen: v.optional(v.union([v.literal("off"), listenAddress], 'expected host:port or "off"'), "127.0.0.1:6390"),
+  token: v.optional(v.pipe(v.string(), v.minLength(8, "expected at least 8 characters"))),
 });
 
+const clusterName = v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, "expected a name of letters, digits, '_', '.', '-' (at most 64)"));
+
+export const ConfigSchema = v.pipe(
+  v.strictObject({
+    listen: v.optional(listenAddress, "127.0.0.1:6380"),
+    logLevel: v.optional(v.picklist(["debug", "info", "warn", "error", "silent"], "expected one of debug, info, warn, error, silent"), "info"),
+    shutdownTimeoutMs: v.optional(int(0, HOUR_MS, "milliseconds"), 10_000),
+    admin: v.optional(AdminSchema, {}),
+    limits: v.optional(LimitsSchema, {}),
+    clusterDefaults: v.optional(ClusterDefaultsSchema, {}),
+    clusters: v.record(clusterName, ClusterSchema),
+    routes: v.optional(v.array(RouteSchema), []),
+    catchAll: v.optional(v.pipe(v.string(), v.minLength(1))),
+  }),
+  v.rawCheck(({ dataset, addIssue }) => {
+    if (!dataset.typed) return;
+    const config = dataset.value;
+    const names = Object.keys(config.clusters);
+    if (names.length === 0) {
+      addIssue({ message: "expected at least one cluster", path: [pathItem(config, "clusters", config.clusters)] });
+    }
+    config.routes.forEach((route, index) => {
+      if (!Object.hasOwn(config.clusters, route.cluster)) {
+        addIssue({
+          message: `route to unknown cluster '${route.cluster}' (configured: ${names.join(", ") || "none"})`,
+          path: [pathItem(config, "routes", config.routes), pathItem(config.routes, index, route), pathItem(route, "cluster", route.cluster)],
+        });
+      }
+    });
+    if (config.catchAll !== undefined && !Object.hasOwn(config.clusters, config.catchAll)) {
+      addIssue({ message: `catch-all to unknown cluster '${config.catchAll}'`, path: [pathItem(config, "catchAll", config.catchAll)] });
+    }
+    if (names.length > 0 && config.routes.length === 0 && config.catchAll === undefined) {
+      addIssue({ message: "no route: add routes or a catchAll cluster", path: [pathItem(config, "routes", config.routes)] });
+    }
+  }),
+);
+
+function pathItem(input: unknown, key: string | number, value: unknown) {
+  return { type: "object" as const, origin: "value" as const, input: input as Record<string, unknown>, key: key as string, value };
+}
+
 export type Config = v.InferOutput<typeof ConfigSchema>;
-export type ClusterConfig = v.InferOutput<typeof ClusterSchema>;
+export type ClusterDocument = v.InferOutput<typeof ClusterSchema>;
+export type RouteConfig = v.InferOutput<typeof RouteSchema>;
 export type LimitsConfig = v.InferOutput<typeof LimitsSchema>;
+
+/** A cluster's knobs with `clusterDefaults` and the built-in defaults filled in. */
+export function resolveKnobs(cluster: Partial<Knobs>, defaults: Partial<Knobs>): Knobs {
+  const out = { ...KNOB_DEFAULTS } as Knobs;
+  for (const key of Object.keys(KNOB_DEFAULTS) as (keyof Knobs)[]) {
+    out[key] = cluster[key] ?? defaults[key] ?? KNOB_DEFAULTS[key];
+  }
+  return out;
+}

@@ -1,10 +1,11 @@
 /**
  * One client connection: parses its requests, routes each to the cluster (or answers it
  * locally), and writes the replies back in request order, batched into one write per turn of the
- * event loop. Memory per client is bounded: reading pauses while too many requests are unanswered
- * or the socket's send buffer is over its high-water mark, and a client whose unread replies pass
- * `maxClientOutputBytes` is disconnected. Malformed input gets `-ERR Protocol error: ...` after
- * the replies already owed, then the connection closes.
+ * event loop. Memory per client is bounded: at most `maxPendingRequests` requests are unanswered
+ * (the rest of a chunk's requests are held, unsent, and run as replies come back), reading pauses
+ * while requests are held or the socket's send buffer is over its high-water mark, and a client
+ * whose unread replies pass `maxClientOutputBytes` is disconnected. Malformed input gets
+ * `-ERR Protocol error: ...` after the replies already owed, then the connection closes.
  */
 import type { Conn, ConnHandlers } from "../runtime.ts";
 import type { Scope } from "../scope.ts";
@@ -36,17 +37,26 @@ export interface SessionHost {
 
 const immediate = (reply: Uint8Array): Pending => ({ reply });
 
+/** A request read while `maxPendingRequests` were unanswered, or the protocol error that ended the input. */
+type Held = { args: Uint8Array[]; frame: Uint8Array } | Uint8Array;
+
 export class ClientSession implements ReplySink, SplitOwner, LocalContext {
   clientName: string | null = null;
   readonly #scope: Scope;
   readonly #host: SessionHost;
   readonly #parser: RequestParser;
   readonly #queue = new Fifo<Pending>();
+  /** Requests parsed but not run yet, because `maxPendingRequests` were unanswered; in order. */
+  readonly #held = new Fifo<Held>();
+  /** The input was malformed: nothing more is read. */
+  #inputFailed = false;
   #conn: Conn | null = null;
   #out: Uint8Array[] = [];
   #outBytes = 0;
   #flushScheduled = false;
   #readPaused = false;
+  /** A write returned false (over the high-water mark) and no `drain` has followed yet. */
+  #outputBlocked = false;
   /** Set by QUIT or a protocol error: no more requests; close once the queue is written. */
   #closeWhenFlushed = false;
   #closed = false;
@@ -86,16 +96,31 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext {
   // --- requests -------------------------------------------------------------------------------
 
   #onData(chunk: Uint8Array): void {
-    if (this.#closeWhenFlushed) return;
+    if (this.#closeWhenFlushed || this.#inputFailed) return;
     try {
       this.#parser.push(chunk);
     } catch (error) {
-      this.replyAndClose(errorReply(`Protocol error: ${error instanceof Error ? error.message : String(error)}`));
+      this.#inputFailed = true;
+      const reply = errorReply(`Protocol error: ${error instanceof Error ? error.message : String(error)}`);
+      // After the replies of the requests before it, held ones included.
+      if (this.#held.length > 0) this.#held.push(reply);
+      else this.replyAndClose(reply);
       this.#host.log.debug("client protocol error", { id: this.id, error: String(error) });
     }
   }
 
   #onRequest(args: Uint8Array[], frame: Uint8Array): void {
+    if (this.#closeWhenFlushed) return;
+    // One chunk may carry thousands of requests: past the limit they wait here, unsent.
+    if (this.#held.length > 0 || this.#queue.length >= this.#host.limits.maxPendingRequests) {
+      this.#held.push({ args, frame });
+      this.#pauseReading();
+      return;
+    }
+    this.#run(args, frame);
+  }
+
+  #run(args: Uint8Array[], frame: Uint8Array): void {
     // Requests pipelined after QUIT or a protocol error are not executed, as in Redis.
     if (this.#closeWhenFlushed) return;
     const name = this.#host.router.commandName(args[0]!);
@@ -106,6 +131,16 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext {
       this.#host.router.route(this, name, args, frame);
     }
     if (this.#queue.length >= this.#host.limits.maxPendingRequests) this.#pauseReading();
+  }
+
+  /** Run held requests while fewer than `maxPendingRequests` are unanswered. */
+  #runHeld(): void {
+    const max = this.#host.limits.maxPendingRequests;
+    while (this.#held.length > 0 && this.#queue.length < max && !this.#closeWhenFlushed && !this.#closed) {
+      const held = this.#held.shift()!;
+      if (held instanceof Uint8Array) this.replyAndClose(held);
+      else this.#run(held.args, held.frame);
+    }
   }
 
   /** Queue a request sent upstream; its reply comes back through `deliver`. */
@@ -154,6 +189,7 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext {
 
   #write(): void {
     this.#flushScheduled = false;
+    this.#runHeld();
     const conn = this.#conn;
     if (!conn || this.#closed) return;
     if (this.#outBytes > 0) {
@@ -166,7 +202,10 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext {
         conn.destroy();
         return;
       }
-      if (!belowHighWater) this.#pauseReading();
+      if (!belowHighWater) {
+        this.#outputBlocked = true;
+        this.#pauseReading();
+      }
     }
     if (this.#queue.length === 0) {
       if (this.#closeWhenFlushed) {
@@ -179,6 +218,7 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext {
   }
 
   #onDrain(): void {
+    this.#outputBlocked = false;
     this.#maybeResume();
   }
 
@@ -191,14 +231,16 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext {
   #maybeResume(): void {
     if (!this.#readPaused || this.#closeWhenFlushed || !this.#scope.isOpen) return;
     const conn = this.#conn;
-    if (!conn || conn.bufferedBytes > 0) return;
+    // Not `bufferedBytes > 0`: adapters that write asynchronously (Deno) or partially (Bun) hold
+    // bytes below the high-water mark with no `drain` to follow, and reading would never resume.
+    if (!conn || this.#outputBlocked || this.#held.length > 0) return;
     if (this.#queue.length > this.#host.limits.maxPendingRequests / 2) return;
     this.#readPaused = false;
     conn.resume();
   }
 
   #whenIdle(): Promise<void> {
-    if (this.#closed || (this.#queue.length === 0 && this.#outBytes === 0)) return Promise.resolve();
+    if (this.#closed || (this.#queue.length === 0 && this.#held.length === 0 && this.#outBytes === 0)) return Promise.resolve();
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 

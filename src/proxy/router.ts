@@ -1,17 +1,18 @@
 /**
- * Decides where each command goes: to the primary of its keys' slot, split across slots (MGET,
- * MSET, DEL, UNLINK, EXISTS, TOUCH), or refused with the error Redis Cluster itself would give
- * (CROSSSLOT, wrong arity, unknown command). Commands slotgate cannot serve correctly yet are
- * refused with `-ERR unsupported command 'NAME'`, never sent to an arbitrary node.
+ * Decides where each command goes: by the routing table to a backend (longest key prefix wins,
+ * optionally stripped), then to the shard of its keys; split across shards or backends for
+ * MGET, MSET, DEL, UNLINK, EXISTS and TOUCH; or refused with the error Redis Cluster itself would
+ * give (CROSSSLOT, wrong arity, unknown command). Commands slotgate cannot serve correctly yet
+ * are refused with `-ERR unsupported command 'NAME'`, never sent to an arbitrary node.
  */
-import type { Cluster } from "../cluster/cluster.ts";
-import { keySlot } from "../cluster/slot.ts";
 import { commandInfo, keyIndexes, type CommandInfo } from "../commands/keys.ts";
 import { BLOCKING, PUBSUB } from "../commands/table.ts";
 import { commandName } from "../resp/request-parser.ts";
+import { encodeCommand } from "../resp/encode.ts";
 import { errorReply } from "../resp/replies.ts";
 import { UpstreamRequest, type Pending, type ReplySink } from "./request.ts";
 import { SPLIT_COMMANDS, SplitCommand, type SplitOwner } from "./split.ts";
+import type { Route, RouteTable } from "./routes.ts";
 
 /** The client side of a routed command. */
 export interface RouteClient extends ReplySink, SplitOwner {
@@ -25,14 +26,15 @@ export interface RouteClient extends ReplySink, SplitOwner {
 /** Keyed commands that need a client pinned to one connection or a blocking wait; later issues serve them. */
 const UNSUPPORTED = new Set(["WATCH", "UNWATCH", "MULTI", "EXEC", "DISCARD", "MIGRATE", "SSUBSCRIBE", "SUNSUBSCRIBE", "SPUBLISH"]);
 
-/** Keyless commands that are the same on every node, so any primary may answer. */
+/** Keyless commands that are the same on every node, so any primary of the catch-all may answer. */
 const ANY_NODE = new Set(["COMMAND"]);
 
 const CROSSSLOT = errorReply("Keys in request don't hash to the same slot", "CROSSSLOT");
 const decoder = new TextDecoder();
 
 export class Router {
-  constructor(readonly cluster: () => Cluster) {}
+  /** `routes` returns the table in force; it is read once per command. */
+  constructor(readonly routes: () => RouteTable) {}
 
   commandName(arg: Uint8Array): string {
     return commandName(arg);
@@ -42,34 +44,73 @@ export class Router {
     const info = commandInfo(name, args);
     if (!info) return client.reply(unknownCommand(args));
     if (!arityOk(info, args.length)) return client.reply(errorReply(`wrong number of arguments for '${info.name.toLowerCase()}' command`));
-    if (ANY_NODE.has(name)) return this.#toAnyNode(client, frame);
+    const table = this.routes();
+    if (ANY_NODE.has(name)) return this.#toAnyNode(client, table, frame);
     if (!supported(name, info, args)) return client.reply(errorReply(`unsupported command '${name}'`));
     const keys = keyIndexes(info, args);
     if (!keys || keys.length === 0) return client.reply(errorReply(`unsupported command '${name}'`));
-    const slot = keySlot(args[keys[0]!]!);
+    const first = table.match(args[keys[0]!]!);
+    if (!first) return client.reply(noRoute(args[keys[0]!]!));
+    const backend = first.backend;
+    const shard = backend.shardOf(stripped(args[keys[0]!]!, first));
+    let rewrite = first.strip > 0;
     for (let i = 1; i < keys.length; i++) {
-      if (keySlot(args[keys[i]!]!) !== slot) return this.#split(client, name, args);
+      const key = args[keys[i]!]!;
+      const route = table.match(key);
+      if (!route) return client.reply(noRoute(key));
+      if (route.backend !== backend || backend.shardOf(stripped(key, route)) !== shard) {
+        return this.#split(client, table, name, args, route.backend !== backend ? `${first.backend.name}', '${route.backend.name}` : null);
+      }
+      if (route.strip > 0) rewrite = true;
     }
-    const request = new UpstreamRequest(frame, slot, client, client.id);
+    const request = new UpstreamRequest(rewrite ? rewriteKeys(table, args, keys) : frame, shard, client, client.id);
     client.expect(request);
-    this.cluster().dispatch(request);
+    backend.dispatch(request);
   }
 
-  #split(client: RouteClient, name: string, args: Uint8Array[]): void {
+  /** Keys span shards (or backends): split the command if it splits, otherwise refuse it. */
+  #split(client: RouteClient, table: RouteTable, name: string, args: Uint8Array[], backends: string | null): void {
     const spec = SPLIT_COMMANDS.get(name);
-    if (!spec) return client.reply(CROSSSLOT);
-    const { split, parts } = SplitCommand.build(spec, args, client, client.id);
+    if (!spec) {
+      return client.reply(backends ? errorReply(`keys in request route to different clusters ('${backends}')`) : CROSSSLOT);
+    }
+    // Route every key on its own; a split part carries one key (or one key-value pair).
+    const routed: Route[] = [];
+    const parts: Uint8Array[] = args.slice();
+    for (let at = 1; at < args.length; at += spec.stride) {
+      const route = table.match(args[at]!);
+      if (!route) return client.reply(noRoute(args[at]!));
+      routed.push(route);
+      parts[at] = stripped(args[at]!, route);
+    }
+    const { split, parts: requests } = SplitCommand.build(spec, parts, client, client.id);
     client.expect(split);
-    const cluster = this.cluster();
-    for (const part of parts) cluster.dispatch(part);
+    for (let i = 0; i < requests.length; i++) {
+      const request = requests[i]!;
+      const backend = routed[i]!.backend;
+      request.slot = backend.shardOf(parts[1 + i * spec.stride]!);
+      backend.dispatch(request);
+    }
   }
 
-  #toAnyNode(client: RouteClient, frame: Uint8Array): void {
-    const cluster = this.cluster();
-    const request = new UpstreamRequest(frame, cluster.anySlot(), client, client.id);
+  #toAnyNode(client: RouteClient, table: RouteTable, frame: Uint8Array): void {
+    const backend = table.match(new Uint8Array(0))?.backend ?? [...table.backends()][0];
+    if (!backend) return client.reply(errorReply("no cluster is configured"));
+    const request = new UpstreamRequest(frame, backend.anyShard(), client, client.id);
     client.expect(request);
-    cluster.dispatch(request);
+    backend.dispatch(request);
   }
+}
+
+function stripped(key: Uint8Array, route: Route): Uint8Array {
+  return route.strip > 0 ? key.subarray(route.strip) : key;
+}
+
+/** Re-encode the command with each key's routed prefix removed. */
+function rewriteKeys(table: RouteTable, args: Uint8Array[], keys: number[]): Uint8Array {
+  const out = args.slice();
+  for (const index of keys) out[index] = stripped(args[index]!, table.match(args[index]!)!);
+  return encodeCommand(out);
 }
 
 function arityOk(info: CommandInfo, count: number): boolean {
@@ -84,6 +125,10 @@ function supported(name: string, info: CommandInfo, args: Uint8Array[]): boolean
     return !args.some((arg) => arg.length === 5 && decoder.decode(arg).toUpperCase() === "BLOCK");
   }
   return false;
+}
+
+function noRoute(key: Uint8Array): Uint8Array {
+  return errorReply(`no route for key '${decoder.decode(key.subarray(0, 128))}'`);
 }
 
 /** Redis's own wording: `unknown command 'foo', with args beginning with: 'a' 'b' `. */

@@ -10,6 +10,7 @@ import { ClientSession, type ClientLimits } from "./client-session.ts";
 import type { Router } from "./router.ts";
 
 export interface ServerOptions {
+  /** Replaced whole on live reconfiguration (read once per new connection). */
   host: string;
   port: number;
   limits: ClientLimits;
@@ -61,6 +62,7 @@ export class ProxyServer {
       scope.defer(() => void this.#connected--);
       const session = new ClientSession(scope, id, {
         router: this.router,
+        // Limits in force when the client connected; a live change applies to new clients.
         limits: this.options.limits,
         log: this.log,
         info: this.info,

@@ -6,7 +6,6 @@
  */
 import { UpstreamRequest, type Pending, type ReplySink } from "./request.ts";
 import { readInteger } from "../resp/reply-reader.ts";
-import { keySlot } from "../cluster/slot.ts";
 import { commandBytes, errorKind, ErrorKind } from "../resp/replies.ts";
 import { OK, NULL_BULK } from "../resp/encode.ts";
 
@@ -59,7 +58,8 @@ export class SplitCommand implements Pending, ReplySink {
     for (let i = 0; i < count; i++) {
       const at = 1 + i * spec.stride;
       const frame = commandBytes(spec.part, args, at, spec.stride);
-      parts[i] = new UpstreamRequest(frame, keySlot(args[at]!), split, affinity, i);
+      // The router sets each part's shard once it knows the part's backend.
+      parts[i] = new UpstreamRequest(frame, 0, split, affinity, i);
     }
     return { split, parts };
   }

@@ -6,6 +6,9 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import net from "node:net";
+import { mkdtempSync, rmSync, writeFileSync, renameSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import process from "node:process";
 import { after, describe, it } from "node:test";
 import { detectRuntime } from "../../adapters/current.ts";
@@ -88,7 +91,7 @@ describe(`the ${detectRuntime()} entry point`, () => {
   it("serves the cluster, then on SIGTERM answers what is in flight and exits 0", SLOW, async () => {
     const { seeds } = await cluster.get();
     const port = await freePort();
-    const proxy = start([], { SLOTGATE_LISTEN: `127.0.0.1:${port}`, SLOTGATE_SEEDS: seeds.join(","), SLOTGATE_LOG_LEVEL: "info" });
+    const proxy = start([], { SLOTGATE_LISTEN: `127.0.0.1:${port}`, SLOTGATE_ADMIN_LISTEN: "127.0.0.1:0", SLOTGATE_SEEDS: seeds.join(","), SLOTGATE_LOG_LEVEL: "info" });
     try {
       await waitForPort(port);
       const client = await RawClient.connect(port);
@@ -121,6 +124,66 @@ describe(`the ${detectRuntime()} entry point`, () => {
       assert.match(proxy.output(), /shutting down/);
     } finally {
       proxy.child.kill("SIGKILL");
+    }
+  });
+
+  it("the config file is re-read when it changes and on SIGHUP; a bad file is reported and the running config stays", SLOW, async () => {
+    const { seeds } = await cluster.get();
+    const dir = mkdtempSync(join(tmpdir(), "slotgate-config-"));
+    const file = join(dir, "slotgate.json");
+    const write = (document: unknown) => {
+      // Write then rename, as editors and config management do.
+      writeFileSync(`${file}.tmp`, typeof document === "string" ? document : JSON.stringify(document));
+      renameSync(`${file}.tmp`, file);
+    };
+    const [port, adminPort] = [await freePort(), await freePort()];
+    write({ clusters: { main: { seeds } }, catchAll: "main" });
+    const proxy = start([], { SLOTGATE_CONFIG: file, SLOTGATE_LISTEN: `127.0.0.1:${port}`, SLOTGATE_ADMIN_LISTEN: `127.0.0.1:${adminPort}`, SLOTGATE_LOG_LEVEL: "info" });
+    const names = async () => {
+      const response = await fetch(`http://127.0.0.1:${adminPort}/clusters`);
+      return ((await response.json()) as { clusters: { name: string }[] }).clusters.map((c) => c.name).sort().join(",");
+    };
+    const until = async (what: () => Promise<boolean>, label: string) => {
+      for (let i = 0; i < 300; i++) {
+        if (await what().catch(() => false)) return;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.fail(`timed out waiting for ${label}; output:\n${proxy.output()}`);
+    };
+    try {
+      await waitForPort(adminPort);
+      assert.equal(await names(), "main");
+      write({ clusters: { main: { seeds }, other: { seeds: [seeds[0]] } }, routes: [{ prefix: "o:", cluster: "other" }], catchAll: "main" });
+      await until(async () => (await names()) === "main,other", "the file change to add cluster 'other'");
+      write("{ this is not json");
+      await until(async () => /config reload rejected/.test(proxy.output()), "the bad file to be reported");
+      assert.equal(await names(), "main,other", "the running config stays");
+      process.kill(proxy.child.pid!, "SIGTERM");
+      assert.equal((await proxy.done).code, 0, proxy.output());
+    } finally {
+      proxy.child.kill("SIGKILL");
+    }
+    // Without watching, only SIGHUP re-reads the file.
+    const [port2, adminPort2] = [await freePort(), await freePort()];
+    write({ clusters: { main: { seeds } }, catchAll: "main" });
+    const hup = start([], { SLOTGATE_CONFIG: file, SLOTGATE_CONFIG_WATCH: "off", SLOTGATE_LISTEN: `127.0.0.1:${port2}`, SLOTGATE_ADMIN_LISTEN: `127.0.0.1:${adminPort2}` });
+    const names2 = async () => {
+      const response = await fetch(`http://127.0.0.1:${adminPort2}/clusters`);
+      return ((await response.json()) as { clusters: { name: string }[] }).clusters.map((c) => c.name).sort().join(",");
+    };
+    try {
+      await waitForPort(adminPort2);
+      write({ clusters: { main: { seeds }, other: { seeds: [seeds[0]] } }, routes: [{ prefix: "o:", cluster: "other" }], catchAll: "main" });
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(await names2(), "main", "not re-read without SIGHUP");
+      process.kill(hup.child.pid!, "SIGHUP");
+      for (let i = 0; i < 300 && (await names2()) !== "main,other"; i++) await new Promise((r) => setTimeout(r, 100));
+      assert.equal(await names2(), "main,other", hup.output());
+      process.kill(hup.child.pid!, "SIGTERM");
+      assert.equal((await hup.done).code, 0, hup.output());
+    } finally {
+      hup.child.kill("SIGKILL");
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

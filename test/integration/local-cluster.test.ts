@@ -66,7 +66,7 @@ describe("startLocalCluster", () => {
     assert.equal(set.output.trim(), "OK");
     assert.equal(await cluster.command(owner.port, "GET", "greeting"), "hello");
     await assert.rejects(cluster.command(other.port, "GET", "greeting"), (error: unknown) => {
-      assert.ok(error instanceof RespReplyError);
+      assert.ok(error instanceof RespReplyError, "error instanceof RespReplyError");
       assert.equal(error.message, `MOVED ${slot} 127.0.0.1:${owner.port}`);
       return true;
     });
@@ -109,7 +109,7 @@ describe("startLocalCluster", () => {
     const promoted = await cluster.waitForFailover(owner.port);
     assert.notEqual(promoted.port, owner.port);
     assert.equal((await cluster.primaries()).length, 3);
-    assert.ok((await cluster.primaries()).some((node) => node.port === promoted.port));
+    assert.ok((await cluster.primaries()).some((node) => node.port === promoted.port), "(await cluster.primaries()).some((node) => node.port === promoted.port)");
     assert.equal(await cluster.command(promoted.port, "GET", "survivor"), "yes");
     for (const node of cluster.nodes.filter((candidate) => candidate.running)) {
       assert.match(await cluster.command(node.port, "CLUSTER", "INFO"), /cluster_state:ok/);
@@ -119,7 +119,7 @@ describe("startLocalCluster", () => {
   it("stop() kills every node and removes the temp dir", SLOW, async () => {
     await started();
     const pids = cluster.nodes.map((node) => node.pid);
-    assert.ok(existsSync(cluster.dir));
+    assert.ok(existsSync(cluster.dir), "existsSync(cluster.dir)");
     await cluster.stop();
     await cluster.stop(); // idempotent
     assert.equal(existsSync(cluster.dir), false);
@@ -162,7 +162,7 @@ describe("startLocalCluster failures", () => {
     process.env.PATH = mkdtempSync(join(tmpdir(), "slotgate-empty-path-"));
     try {
       await assert.rejects(startLocalCluster(), (error: unknown) => {
-        assert.ok(error instanceof RedisMissingError);
+        assert.ok(error instanceof RedisMissingError, "error instanceof RedisMissingError");
         assert.match(error.message, /^redis-server not found on PATH: install Redis 7 \(Debian\/Ubuntu: sudo apt-get install/);
         return true;
       });

@@ -101,9 +101,9 @@ describe("slotgate in front of a real cluster", () => {
       await client.zAdd("nr:z", [{ score: 2, value: "b" }, { score: 1, value: "a" }]);
       assert.deepEqual(await client.zRange("nr:z", 0, -1), ["a", "b"]);
       await client.set("nr:ttl", "v", { PX: 60_000 });
-      assert.ok((await client.pTTL("nr:ttl")) > 0);
+      assert.ok((await client.pTTL("nr:ttl")) > 0, "(await client.pTTL(\"nr:ttl\")) > 0");
       const burst = await Promise.all(Array.from({ length: 2000 }, (_, i) => client.set(`nr:burst:${i}`, String(i))));
-      assert.ok(burst.every((r) => r === "OK"));
+      assert.ok(burst.every((r) => r === "OK"), "burst.every((r) => r === \"OK\")");
       const values = await Promise.all(Array.from({ length: 2000 }, (_, i) => client.get(`nr:burst:${i}`)));
       values.forEach((v, i) => assert.equal(v, String(i)));
       assert.equal(await client.del(["nr:s", "nr:h", "nr:l", "nr:z", "nr:ttl"]), 5);

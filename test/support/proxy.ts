@@ -18,13 +18,13 @@ export interface RunningProxy {
 export async function startProxy(seeds: string[], env: Record<string, string> = {}): Promise<RunningProxy> {
   const runtime = await currentRuntime();
   const config = loadConfig({
-    env: { SLOTGATE_SEEDS: seeds.join(","), SLOTGATE_LISTEN: "127.0.0.1:0", SLOTGATE_LOG_LEVEL: "warn", ...env },
+    env: { SLOTGATE_SEEDS: seeds.join(","), SLOTGATE_LISTEN: "127.0.0.1:0", SLOTGATE_ADMIN_LISTEN: "127.0.0.1:0", SLOTGATE_LOG_LEVEL: "warn", ...env },
     readFile: () => {
       throw new Error("no config file in tests");
     },
   });
   const app = await startSlotgate(runtime, config, createLogger(config.logLevel));
-  await app.cluster.ready;
+  await app.ready();
   return { app, port: app.port, stop: () => app.close() };
 }
 

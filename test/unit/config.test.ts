@@ -1,7 +1,8 @@
 /** Configuration from environment variables and a JSON file, validated with valibot. */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { loadConfig, ENV_VARIABLES } from "../../src/config/load.ts";
+import { loadConfig, validateConfig, validateCluster, ENV_VARIABLES } from "../../src/config/load.ts";
+import { resolveKnobs } from "../../src/config/schema.ts";
 import { ConfigError } from "../../src/errors.ts";
 
 const noFile = () => {
@@ -12,7 +13,7 @@ function problems(env: Record<string, string>, files: Record<string, string> = {
   try {
     loadConfig({ env, readFile: (path) => files[path] ?? noFile() });
   } catch (error) {
-    assert.ok(error instanceof ConfigError);
+    assert.ok(error instanceof ConfigError, "error instanceof ConfigError");
     return error.problems;
   }
   assert.fail("expected a ConfigError");
@@ -23,33 +24,45 @@ describe("configuration", () => {
     const config = loadConfig({ env: { SLOTGATE_SEEDS: "127.0.0.1:7000, redis-0.example:7001" }, readFile: noFile });
     assert.equal(config.listen, "127.0.0.1:6380");
     assert.equal(config.logLevel, "info");
-    assert.deepEqual(config.cluster.seeds, ["127.0.0.1:7000", "redis-0.example:7001"]);
-    assert.equal(config.cluster.refreshIntervalMs, 5000);
-    assert.equal(config.cluster.refreshTimeoutMs, 3000);
-    assert.equal(config.cluster.redirectRefreshThreshold, 5);
-    assert.equal(config.cluster.redirectRefreshIntervalMs, 5000);
+    const cluster = config.clusters.default!;
+    assert.equal(cluster.type, "cluster");
+    assert.deepEqual(cluster.type === "cluster" && cluster.seeds, ["127.0.0.1:7000", "redis-0.example:7001"]);
+    assert.equal(config.catchAll, "default", "a lone cluster gets the catch-all route");
+    const knobs = resolveKnobs(cluster, config.clusterDefaults);
+    assert.equal(knobs.refreshIntervalMs, 5000);
+    assert.equal(knobs.refreshTimeoutMs, 3000);
+    assert.equal(knobs.redirectRefreshThreshold, 5);
+    assert.equal(knobs.redirectRefreshIntervalMs, 5000);
+    assert.equal(knobs.readyTimeoutMs, 10_000);
+    assert.equal(knobs.drainTimeoutMs, 5000);
+    assert.equal(config.admin.listen, "127.0.0.1:6390");
     assert.equal(config.limits.maxBulkBytes, 512 * 1024 * 1024);
   });
 
   it("every variable sets its field", () => {
-    const env: Record<string, string> = { SLOTGATE_SEEDS: "10.0.0.1:7000", SLOTGATE_LISTEN: "0.0.0.0:7777", SLOTGATE_LOG_LEVEL: "debug" };
+    const env: Record<string, string> = { SLOTGATE_SEEDS: "10.0.0.1:7000", SLOTGATE_LISTEN: "0.0.0.0:7777", SLOTGATE_LOG_LEVEL: "debug", SLOTGATE_ADMIN_LISTEN: "off", SLOTGATE_ADMIN_TOKEN: "secret-token" };
     for (const variable of ENV_VARIABLES) if (variable.kind === "number") env[variable.name] ??= "42";
     env.SLOTGATE_MAX_CLIENT_OUTPUT_BYTES = "4096";
     const config = loadConfig({ env, readFile: noFile });
     assert.equal(config.listen, "0.0.0.0:7777");
     assert.equal(config.logLevel, "debug");
-    assert.equal(config.cluster.opTimeoutMs, 42);
-    assert.equal(config.cluster.connectionsPerNode, 42);
+    assert.equal(config.clusterDefaults.opTimeoutMs, 42);
+    assert.equal(config.clusterDefaults.connectionsPerNode, 42);
+    assert.equal(config.clusterDefaults.drainTimeoutMs, 42);
+    assert.equal(config.admin.listen, "off");
+    assert.equal(config.admin.token, "secret-token");
     assert.equal(config.limits.maxClients, 42);
     assert.equal(config.limits.maxClientOutputBytes, 4096);
     assert.equal(config.shutdownTimeoutMs, 42);
   });
 
   it("the file is read first and variables override its fields", () => {
-    const file = JSON.stringify({ listen: "127.0.0.1:7000", cluster: { seeds: ["127.0.0.1:1"], opTimeoutMs: 100 }, limits: { maxClients: 5 } });
+    const file = JSON.stringify({ listen: "127.0.0.1:7000", clusters: { main: { seeds: ["127.0.0.1:1"], opTimeoutMs: 100 } }, catchAll: "main", limits: { maxClients: 5 } });
     const config = loadConfig({ env: { SLOTGATE_CONFIG: "/etc/slotgate.json", SLOTGATE_OP_TIMEOUT_MS: "250" }, readFile: (p) => (p === "/etc/slotgate.json" ? file : noFile()) });
     assert.equal(config.listen, "127.0.0.1:7000");
-    assert.equal(config.cluster.opTimeoutMs, 250);
+    // The variable sets the default; the cluster's own value still wins.
+    assert.equal(resolveKnobs(config.clusters.main!, config.clusterDefaults).opTimeoutMs, 100);
+    assert.equal(config.clusterDefaults.opTimeoutMs, 250);
     assert.equal(config.limits.maxClients, 5);
   });
 
@@ -63,13 +76,60 @@ describe("configuration", () => {
   });
 
   it("missing seeds, unknown variables, unknown file fields and unreadable files are reported", () => {
-    assert.match(problems({})[0]!, /^cluster\.seeds: missing: set SLOTGATE_SEEDS/);
+    assert.match(problems({})[0]!, /^clusters: missing: set SLOTGATE_SEEDS/);
     assert.match(problems({ SLOTGATE_SEDS: "x:1", SLOTGATE_SEEDS: "127.0.0.1:1" })[0]!, /^SLOTGATE_SEDS: unknown variable/);
     assert.match(problems({ SLOTGATE_CONFIG: "/nope.json" })[0]!, /^SLOTGATE_CONFIG=\/nope\.json: cannot read the config file/);
-    const bad = JSON.stringify({ cluster: { seeds: ["127.0.0.1:1"], refreshIntervalMs: 5, colour: "blue" } });
+    const bad = JSON.stringify({ clusters: { a: { seeds: ["127.0.0.1:1"], refreshIntervalMs: 5, colour: "blue" } } });
     const lines = problems({ SLOTGATE_CONFIG: "/c.json" }, { "/c.json": bad });
-    assert.ok(lines.some((l) => l.startsWith("cluster.refreshIntervalMs in /c.json = 5: expected at least 10")), lines.join("\n"));
-    assert.ok(lines.some((l) => l.includes("cluster.colour") && l.includes("unknown field")), lines.join("\n"));
+    assert.ok(lines.some((l) => l.startsWith("clusters.a.refreshIntervalMs in /c.json = 5: expected at least 10")), lines.join("\n"));
+    assert.ok(lines.some((l) => l.includes("clusters.a.colour") && l.includes("unknown field")), lines.join("\n"));
     assert.match(problems({ SLOTGATE_CONFIG: "/c.json" }, { "/c.json": "{not json" })[0]!, /cannot read the config file/);
+  });
+
+  it("the legacy single-cluster file form still works", () => {
+    const config = validateConfig({ cluster: { seeds: ["127.0.0.1:7000"] } });
+    assert.deepEqual(Object.keys(config.clusters), ["default"]);
+    assert.equal(config.catchAll, "default");
+  });
+
+  it("several clusters with routes, a catch-all and a standalone ketama pool", () => {
+    const config = validateConfig({
+      clusters: {
+        users: { seeds: ["127.0.0.1:7000"] },
+        cache: { type: "standalone", servers: ["127.0.0.1:6379", { address: "127.0.0.1:6380", weight: 2 }], hashTag: "{}" },
+      },
+      routes: [
+        { prefix: "user:", cluster: "users", removePrefix: true },
+        { prefix: "CACHE:", cluster: "cache", caseInsensitive: true },
+      ],
+      catchAll: "users",
+    });
+    assert.equal(config.routes.length, 2);
+    assert.equal(config.routes[0]!.removePrefix, true);
+    assert.equal(config.routes[1]!.caseInsensitive, true);
+    assert.equal(config.clusters.cache!.type, "standalone");
+  });
+
+  it("a route to an unknown cluster, no route at all, and a bad catch-all are config errors", () => {
+    const explain = (doc: unknown) => {
+      try {
+        validateConfig(doc);
+      } catch (error) {
+        assert.ok(error instanceof ConfigError, "a ConfigError");
+        return error.problems.join("\n");
+      }
+      return "valid";
+    };
+    assert.match(explain({ clusters: { a: { seeds: ["127.0.0.1:1"] } }, routes: [{ prefix: "x:", cluster: "b" }] }), /routes\.0\.cluster.*route to unknown cluster 'b'/);
+    assert.match(explain({ clusters: { a: { seeds: ["127.0.0.1:1"] }, b: { seeds: ["127.0.0.1:2"] } } }), /no route: add routes or a catchAll cluster/);
+    assert.match(explain({ clusters: { a: { seeds: ["127.0.0.1:1"] } }, catchAll: "zz" }), /catch-all to unknown cluster 'zz'/);
+    assert.match(explain({ clusters: { a: { type: "standalone", seeds: ["127.0.0.1:1"] } } }), /clusters\.a/);
+    assert.match(explain({ clusters: {} }), /expected at least one cluster/);
+  });
+
+  it("one cluster document is validated on its own (PUT /clusters/:name)", () => {
+    assert.equal(validateCluster({ seeds: ["127.0.0.1:1"] }).type, "cluster");
+    assert.throws(() => validateCluster({ seeds: [] }), /expected at least one seed/);
+    assert.throws(() => validateCluster({ type: "standalone", servers: ["nope"] }), /expected host:port/);
   });
 });

@@ -149,12 +149,12 @@ describe("discovery", () => {
         await serve();
         assert.equal(applied.length, 1);
       }
-      assert.ok(scope.liveCount() > 0);
+      assert.ok(scope.liveCount() > 0, "scope.liveCount() > 0");
       await scope.close({ deadlineMs: 0 });
       assert.equal(scope.state, "closed");
       assert.deepEqual(root.inspect().children, [], "no trace of the cluster scope");
       for (const conn of rt.conns) assert.equal(conn.destroyed, true);
-      assert.ok(rt.pendingLookups.every((l) => l.settled || l.signal.aborted));
+      assert.ok(rt.pendingLookups.every((l) => l.settled || l.signal.aborted), "rt.pendingLookups.every((l) => l.settled || l.signal.aborted)");
       const before = applied.length;
       await rt.advance(60_000);
       await serve();

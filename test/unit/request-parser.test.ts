@@ -147,7 +147,7 @@ describe("RequestParser: multibulk", () => {
       parser.push(frame.subarray(p, p + 1000));
       last = p;
     }
-    assert.ok(last > 0);
+    assert.ok(last > 0, "last > 0");
     assert.equal(got.length, 1);
     const value = got[0]![2]!;
     assert.equal(value.length, size);

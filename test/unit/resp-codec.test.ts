@@ -118,11 +118,11 @@ describe("decode", () => {
 
   test("errors become ReplyError with their prefix", () => {
     const error = d("-MOVED 3999 127.0.0.1:6381\r\n");
-    assert.ok(error instanceof ReplyError);
+    assert.ok(error instanceof ReplyError, "error instanceof ReplyError");
     assert.equal(error.message, "MOVED 3999 127.0.0.1:6381");
     assert.equal(error.prefix, "MOVED");
     const blob = d("!21\r\nSYNTAX invalid syntax\r\n");
-    assert.ok(blob instanceof ReplyError);
+    assert.ok(blob instanceof ReplyError, "blob instanceof ReplyError");
     assert.equal(blob.prefix, "SYNTAX");
   });
 
@@ -133,7 +133,7 @@ describe("decode", () => {
     assert.equal(d(",1.5\r\n"), 1.5);
     assert.equal(d(",inf\r\n"), Infinity);
     assert.equal(d(",-inf\r\n"), -Infinity);
-    assert.ok(Number.isNaN(d(",nan\r\n")));
+    assert.ok(Number.isNaN(d(",nan\r\n")), "Number.isNaN(d(\",nan\\r\\n\"))");
     assert.equal(d("(3492890328409238509324850943850943825024385\r\n"), 3492890328409238509324850943850943825024385n);
     assert.equal(d("=15\r\ntxt:Some string\r\n"), "Some string");
     assert.deepEqual(d("~2\r\n+a\r\n+b\r\n"), ["a", "b"]);
@@ -151,7 +151,7 @@ describe("decode", () => {
     const depth = 100_000;
     let value = decode(bytes("*1\r\n".repeat(depth) + ":7\r\n"));
     for (let i = 0; i < depth; i++) {
-      assert.ok(Array.isArray(value));
+      assert.ok(Array.isArray(value), "Array.isArray(value)");
       value = value[0]!;
     }
     assert.equal(value, 7);

@@ -226,6 +226,6 @@ describe("ProtocolError", () => {
     const error = new ProtocolError("invalid bulk length");
     assert.equal(error.name, "ProtocolError");
     assert.equal(error.replyText, "Protocol error: invalid bulk length");
-    assert.ok(error instanceof Error);
+    assert.ok(error instanceof Error, "error instanceof Error");
   });
 });

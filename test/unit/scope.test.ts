@@ -864,11 +864,11 @@ describe("teardown errors", () => {
     await settle();
     let caught: unknown;
     await root.close().catch((error) => (caught = error));
-    assert.ok(isTeardownError(caught, "root"));
+    assert.ok(isTeardownError(caught, "root"), "isTeardownError(caught, \"root\")");
     assert.deepEqual(ran, ["finalizer 3", "finalizer 2", "finalizer 1"]);
     assert.equal(caught.errors.length, 5, caught.message);
     assert.equal(caught.errors[0], taskError);
-    assert.ok(isTeardownError(caught.errors[1], "root/kid"));
+    assert.ok(isTeardownError(caught.errors[1], "root/kid"), "isTeardownError(caught.errors[1], \"root/kid\")");
     assert.deepEqual((caught.errors[1] as ScopeTeardownError).errors, [childError]);
     assert.equal(caught.errors[2], lateTaskError);
     assert.equal(caught.errors[3], finalizer3Error);
@@ -901,9 +901,9 @@ describe("teardown errors", () => {
     gate.resolve();
     await settle();
     assert.equal(closed.state, "rejected");
-    assert.ok(isTeardownError(closed.error, "root"));
+    assert.ok(isTeardownError(closed.error, "root"), "isTeardownError(closed.error, \"root\")");
     assert.equal(closed.error.errors.length, 1, closed.error.message);
-    assert.ok(isTeardownError(closed.error.errors[0], "root/kid"));
+    assert.ok(isTeardownError(closed.error.errors[0], "root/kid"), "isTeardownError(closed.error.errors[0], \"root/kid\")");
     assert.deepEqual((closed.error.errors[0] as ScopeTeardownError).errors, [kidError]);
   });
 
@@ -923,7 +923,7 @@ describe("teardown errors", () => {
     hold.resolve();
     await rt.advance(100);
     assert.equal(closed.state, "rejected");
-    assert.ok(isTeardownError(closed.error, "root"));
+    assert.ok(isTeardownError(closed.error, "root"), "isTeardownError(closed.error, \"root\")");
     assert.equal(closed.error.errors.length, 1, closed.error.message);
     assert.equal(closed.error.errors[0], kidClosed.error);
   });
@@ -979,9 +979,9 @@ describe("teardown errors", () => {
     scope.spawn("times out", () => scope.withTimeout("reply", 10, (signal) => untilAborted(signal)));
     await rt.advance(10);
     await assert.rejects(scope.close(), (error) => {
-      assert.ok(isTeardownError(error, "root"));
+      assert.ok(isTeardownError(error, "root"), "isTeardownError(error, \"root\")");
       assert.equal(error.errors.length, 1);
-      assert.ok(error.errors[0] instanceof TimeoutError);
+      assert.ok(error.errors[0] instanceof TimeoutError, "error.errors[0] instanceof TimeoutError");
       return true;
     });
   });
@@ -1013,7 +1013,7 @@ describe("teardown errors", () => {
       throw rejected;
     });
     await assert.rejects(scope.close(), (error) => {
-      assert.ok(isTeardownError(error, "root"));
+      assert.ok(isTeardownError(error, "root"), "isTeardownError(error, \"root\")");
       assert.deepEqual(new Set(error.errors), new Set([thrown, rejected]));
       assert.equal(error.errors.length, 2);
       return true;
@@ -1249,7 +1249,7 @@ describe("connect", () => {
     await settle();
     assert.equal(closed.state, "fulfilled");
     assert.equal(pending.signal?.aborted, true);
-    assert.ok(conn);
+    assert.ok(conn, "conn");
     assert.equal(conn.destroyed, true, "the socket the scope never handed out is destroyed");
     assert.equal(connected.state, "rejected");
     isClosedError(connected.error, "root");
@@ -1508,7 +1508,7 @@ describe("guard", () => {
     assert.doesNotThrow(() => onEvent());
     assert.deepEqual(reported, [{ error: failure, path: "root" }]);
     await assert.rejects(scope.close(), (error) => {
-      assert.ok(isTeardownError(error, "root"));
+      assert.ok(isTeardownError(error, "root"), "isTeardownError(error, \"root\")");
       assert.deepEqual(error.errors, [failure]);
       return true;
     });
@@ -1542,7 +1542,7 @@ describe("withTimeout", () => {
     await rt.advance(1);
     assert.equal(result.state, "rejected");
     const error = result.error as TimeoutError;
-    assert.ok(error instanceof TimeoutError);
+    assert.ok(error instanceof TimeoutError, "error instanceof TimeoutError");
     assert.equal(error.name, "TimeoutError");
     assert.equal(error.code, "ETIMEDOUT");
     assert.equal(error.timeoutMs, 100);
@@ -1558,7 +1558,7 @@ describe("withTimeout", () => {
     const { rt, scope } = setup();
     const result = track(scope.withTimeout("stuck", 10, () => new Promise<never>(() => {})));
     await rt.advance(10);
-    assert.ok(result.error instanceof TimeoutError);
+    assert.ok(result.error instanceof TimeoutError, "result.error instanceof TimeoutError");
     await scope.close();
   });
 
@@ -1599,7 +1599,7 @@ describe("withTimeout", () => {
     const request = track(scope.run("request", () => scope.withTimeout("reply", 50, (signal) => untilAborted(signal))));
     const closed = track(scope.close({ deadlineMs: 1000 }));
     await rt.advance(50);
-    assert.ok(request.error instanceof TimeoutError);
+    assert.ok(request.error instanceof TimeoutError, "request.error instanceof TimeoutError");
     assert.equal(closed.state, "fulfilled", "the task ended by its own deadline, well before the drain's");
     assert.equal(rt.now(), 50);
   });
@@ -1703,7 +1703,7 @@ describe("manual runtime", () => {
     const xs = Array.from({ length: 1000 }, () => a.random());
     assert.deepEqual(xs, Array.from({ length: 1000 }, () => b.random()));
     assert.notDeepEqual(xs.slice(0, 10), Array.from({ length: 10 }, () => c.random()));
-    assert.ok(xs.every((x) => x >= 0 && x < 1));
+    assert.ok(xs.every((x) => x >= 0 && x < 1), "xs.every((x) => x >= 0 && x < 1)");
     assert.equal(mulberry32(7)(), mulberry32(7)());
   });
 

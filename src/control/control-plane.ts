@@ -1,0 +1,277 @@
+/**
+ * The live configuration: which clusters exist, and the routing table that leads to them. Every
+ * change — a whole new document, one cluster added or replaced, one removed — is validated first
+ * and then applied atomically, one at a time:
+ *
+ * - an added cluster opens its scope and starts discovery; if routes lead to it, the change waits
+ *   until it is ready (or `readyTimeoutMs` passes) before the routing table is swapped;
+ * - a replaced one gets a new scope, which may become ready (until `readyTimeoutMs`) before the
+ *   routing table is swapped, and only then is the old one closed;
+ * - a removed one is closed after the swap: in-flight requests may finish until
+ *   `drainTimeoutMs`, then everything it started is cancelled and what is still pending is
+ *   answered `-ERR cluster 'NAME' was removed`.
+ *
+ * Routing reads one immutable table per command, so no command ever sees half a change.
+ */
+import type { Scope, ScopeInfo } from "../scope.ts";
+import type { Logger } from "../log.ts";
+import { ConfigError, isAbort } from "../errors.ts";
+import { validateCluster, validateConfig } from "../config/load.ts";
+import { resolveKnobs, type ClusterDocument, type Config, type LimitsConfig } from "../config/schema.ts";
+import { Cluster } from "../cluster/cluster.ts";
+import { StandalonePool } from "../cluster/standalone.ts";
+import { parseAddress, SLOT_COUNT } from "../cluster/topology.ts";
+import { RouteTable } from "../proxy/routes.ts";
+import type { ChangeResult, ClusterView, ControlPlane } from "./types.ts";
+import { isoTime } from "../time.ts";
+
+type ManagedBackend = Cluster | StandalonePool;
+
+interface Entry {
+  backend: ManagedBackend;
+  /** What the backend was built from; a change to it means a replacement. */
+  fingerprint: string;
+  readyTimeoutMs: number;
+  drainTimeoutMs: number;
+}
+
+export interface ControlPlaneHooks {
+  /** Limits and log level apply to what comes next (new client connections, new log lines). */
+  onLimits(limits: LimitsConfig): void;
+  onLogLevel(level: Config["logLevel"]): void;
+  /** The whole scope tree, for `GET /debug/scopes`. */
+  scopeTree(): ScopeInfo;
+}
+
+export class LiveConfig implements ControlPlane {
+  readonly #scope: Scope;
+  readonly #log: Logger;
+  readonly #hooks: ControlPlaneHooks;
+  #config: Config;
+  #entries = new Map<string, Entry>();
+  #table: RouteTable;
+  /** Writes run one after another: each waits for the previous one to be fully applied. */
+  #writes: Promise<unknown> = Promise.resolve();
+
+  constructor(scope: Scope, config: Config, log: Logger, hooks: ControlPlaneHooks) {
+    this.#scope = scope;
+    this.#log = log;
+    this.#hooks = hooks;
+    this.#config = config;
+    for (const [name, document] of Object.entries(config.clusters)) this.#entries.set(name, this.#open(name, document, config));
+    this.#table = this.#buildTable(config, this.#entries);
+  }
+
+  /** The routing table in force; the router reads it once per command. */
+  get table(): RouteTable {
+    return this.#table;
+  }
+
+  /** A configured backend by name (tests and the entry points look at its stats). */
+  backend(name: string): ManagedBackend | undefined {
+    return this.#entries.get(name)?.backend;
+  }
+
+  config(): Config {
+    return this.#config;
+  }
+
+  replaceConfig(document: unknown): Promise<ChangeResult> {
+    return this.#write(() => this.#apply(validateConfig(document)));
+  }
+
+  putCluster(name: string, document: unknown): Promise<ChangeResult> {
+    return this.#write(() => {
+      const cluster = validateCluster(document);
+      return this.#apply(validateConfig({ ...this.#config, clusters: { ...this.#config.clusters, [name]: cluster } }));
+    });
+  }
+
+  deleteCluster(name: string, force: boolean): Promise<ChangeResult> {
+    return this.#write(async () => {
+      const current = this.#config;
+      if (!Object.hasOwn(current.clusters, name)) {
+        return { ok: false, status: 404, problems: [`cluster '${name}' is not configured`] };
+      }
+      const routes = current.routes.filter((r) => r.cluster === name).map((r) => `route '${r.prefix}'`);
+      if (current.catchAll === name) routes.push("the catch-all");
+      if (routes.length > 0 && !force) {
+        return { ok: false, status: 409, problems: [`cluster '${name}' is still routed to by ${routes.join(", ")}: remove those routes first, or use ?force=true`] };
+      }
+      const clusters = { ...current.clusters };
+      delete clusters[name];
+      const next: Record<string, unknown> = { ...current, clusters, routes: current.routes.filter((r) => r.cluster !== name) };
+      if (current.catchAll === name) delete next.catchAll;
+      let config: Config;
+      try {
+        config = validateConfig(next);
+      } catch (error) {
+        if (error instanceof ConfigError) return { ok: false, status: 409, problems: error.problems };
+        throw error;
+      }
+      return this.#apply(config);
+    });
+  }
+
+  clusters(): ClusterView[] {
+    return [...this.#entries.keys()].map((name) => this.cluster(name)!);
+  }
+
+  cluster(name: string): ClusterView | null {
+    const entry = this.#entries.get(name);
+    return entry ? view(name, entry.backend) : null;
+  }
+
+  scopes(): ScopeInfo {
+    return this.#hooks.scopeTree();
+  }
+
+  ready(): { ready: boolean; notReady: string[] } {
+    const notReady = [...this.#table.backends()].filter((b) => !(b as ManagedBackend).isReady).map((b) => b.name);
+    return { ready: notReady.length === 0, notReady };
+  }
+
+  #write(change: () => ChangeResult | Promise<ChangeResult>): Promise<ChangeResult> {
+    const run = this.#writes.then(async (): Promise<ChangeResult> => {
+      try {
+        return await change();
+      } catch (error) {
+        if (error instanceof ConfigError) return { ok: false, status: 400, problems: error.problems };
+        throw error;
+      }
+    });
+    this.#writes = run.catch(() => {});
+    return run;
+  }
+
+  async #apply(next: Config): Promise<ChangeResult> {
+    const current = this.#config;
+    const fixed: string[] = [];
+    if (next.listen !== current.listen) fixed.push(`listen: cannot change while running (${current.listen} → ${next.listen}); restart slotgate`);
+    if (JSON.stringify(next.admin) !== JSON.stringify(current.admin)) fixed.push("admin: cannot change while running; restart slotgate");
+    if (fixed.length > 0) return { ok: false, status: 400, problems: fixed };
+
+    const changes: string[] = [];
+    const entries = new Map<string, Entry>();
+    const opened: { name: string; entry: Entry }[] = [];
+    const retired: { name: string; entry: Entry; reason: string }[] = [];
+    for (const [name, document] of Object.entries(next.clusters)) {
+      const old = this.#entries.get(name);
+      const fingerprint = fingerprintOf(document, next);
+      if (old && old.fingerprint === fingerprint) {
+        entries.set(name, old);
+        continue;
+      }
+      const entry = this.#open(name, document, next);
+      entries.set(name, entry);
+      opened.push({ name, entry });
+      if (old) retired.push({ name, entry: old, reason: `cluster '${name}' was replaced` });
+      changes.push(old ? `replaced cluster '${name}'` : `added cluster '${name}'`);
+    }
+    for (const [name, entry] of this.#entries) {
+      if (!entries.has(name)) {
+        retired.push({ name, entry, reason: `cluster '${name}' was removed` });
+        changes.push(`removed cluster '${name}'`);
+      }
+    }
+    // A cluster the new table routes to takes traffic once it knows its slot map (or its
+    // readiness wait runs out), so keys a ready cluster was serving never meet one that cannot
+    // route yet. An added cluster nothing routes to yet is not waited for.
+    const table = this.#buildTable(next, entries);
+    const routed = table.backends();
+    await Promise.all(opened.filter(({ entry }) => routed.has(entry.backend)).map(({ entry }) => this.#waitReady(entry)));
+    if (JSON.stringify(next.routes) !== JSON.stringify(current.routes) || next.catchAll !== current.catchAll) changes.push("updated routes");
+    // The swap: from here on every command is routed by the new table.
+    this.#table = table;
+    this.#entries = entries;
+    this.#config = next;
+    this.#hooks.onLimits(next.limits);
+    this.#hooks.onLogLevel(next.logLevel);
+    for (const change of changes) this.#log.info(change);
+    await Promise.all(
+      retired.map(({ name, entry, reason }) =>
+        entry.backend.close(entry.drainTimeoutMs, reason).catch((error) => this.#log.error("cluster teardown failed", { cluster: name, error })),
+      ),
+    );
+    return { ok: true, changes };
+  }
+
+  async #waitReady(entry: Entry): Promise<void> {
+    if (entry.backend.isReady || entry.readyTimeoutMs === 0) return;
+    const waiter = new AbortController();
+    try {
+      await Promise.race([entry.backend.ready, this.#scope.sleep(entry.readyTimeoutMs, waiter.signal)]);
+    } catch (error) {
+      if (!isAbort(error)) throw error;
+    } finally {
+      waiter.abort();
+    }
+  }
+
+  #open(name: string, document: ClusterDocument, config: Config): Entry {
+    const knobs = resolveKnobs(document, config.clusterDefaults);
+    const options = { ...knobs, ...config.limits };
+    const backend =
+      document.type === "standalone"
+        ? new StandalonePool(this.#scope, name, {
+            ...options,
+            servers: document.servers.map((s) => (typeof s === "string" ? { address: s } : s)),
+            hash: document.hash,
+            hashTag: document.hashTag,
+          })
+        : new Cluster(this.#scope, name, { ...options, seeds: document.seeds.map((s) => parseAddress(s)!) });
+    return { backend, fingerprint: fingerprintOf(document, config), readyTimeoutMs: knobs.readyTimeoutMs, drainTimeoutMs: knobs.drainTimeoutMs };
+  }
+
+  #buildTable(config: Config, entries: Map<string, Entry>): RouteTable {
+    const specs = config.routes.map((route) => ({
+      prefix: route.prefix,
+      backend: entries.get(route.cluster)!.backend,
+      removePrefix: route.removePrefix,
+      caseInsensitive: route.caseInsensitive,
+    }));
+    return new RouteTable(specs, config.catchAll ? entries.get(config.catchAll)!.backend : null);
+  }
+
+  /** Close every cluster (shutdown): in-flight requests may finish until each one's drain timeout. */
+  async closeAll(): Promise<void> {
+    await Promise.all([...this.#entries].map(([name, entry]) => entry.backend.close(entry.drainTimeoutMs, `slotgate is shutting down (cluster '${name}')`).catch(() => {})));
+  }
+}
+
+/** Everything a backend is built from: its document and the knobs and limits it inherits. */
+function fingerprintOf(document: ClusterDocument, config: Config): string {
+  return JSON.stringify([document, resolveKnobs(document, config.clusterDefaults), config.limits.maxBulkBytes]);
+}
+
+function view(name: string, backend: ManagedBackend): ClusterView {
+  if (backend instanceof StandalonePool) {
+    return {
+      name,
+      type: "standalone",
+      ready: true,
+      coveredSlots: backend.nodes().length,
+      nodes: backend.nodes(),
+      lastRefreshAt: null,
+      lastError: null,
+      redirects: { moved: 0, ask: 0 },
+      refreshes: 0,
+      refreshFailures: 0,
+      scope: backend.scope.inspect(),
+    };
+  }
+  const stats = backend.stats;
+  return {
+    name,
+    type: "cluster",
+    ready: stats.coveredSlots === SLOT_COUNT,
+    coveredSlots: stats.coveredSlots,
+    nodes: backend.nodes(),
+    lastRefreshAt: stats.lastRefreshAt === null ? null : isoTime(stats.lastRefreshAt),
+    lastError: stats.lastError,
+    redirects: { moved: stats.moved, ask: stats.ask },
+    refreshes: stats.refreshes,
+    refreshFailures: stats.refreshFailures,
+    scope: backend.scope.inspect(),
+  };
+}

@@ -1,0 +1,57 @@
+/**
+ * What the admin API (src/admin/app.ts) needs from the running proxy: read the configuration,
+ * replace it whole or cluster by cluster, and look at clusters and scopes. The implementation
+ * (src/control/control-plane.ts) validates, serialises writes and applies them atomically.
+ */
+import type { ScopeInfo } from "../scope.ts";
+
+/** A change was refused; nothing changed. `status` is the HTTP status the admin API answers. */
+export interface ChangeRefused {
+  ok: false;
+  status: 400 | 404 | 409;
+  /** One line per problem, naming the field, the value and what is expected. */
+  problems: string[];
+}
+
+export interface ChangeApplied {
+  ok: true;
+  /** What the change did, e.g. ["added cluster 'a'", "replaced cluster 'b'", "removed cluster 'c'"]. */
+  changes: string[];
+}
+
+export type ChangeResult = ChangeApplied | ChangeRefused;
+
+/** One cluster as `GET /clusters/:name` shows it. */
+export interface ClusterView {
+  name: string;
+  /** "cluster" (Redis Cluster, slot map learnt by discovery) or "standalone" (ketama over servers). */
+  type: "cluster" | "standalone";
+  ready: boolean;
+  /** Slots (cluster) with an owner, out of 16384; servers (standalone) configured. */
+  coveredSlots: number;
+  nodes: { address: string; pending: number }[];
+  lastRefreshAt: string | null;
+  lastError: string | null;
+  redirects: { moved: number; ask: number };
+  refreshes: number;
+  refreshFailures: number;
+  /** Live resources of the cluster's scope (tasks, timers, sockets, lookups, child scopes). */
+  scope: ScopeInfo;
+}
+
+export interface ControlPlane {
+  /** The configuration document in force (what `GET /config` returns; secrets included as given). */
+  config(): unknown;
+  /** Replace the whole document: validated, applied atomically or not at all. */
+  replaceConfig(document: unknown): Promise<ChangeResult>;
+  /** Add or replace one cluster. */
+  putCluster(name: string, document: unknown): Promise<ChangeResult>;
+  /** Remove one cluster: 404 when unknown; 409 while a route points at it unless `force`, which removes those routes too. */
+  deleteCluster(name: string, force: boolean): Promise<ChangeResult>;
+  clusters(): ClusterView[];
+  cluster(name: string): ClusterView | null;
+  /** The whole scope tree. */
+  scopes(): ScopeInfo;
+  /** Every routed cluster has a complete slot map (or all its servers, for standalone). */
+  ready(): { ready: boolean; notReady: string[] };
+}
