@@ -127,7 +127,9 @@ function describe(issue: v.BaseIssue<unknown>, path: string, origin: Map<string,
   // An issue inside a list (cluster.seeds.0) belongs to the variable that set the list.
   const fieldPath = [...origin.keys()].find((p) => path === p || path.startsWith(`${p}.`));
   const variable = fieldPath ? origin.get(fieldPath) : undefined;
-  const value = issue.input === undefined ? "missing" : JSON.stringify(issue.input);
+  // Cross-field checks report on the whole document; the path's last item holds the field's value.
+  const input = issue.path?.length ? issue.path[issue.path.length - 1]!.value : issue.input;
+  const value = input === undefined ? "missing" : JSON.stringify(input);
   if (variable) return `${variable}=${value}: ${issue.message}`;
   const where = file ? `${path || "(document)"} in ${file}` : path || "(document)";
   if (issue.type === "strict_object" && issue.input !== undefined) return `${where}: unknown field (${issue.message})`;

@@ -9,6 +9,7 @@
 import * as v from "valibot";
 import { parseAddress } from "../cluster/topology.ts";
 import { KETAMA_HASHES } from "../cluster/ketama.ts";
+import { isLoopbackHost } from "../address.ts";
 
 const address = v.pipe(
   v.string("expected a host:port string"),
@@ -145,6 +146,12 @@ export const ConfigSchema = v.pipe(
         });
       }
     });
+    if (config.admin.listen !== "off" && !config.admin.token && !isLoopbackHost(parseAddress(config.admin.listen, true)!.host)) {
+      addIssue({
+        message: "is not a loopback address: set SLOTGATE_ADMIN_TOKEN (admin.token) to expose the admin API",
+        path: [pathItem(config, "admin", config.admin), pathItem(config.admin, "listen", config.admin.listen)],
+      });
+    }
     if (config.catchAll !== undefined && !Object.hasOwn(config.clusters, config.catchAll)) {
       addIssue({ message: `catch-all to unknown cluster '${config.catchAll}'`, path: [pathItem(config, "catchAll", config.catchAll)] });
     }

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import net from "node:net";
-import { mkdtempSync, rmSync, writeFileSync, renameSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync, renameSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -185,5 +185,65 @@ describe(`the ${detectRuntime()} entry point`, () => {
       hup.child.kill("SIGKILL");
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it("npm start's script brings up a throwaway cluster and the proxy, and Ctrl-C removes both", SLOW, async () => {
+    const port = await freePort();
+    const [bin, ...pre] = (() => {
+      switch (detectRuntime()) {
+        case "bun":
+          return [process.execPath];
+        case "deno":
+          return [process.execPath, "run", "-A"];
+        default:
+          return [process.execPath, "--import", "tsx"];
+      }
+    })();
+    const child = spawn(bin!, [...pre, "scripts/start.ts"], {
+      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", SLOTGATE_LISTEN: `127.0.0.1:${port}`, SLOTGATE_ADMIN_LISTEN: "off" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    child.stdout!.on("data", (d) => (output += d));
+    child.stderr!.on("data", (d) => (output += d));
+    const done = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+    try {
+      for (let i = 0; i < 600 && !/Connect with: redis-cli/.test(output); i++) await new Promise((r) => setTimeout(r, 100));
+      assert.match(output, new RegExp(`Connect with: redis-cli -h 127\\.0\\.0\\.1 -p ${port}`), output);
+      const dir = /data in (\S+)\)/.exec(output)?.[1];
+      assert.ok(dir && existsSync(dir), `the cluster's temp dir exists: ${output}`);
+      const client = await RawClient.connect(port);
+      client.send(resp("SET", "start:k", "v") + resp("GET", "start:k"));
+      assert.equal(await client.waitFor((t) => t.length >= 12), "+OK\r\n$1\r\nv\r\n");
+      client.close();
+      process.kill(child.pid!, "SIGINT");
+      assert.equal(await done, 0, output);
+      assert.equal(existsSync(dir!), false, "the temp dir is removed");
+      const ports = [...output.matchAll(/127\.0\.0\.1:(\d+)/g)].map((m) => Number(m[1])).filter((p) => p !== port);
+      for (const p of new Set(ports)) {
+        const open = await new Promise<boolean>((resolve) => {
+          const socket = net.connect({ host: "127.0.0.1", port: p }, () => {
+            socket.destroy();
+            resolve(true);
+          });
+          socket.on("error", () => resolve(false));
+        });
+        assert.equal(open, false, `no redis-server left on ${p}`);
+      }
+    } finally {
+      child.kill("SIGKILL");
+    }
+  });
+
+  it("the slotgate bin prints its usage", SLOW, async (t) => {
+    if (detectRuntime() !== "node") return t.skip("the bin is the Node entry point");
+    const run = await new Promise<Run>((resolve) => {
+      const child = spawn(process.execPath, ["bin/slotgate.mjs", "--help"], { stdio: ["ignore", "pipe", "pipe"] });
+      let stdout = "";
+      child.stdout!.on("data", (d) => (stdout += d));
+      child.on("close", (code) => resolve({ code, stdout, stderr: "" }));
+    });
+    assert.equal(run.code, 0);
+    assert.match(run.stdout, /Usage: slotgate/);
   });
 });

@@ -132,4 +132,12 @@ describe("configuration", () => {
     assert.throws(() => validateCluster({ seeds: [] }), /expected at least one seed/);
     assert.throws(() => validateCluster({ type: "standalone", servers: ["nope"] }), /expected host:port/);
   });
+
+  it("a non-loopback admin address without a token is a config error; with a token it is fine", () => {
+    const lines = problems({ SLOTGATE_SEEDS: "127.0.0.1:1", SLOTGATE_ADMIN_LISTEN: "0.0.0.0:6390" });
+    assert.deepEqual(lines, ['SLOTGATE_ADMIN_LISTEN="0.0.0.0:6390": is not a loopback address: set SLOTGATE_ADMIN_TOKEN (admin.token) to expose the admin API']);
+    const config = loadConfig({ env: { SLOTGATE_SEEDS: "127.0.0.1:1", SLOTGATE_ADMIN_LISTEN: "0.0.0.0:6390", SLOTGATE_ADMIN_TOKEN: "long-enough" }, readFile: noFile });
+    assert.equal(config.admin.listen, "0.0.0.0:6390");
+    assert.equal(loadConfig({ env: { SLOTGATE_SEEDS: "127.0.0.1:1", SLOTGATE_ADMIN_LISTEN: "[::1]:0" }, readFile: noFile }).admin.listen, "[::1]:0");
+  });
 });
