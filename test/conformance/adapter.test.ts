@@ -7,6 +7,10 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { currentRuntime } from "../../adapters/current.ts";
 import type { Conn, ConnHandlers, Listener, Runtime } from "../../src/runtime.ts";
+import { within as boundedWait } from "../support/within.ts";
+import { deferred } from "../support/manual-runtime.ts";
+
+const within = <T>(promise: Promise<T>, what: string, ms = HANG) => boundedWait(promise, what, ms);
 
 const HOST = "127.0.0.1";
 const HIGH_WATER_MARK = 64 * 1024;
@@ -19,29 +23,7 @@ let rt: Runtime;
 
 // ---- helpers -------------------------------------------------------------------------------
 
-interface Deferred<T> {
-  promise: Promise<T>;
-  resolve(value: T): void;
-}
 
-function deferred<T>(): Deferred<T> {
-  let resolve!: (value: T) => void;
-  const promise = new Promise<T>((r) => (resolve = r));
-  return { promise, resolve };
-}
-
-/** Fails with `what` if `promise` has not settled after `ms`. */
-async function within<T>(promise: Promise<T>, what: string, ms = HANG): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const hung = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, hung]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

@@ -10,6 +10,9 @@ import { startAdminServer } from "../../src/admin/server.ts";
 import type { ChangeResult, ClusterView, ControlPlane } from "../../src/control/types.ts";
 import { Scope } from "../../src/scope.ts";
 import type { Runtime } from "../../src/runtime.ts";
+import { within as boundedWait } from "../support/within.ts";
+
+const within = <T>(promise: Promise<T>, what: string, ms = HANG) => boundedWait(promise, what, ms);
 
 const HOST = "127.0.0.1";
 const TOKEN = "conformance-token";
@@ -18,18 +21,6 @@ const TEST = { timeout: 60_000 };
 
 let rt: Runtime;
 
-/** Fails with `what` if `promise` has not settled after `ms`. */
-async function within<T>(promise: Promise<T>, what: string, ms = HANG): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const hung = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, hung]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 class FakeControl implements ControlPlane {
   document: unknown = { clusters: { a: { seeds: ["127.0.0.1:7000"] } } };

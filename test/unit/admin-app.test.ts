@@ -7,20 +7,11 @@ import { describe, it } from "node:test";
 import { createAdminApp, isLoopbackHost, timingSafeEqual, type AdminAppOptions } from "../../src/admin/app.ts";
 import type { ChangeResult, ClusterView, ControlPlane } from "../../src/control/types.ts";
 import type { ScopeInfo } from "../../src/scope.ts";
+import { deferred, type Deferred } from "../support/manual-runtime.ts";
 
 const TOKEN = "s3cret-token";
 const BASE = "http://127.0.0.1:6390";
 
-interface Deferred<T> {
-  promise: Promise<T>;
-  resolve(value: T): void;
-}
-
-function deferred<T>(): Deferred<T> {
-  let resolve!: (value: T) => void;
-  const promise = new Promise<T>((r) => (resolve = r));
-  return { promise, resolve };
-}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
