@@ -1,0 +1,280 @@
+/**
+ * Simulated Redis Cluster nodes (adapters/sim/redis-node.ts, redis-cluster.ts): RESP replies and
+ * redirections straight from the nodes, then the real proxy (startSlotgate) on the simulator with
+ * a simulated client while a slot migrates and a primary fails over. Runs under `npx tsx --test`,
+ * `bun test` and `deno test -A`; nothing here uses real time or sockets.
+ */
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { createSimRuntime, type SimRuntime } from "../../adapters/sim/runtime.ts";
+import { SimRedisCluster } from "../../adapters/sim/redis-cluster.ts";
+import { encodeCommand } from "../../src/resp/encode.ts";
+import { ReplyReader } from "../../src/resp/reply-reader.ts";
+import { keySlot } from "../../src/cluster/slot.ts";
+import { startSlotgate } from "../../src/app.ts";
+import { validateConfig } from "../../src/config/load.ts";
+import type { Conn } from "../../src/runtime.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+const CLIENT_HOST = "10.0.0.9";
+
+/** A RESP client on the sim network: pipelined requests, replies kept in arrival order. */
+class SimClient {
+  readonly replies: string[] = [];
+  conn!: Conn;
+  closed = false;
+  readonly #reader = new ReplyReader((frame) => void this.replies.push(dec.decode(frame)));
+  sent = 0;
+
+  static async open(sim: SimRuntime, host: string, port: number): Promise<SimClient> {
+    const client = new SimClient();
+    const pending = sim.forHost(CLIENT_HOST).connect(
+      { host, port },
+      { data: (chunk) => client.#reader.push(chunk), drain: () => {}, close: () => void (client.closed = true) },
+    );
+    let conn: Conn | undefined;
+    let failure: unknown;
+    pending.then((c) => (conn = c), (e) => (failure = e));
+    while (!conn && failure === undefined) await sim.clock.step();
+    if (!conn) throw failure;
+    client.conn = conn;
+    return client;
+  }
+
+  send(...args: string[]): void {
+    this.sent++;
+    this.conn.write(encodeCommand(args));
+  }
+
+  /** Send, run the clock until the reply arrives, return it. */
+  async call(sim: SimRuntime, ...args: string[]): Promise<string> {
+    const want = this.replies.length + 1;
+    this.send(...args);
+    for (let i = 0; i < 10_000 && this.replies.length < want; i++) await sim.clock.step();
+    assert.equal(this.replies.length, want, `a reply to ${args.join(" ")}`);
+    return this.replies[want - 1]!;
+  }
+}
+
+/** A key of `slot`-owner `want`, found deterministically by name. */
+function keyOwnedBy(cluster: SimRedisCluster, want: string, prefix = "k"): string {
+  for (let i = 0; ; i++) if (cluster.ownerOf(`${prefix}${i}`).id === want) return `${prefix}${i}`;
+}
+
+describe("simulated Redis Cluster nodes", () => {
+  it("answer PING, ECHO, SET/GET, INCR, DEL/EXISTS, CLUSTER KEYSLOT/SLOTS and unknown commands", async () => {
+    const sim = createSimRuntime({ seed: 1 });
+    const cluster = await SimRedisCluster.create(sim, { primaries: 3 });
+    const key = keyOwnedBy(cluster, "node-0");
+    const c = await SimClient.open(sim, cluster.node("node-0").host, 6379);
+    assert.equal(await c.call(sim, "PING"), "+PONG\r\n");
+    assert.equal(await c.call(sim, "ECHO", "hi"), "$2\r\nhi\r\n");
+    assert.equal(await c.call(sim, "SET", key, "v1"), "+OK\r\n");
+    assert.equal(await c.call(sim, "GET", key), "$2\r\nv1\r\n");
+    assert.equal(await c.call(sim, "INCR", key), "-ERR value is not an integer or out of range\r\n");
+    assert.equal(await c.call(sim, "INCR", `{${key}}n`), ":1\r\n");
+    assert.equal(await c.call(sim, "EXISTS", key, key), ":2\r\n");
+    assert.equal(await c.call(sim, "DEL", key), ":1\r\n");
+    assert.equal(await c.call(sim, "GET", key), "$-1\r\n");
+    assert.equal(await c.call(sim, "CLUSTER", "KEYSLOT", "foo"), `:${keySlot(enc.encode("foo"))}\r\n`);
+    assert.equal(await c.call(sim, "CLUSTER", "KEYSLOT", "foo"), ":12182\r\n");
+    const slots = await c.call(sim, "CLUSTER", "SLOTS");
+    assert.ok(slots.startsWith("*3\r\n*3\r\n:0\r\n:5460\r\n*3\r\n$8\r\n10.0.1.1\r\n:6379\r\n$6\r\nnode-0\r\n"), `CLUSTER SLOTS: ${JSON.stringify(slots)}`);
+    assert.equal(await c.call(sim, "FLUSHALL"), "-ERR unknown command 'FLUSHALL', with args beginning with: \r\n");
+    assert.equal(await c.call(sim, "MSET", `{${key}}a`, "1", `{${key}}b`, "2"), "+OK\r\n");
+    assert.equal(await c.call(sim, "MGET", `{${key}}a`, `{${key}}b`, `{${key}}c`), "*3\r\n$1\r\n1\r\n$1\r\n2\r\n$-1\r\n");
+    assert.equal(dec.decode(cluster.valueOf(`{${key}}b`)!), "2", "the oracle sees the write");
+  });
+
+  it("redirect: MOVED from a non-owner, CROSSSLOT across slots, CLUSTERDOWN for an unserved slot", async () => {
+    const sim = createSimRuntime({ seed: 2 });
+    const cluster = await SimRedisCluster.create(sim, { primaries: 3 });
+    const key = keyOwnedBy(cluster, "node-1");
+    const slot = keySlot(enc.encode(key));
+    const c = await SimClient.open(sim, cluster.node("node-0").host, 6379);
+    assert.equal(await c.call(sim, "GET", key), `-MOVED ${slot} 10.0.1.2:6379\r\n`);
+    assert.equal(await c.call(sim, "SET", key, "x"), `-MOVED ${slot} 10.0.1.2:6379\r\n`);
+    assert.equal(await c.call(sim, "MGET", "a", "b"), "-CROSSSLOT Keys in request don't hash to the same slot\r\n");
+    assert.equal(await c.call(sim, "MSET", "a", "1", "b", "2"), "-CROSSSLOT Keys in request don't hash to the same slot\r\n");
+    cluster.state.owner[slot] = null;
+    assert.equal(await c.call(sim, "GET", key), "-CLUSTERDOWN Hash slot not served\r\n");
+  });
+
+  it("migration: ASK from the source for a moved key, ASKING+command at the target, then MOVED", async () => {
+    const sim = createSimRuntime({ seed: 3 });
+    const cluster = await SimRedisCluster.create(sim, { primaries: 3 });
+    const a = keyOwnedBy(cluster, "node-0");
+    const slot = keySlot(enc.encode(a));
+    const b = `{${a}}b`;
+    const src = await SimClient.open(sim, "10.0.1.1", 6379);
+    const dst = await SimClient.open(sim, "10.0.1.3", 6379);
+    await src.call(sim, "SET", a, "va");
+    await src.call(sim, "SET", b, "vb");
+    const m = cluster.migrateSlot(slot, "node-2", { batchSize: 1 });
+    m.step(); // MIGRATING / IMPORTING
+    assert.equal(await src.call(sim, "GET", a), "$2\r\nva\r\n", "the source serves keys it still has");
+    assert.equal(await dst.call(sim, "GET", a), `-MOVED ${slot} 10.0.1.1:6379\r\n`, "the target without ASKING: MOVED to the owner");
+    m.step(); // moves a (keys sorted by name)
+    assert.equal(await src.call(sim, "GET", a), `-ASK ${slot} 10.0.1.3:6379\r\n`);
+    assert.equal(await src.call(sim, "MGET", a, b), "-TRYAGAIN Multiple keys request during rehashing of slot\r\n");
+    assert.equal(await dst.call(sim, "ASKING"), "+OK\r\n");
+    assert.equal(await dst.call(sim, "GET", a), "$2\r\nva\r\n", "ASKING + GET served at the target");
+    assert.equal(await dst.call(sim, "GET", a), `-MOVED ${slot} 10.0.1.1:6379\r\n`, "ASKING covers one command only");
+    assert.equal(await dst.call(sim, "ASKING"), "+OK\r\n");
+    assert.equal(await dst.call(sim, "MGET", a, b), "-TRYAGAIN Multiple keys request during rehashing of slot\r\n");
+    assert.equal(dec.decode(cluster.valueOf(a)!), "va", "oracle: moved key");
+    assert.equal(dec.decode(cluster.valueOf(b)!), "vb", "oracle: not yet moved key");
+    m.finish();
+    assert.ok(m.done, "migration done");
+    assert.equal(await src.call(sim, "GET", b), `-MOVED ${slot} 10.0.1.3:6379\r\n`);
+    assert.equal(await dst.call(sim, "MGET", a, b), "*2\r\n$2\r\nva\r\n$2\r\nvb\r\n");
+  });
+
+  it("failover promotes the replica; kill refuses connects and resets open ones; restart listens again", async () => {
+    const sim = createSimRuntime({ seed: 4 });
+    const cluster = await SimRedisCluster.create(sim, { primaries: 3, replicasPerPrimary: 1 });
+    const key = keyOwnedBy(cluster, "node-0");
+    const slot = keySlot(enc.encode(key));
+    const p = await SimClient.open(sim, "10.0.1.1", 6379);
+    await p.call(sim, "SET", key, "v");
+    assert.equal(dec.decode(cluster.node("node-3").data.get(key)!), "v", "synchronous replication");
+    const r = await SimClient.open(sim, "10.0.1.4", 6379);
+    assert.equal(await r.call(sim, "GET", key), `-MOVED ${slot} 10.0.1.1:6379\r\n`, "a replica redirects");
+    await r.call(sim, "READONLY");
+    assert.equal(await r.call(sim, "GET", key), "$1\r\nv\r\n", "READONLY replica serves reads");
+    cluster.failover("node-0");
+    await sim.clock.advance(10);
+    assert.ok(p.closed, "the old primary's connection was reset");
+    assert.equal(await r.call(sim, "GET", key), "$1\r\nv\r\n", "the promoted replica serves the slot");
+    await assert.rejects(SimClient.open(sim, "10.0.1.1", 6379), (e: unknown) => (e as { code?: string }).code === "ECONNREFUSED");
+    await cluster.restart("node-0");
+    const again = await SimClient.open(sim, "10.0.1.1", 6379);
+    assert.equal(await again.call(sim, "PING"), "+PONG\r\n");
+  });
+});
+
+interface RunResult {
+  trace: string;
+  gets: number;
+  errors: string[];
+  ask: number;
+  moved: number;
+}
+
+/**
+ * The proxy on the simulator: a client writes and reads many keys while slot `hot` migrates and
+ * node-1 fails over (its old primary demoted to a replica, so it answers MOVED; `kill` instead
+ * makes the in-flight requests fail).
+ */
+async function proxyScenario(seed: number, oldPrimary: "demote" | "kill"): Promise<RunResult> {
+  const sim = createSimRuntime({ seed });
+  const cluster = await SimRedisCluster.create(sim, { primaries: 3, replicasPerPrimary: 1 });
+  const config = validateConfig({
+    clusters: { sim: { seeds: cluster.seeds.slice(0, 2), refreshIntervalMs: 1000, redirectRefreshIntervalMs: 100 } },
+    catchAll: "sim",
+    listen: "127.0.0.1:0",
+    admin: { listen: "off" },
+    logLevel: "silent",
+  });
+  const app = await startSlotgate(sim, config);
+  let ready = false;
+  void app.ready().then(() => (ready = true));
+  while (!ready) await sim.clock.step();
+  const client = await SimClient.open(sim, "127.0.0.1", app.port);
+  const rnd = sim.random.stream.fork("client");
+
+  // Keys: half in one hot slot (hash tag), the rest spread.
+  const hotKey = keyOwnedBy(cluster, "node-0", "hot");
+  const hot = keySlot(enc.encode(hotKey));
+  const keys = [...Array.from({ length: 20 }, (_, i) => `{${hotKey}}${i}`), ...Array.from({ length: 20 }, (_, i) => `key:${i}`)];
+  const written = new Map<string, Set<string>>(keys.map((k) => [k, new Set<string>()]));
+  const expect: { op: "SET" | "GET"; key: string; value?: string }[] = [];
+  const send = (op: "SET" | "GET", key: string) => {
+    if (op === "SET") {
+      const value = `v${expect.length}`;
+      written.get(key)!.add(value);
+      expect.push({ op, key, value });
+      client.send("SET", key, value);
+    } else {
+      expect.push({ op, key });
+      client.send("GET", key);
+    }
+  };
+  for (const k of keys) send("SET", k);
+
+  const migration = cluster.migrateSlot(hot, "node-2", { batchSize: 3 });
+  migration.schedule(sim, 7);
+  sim.setTimer(40, () => void cluster.failover("node-1", { oldPrimary }));
+  for (let t = 0; t < 150; t++) {
+    for (let n = rnd.int(4); n >= 0; n--) send(rnd.chance(0.4) ? "SET" : "GET", rnd.pick(keys));
+    await sim.clock.advance(1);
+  }
+  for (let i = 0; i < 100_000 && client.replies.length < client.sent; i++) await sim.clock.step();
+  assert.ok(migration.done, `the migration finished (stage ${migration.stage})`);
+
+  // Every request got exactly one reply, in order.
+  assert.equal(client.replies.length, expect.length, "one reply per request");
+  const errors: string[] = [];
+  let gets = 0;
+  expect.forEach((req, i) => {
+    const reply = client.replies[i]!;
+    if (reply.startsWith("-")) {
+      errors.push(`${req.op} ${req.key}: ${reply.trim()}`);
+      assert.ok(oldPrimary === "kill" && /^-ERR /.test(reply) && !/MOVED|ASK|CROSSSLOT/.test(reply), `request ${i} (${req.op} ${req.key}) failed: ${reply.trim()}`);
+      return;
+    }
+    if (req.op === "SET") assert.equal(reply, "+OK\r\n", `SET ${req.key}`);
+    else {
+      gets++;
+      const m = /^\$(\d+)\r\n(.*)\r\n$/s.exec(reply);
+      assert.ok(m, `GET ${req.key} returned a value (${JSON.stringify(reply)})`);
+      assert.ok(written.get(req.key)!.has(m[2]!), `GET ${req.key} = ${m[2]} was written by some SET`);
+    }
+  });
+  for (const k of keys) {
+    const value = cluster.valueOf(k);
+    assert.ok(value && written.get(k)!.has(dec.decode(value)), `the oracle's ${k} was written by some SET`);
+  }
+  // After the dust settles, the proxy reads what the oracle holds.
+  for (const k of keys) {
+    const reply = await client.call(sim, "GET", k);
+    assert.equal(reply, `$${cluster.valueOf(k)!.length}\r\n${dec.decode(cluster.valueOf(k)!)}\r\n`, `GET ${k} after the run`);
+  }
+  const { ask, moved } = app.cluster.stats;
+  client.conn.end();
+  let closed = false;
+  void app.close().then(() => (closed = true));
+  for (let i = 0; i < 100_000 && !closed; i++) await sim.clock.step();
+  assert.ok(closed, "the app closed");
+  assert.equal(app.scope.liveCount(), 0, "no live resources in the app's scope");
+  await sim.clock.runUntilIdle({ maxSteps: 100_000 });
+  assert.equal(sim.clock.pendingTimers(), 0, "no pending timers on the sim clock");
+  sim.checkpoint("end");
+  // The network trace (connects, resets, closes, nodes and migration events) plus every reply byte.
+  return { trace: `${sim.trace.join("\n")}\n${client.replies.join("")}`, gets, errors, ask, moved };
+}
+
+describe("slotgate on the simulated cluster", () => {
+  it("migration + failover (old primary demoted): exactly one ordered reply each, ASK and MOVED followed, no errors", async () => {
+    const r = await proxyScenario(7, "demote");
+    assert.ok(r.ask > 0, `ASK redirects were followed (${r.ask})`);
+    assert.ok(r.moved > 0, `MOVED redirects were followed (${r.moved})`);
+    assert.ok(r.gets > 100, `many GETs checked (${r.gets})`);
+    assert.deepEqual(r.errors, [], "no errors");
+  });
+
+  it("migration + failover (old primary killed): in-flight failures are proxy errors only", async () => {
+    const r = await proxyScenario(8, "kill");
+    assert.ok(r.ask > 0, `ASK redirects were followed (${r.ask})`);
+    assert.ok(r.gets > 100, `many GETs checked (${r.gets})`);
+  });
+
+  it("the same seed replays the same trace", async () => {
+    const a = await proxyScenario(11, "demote");
+    const b = await proxyScenario(11, "demote");
+    assert.ok(a.trace.split("\n").length > 50, "a non-trivial trace");
+    assert.equal(a.trace, b.trace, "identical traces");
+    assert.deepEqual([a.ask, a.moved, a.gets], [b.ask, b.moved, b.gets], "identical stats");
+  });
+});
