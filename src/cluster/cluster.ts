@@ -14,6 +14,7 @@ import { UpstreamNode, type UpstreamNodeOptions } from "./upstream-node.ts";
 import { SLOT_COUNT, coverage, formatAddress, type SlotRange, type Topology } from "./topology.ts";
 import { errorReply, ErrorKind, errorKind } from "../resp/replies.ts";
 import { parseRedirect } from "../resp/reply-reader.ts";
+import { faults } from "../testing/faults.ts";
 
 export interface ClusterOptions extends DiscoveryOptions, UpstreamNodeOptions {
   redirectRefreshThreshold: number;
@@ -136,6 +137,7 @@ export class Cluster implements Backend {
       // Redis promises the slot now lives there: route the slot's next requests without waiting.
       this.#owners[target.slot] = node;
     } else {
+      if (faults.ignoreAsk) return request.sink.deliver(request, frame); // test-only fault
       this.stats.ask++;
       request.asking = true;
     }

@@ -24,6 +24,7 @@ import { parseAddress, SLOT_COUNT } from "../cluster/topology.ts";
 import { RouteTable } from "../proxy/routes.ts";
 import type { ChangeResult, ClusterView, ControlPlane } from "./types.ts";
 import { isoTime } from "../time.ts";
+import { faults } from "../testing/faults.ts";
 
 type ManagedBackend = Cluster | StandalonePool;
 
@@ -190,7 +191,7 @@ export class LiveConfig implements ControlPlane {
     for (const change of changes) this.#log.info(change);
     await Promise.all(
       retired.map(({ name, entry, reason }) =>
-        entry.backend.close(entry.drainTimeoutMs, reason).catch((error) => this.#log.error("cluster teardown failed", { cluster: name, error })),
+        faults.skipRemovedClusterClose ? Promise.resolve() : entry.backend.close(entry.drainTimeoutMs, reason).catch((error) => this.#log.error("cluster teardown failed", { cluster: name, error })),
       ),
     );
     return { ok: true, changes };
