@@ -11,6 +11,7 @@ import { Fifo } from "../fifo.ts";
 import { UpstreamRequest, type ReplySink } from "../proxy/request.ts";
 import { ReplyReader } from "../resp/reply-reader.ts";
 import { errorReply, ASKING_COMMAND } from "../resp/replies.ts";
+import { concatBytes } from "../resp/encode.ts";
 
 /** What a connection reports to the node that owns it. */
 export interface UpstreamEvents {
@@ -153,7 +154,7 @@ export class UpstreamConn {
     this.#flushScheduled = false;
     const conn = this.#conn;
     if (!conn || this.#outBytes === 0) return;
-    conn.write(concat(this.#out, this.#outBytes));
+    conn.write(concatBytes(this.#out, this.#outBytes));
     this.#out = [];
     this.#outBytes = 0;
   }
@@ -193,15 +194,4 @@ export class UpstreamConn {
   #address(): string {
     return `${this.#options.host}:${this.#options.port}`;
   }
-}
-
-function concat(chunks: Uint8Array[], total: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0]!;
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
 }

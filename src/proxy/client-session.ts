@@ -15,6 +15,7 @@ import { SplitCommand, type SplitOwner } from "./split.ts";
 import { localHandler, type LocalContext } from "./local-commands.ts";
 import { RequestParser } from "../resp/request-parser.ts";
 import { errorReply } from "../resp/replies.ts";
+import { concatBytes } from "../resp/encode.ts";
 import type { Router } from "./router.ts";
 import type { Logger } from "../log.ts";
 
@@ -193,7 +194,7 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext {
     const conn = this.#conn;
     if (!conn || this.#closed) return;
     if (this.#outBytes > 0) {
-      const chunk = this.#out.length === 1 ? this.#out[0]! : concat(this.#out, this.#outBytes);
+      const chunk = concatBytes(this.#out, this.#outBytes);
       this.#out = [];
       this.#outBytes = 0;
       const belowHighWater = conn.write(chunk);
@@ -258,14 +259,4 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext {
     // Requests still upstream will deliver into a closed session; their replies are dropped.
     this.#scope.close().catch(() => {});
   }
-}
-
-function concat(chunks: Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
 }

@@ -3,7 +3,7 @@
  * SELECT 0, HELLO (RESP2), CLIENT SETNAME/GETNAME/ID/SETINFO, INFO (the proxy's own view),
  * READONLY/READWRITE and AUTH (no password configured yet).
  */
-import { OK, PONG, NULL_BULK, encodeBulk as bulkReply, encodeInteger as integerReply } from "../resp/encode.ts";
+import { OK, PONG, NULL_BULK, EMPTY_ARRAY, encodeArray, encodeBulk as bulkReply, encodeInteger as integerReply } from "../resp/encode.ts";
 import { errorReply } from "../resp/replies.ts";
 
 /** What a local command may do to the client that sent it. */
@@ -75,11 +75,9 @@ const handlers: Record<string, LocalHandler> = {
       ["id", integerReply(context.id)],
       ["mode", bulkReply("standalone")],
       ["role", bulkReply("master")],
-      ["modules", new TextEncoder().encode("*0\r\n")],
+      ["modules", EMPTY_ARRAY],
     ];
-    const parts: Uint8Array[] = [new TextEncoder().encode(`*${fields.length * 2}\r\n`)];
-    for (const [key, value] of fields) parts.push(bulkReply(key), value);
-    context.reply(concatAll(parts));
+    context.reply(encodeArray(fields.flatMap(([key, value]) => [bulkReply(key), value])));
   },
   CLIENT(context, args) {
     const sub = text(args[1]).toUpperCase();
@@ -107,16 +105,4 @@ const handlers: Record<string, LocalHandler> = {
 /** The handler of a locally answered command, by upper-case name. */
 export function localHandler(name: string): LocalHandler | undefined {
   return Object.hasOwn(handlers, name) ? handlers[name] : undefined;
-}
-
-function concatAll(parts: Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const part of parts) total += part.length;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }

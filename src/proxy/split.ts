@@ -7,7 +7,7 @@
 import { UpstreamRequest, type Pending, type ReplySink } from "./request.ts";
 import { readInteger } from "../resp/reply-reader.ts";
 import { commandBytes, errorKind, ErrorKind } from "../resp/replies.ts";
-import { OK, NULL_BULK } from "../resp/encode.ts";
+import { OK, NULL_BULK, encodeArray, encodeInteger } from "../resp/encode.ts";
 
 export const SplitKind = { Values: 0, Ok: 1, Sum: 2 } as const;
 export type SplitKind = (typeof SplitKind)[keyof typeof SplitKind];
@@ -76,20 +76,10 @@ export class SplitCommand implements Pending, ReplySink {
     switch (this.kind) {
       case SplitKind.Values: {
         // MGET answers nil for a key holding another type, where GET says WRONGTYPE.
-        let total = 0;
         for (let i = 0; i < parts.length; i++) {
           if (parts[i]![0] === MINUS && startsWithWrongType(parts[i]!)) parts[i] = NULL_BULK;
-          total += parts[i]!.length;
         }
-        const header = bytes(`*${parts.length}\r\n`);
-        const out = new Uint8Array(header.length + total);
-        out.set(header, 0);
-        let offset = header.length;
-        for (const part of parts) {
-          out.set(part, offset);
-          offset += part.length;
-        }
-        return out;
+        return encodeArray(parts);
       }
       case SplitKind.Ok: {
         for (const part of parts) if (errorKind(part) !== ErrorKind.None) return part;
@@ -101,7 +91,7 @@ export class SplitCommand implements Pending, ReplySink {
           if (part[0] === MINUS) return part;
           sum += readInteger(part) ?? 0;
         }
-        return bytes(`:${sum}\r\n`);
+        return encodeInteger(sum);
       }
     }
   }

@@ -175,6 +175,18 @@ export function encodeCommand(args: readonly (Uint8Array | string)[]): Uint8Arra
   return out;
 }
 
+/** Join byte chunks into one buffer (returns the only chunk as it is); `total` is their summed length. */
+export function concatBytes(chunks: readonly Uint8Array[], total: number): Uint8Array {
+  if (chunks.length === 1) return chunks[0]!;
+  const out = new Uint8Array(total);
+  let o = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, o);
+    o += chunk.length;
+  }
+  return out;
+}
+
 // Shared, preallocated replies. They are handed to writers as they are: never mutate them.
 
 /** `+OK\r\n` */

@@ -3,14 +3,14 @@
  * router acts on (MOVED, ASK, CLUSTERDOWN). Classification looks at the first bytes only: no
  * decoding on the forward path.
  */
-const encoder = new TextEncoder();
+import { encodeCommand, encodeError } from "./encode.ts";
 
-/** `-PREFIX message\r\n`; the message must not contain CR or LF (they are replaced by spaces). */
+/** `-PREFIX message\r\n` (CR and LF in the message become spaces). */
 export function errorReply(message: string, prefix = "ERR"): Uint8Array {
-  return encoder.encode(`-${prefix} ${message.replace(/[\r\n]+/g, " ")}\r\n`);
+  return encodeError(`${prefix} ${message}`);
 }
 
-export const ASKING_COMMAND = encoder.encode("*1\r\n$6\r\nASKING\r\n");
+export const ASKING_COMMAND = encodeCommand(["ASKING"]);
 
 export const ErrorKind = {
   None: 0,
@@ -40,46 +40,7 @@ export function errorKind(frame: Uint8Array): ErrorKind {
   return ErrorKind.Other;
 }
 
-/**
- * Encode `name` followed by `count` arguments of `args` starting at `from` as a RESP command,
- * in one allocation (the split path builds one per key).
- */
+/** `name` followed by `count` arguments of `args` from `from`, as a RESP command (one per split part). */
 export function commandBytes(name: Uint8Array, args: Uint8Array[], from: number, count: number): Uint8Array {
-  let size = lengthOfArrayHeader(count + 1) + lengthOfBulk(name.length);
-  for (let i = from; i < from + count; i++) size += lengthOfBulk(args[i]!.length);
-  const out = new Uint8Array(size);
-  let at = writeHeader(out, 0, 42, count + 1);
-  at = writeBulk(out, at, name);
-  for (let i = from; i < from + count; i++) at = writeBulk(out, at, args[i]!);
-  return out;
-}
-
-function digits(n: number): number {
-  return n < 10 ? 1 : n < 100 ? 2 : n < 1000 ? 3 : String(n).length;
-}
-
-function lengthOfArrayHeader(n: number): number {
-  return 3 + digits(n);
-}
-
-function lengthOfBulk(n: number): number {
-  return 3 + digits(n) + n + 2;
-}
-
-function writeHeader(out: Uint8Array, at: number, type: number, n: number): number {
-  out[at++] = type;
-  const text = String(n);
-  for (let i = 0; i < text.length; i++) out[at++] = text.charCodeAt(i);
-  out[at++] = 13;
-  out[at++] = 10;
-  return at;
-}
-
-function writeBulk(out: Uint8Array, at: number, value: Uint8Array): number {
-  at = writeHeader(out, at, 36, value.length);
-  out.set(value, at);
-  at += value.length;
-  out[at++] = 13;
-  out[at++] = 10;
-  return at;
+  return encodeCommand([name, ...args.slice(from, from + count)]);
 }

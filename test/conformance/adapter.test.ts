@@ -7,7 +7,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { currentRuntime } from "../../adapters/current.ts";
 import type { Conn, ConnHandlers, Listener, Runtime } from "../../src/runtime.ts";
-import { within as boundedWait } from "../support/within.ts";
+import { pattern, within as boundedWait } from "../support/within.ts";
 import { deferred } from "../support/manual-runtime.ts";
 
 const within = <T>(promise: Promise<T>, what: string, ms = HANG) => boundedWait(promise, what, ms);
@@ -43,17 +43,6 @@ const decoder = new TextDecoder();
 const bytes = (text: string) => encoder.encode(text);
 
 /** Deterministic pseudo-random bytes (xorshift32), so corruption or reordering cannot hide. */
-function pattern(length: number, seed = 0x9e3779b9): Uint8Array {
-  const out = new Uint8Array(length);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
 
 function concat(chunks: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));

@@ -13,20 +13,11 @@ import { createClient } from "redis";
 import { startLocalCluster } from "../../scripts/local-cluster.ts";
 import { lazy } from "../support/lazy.ts";
 import { RawClient, resp, startProxy, type RunningProxy } from "../support/proxy.ts";
+import { sleep, until } from "../support/within.ts";
 
 const SLOW = { timeout: 120_000 };
 const MIB = 1024 * 1024;
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-/** Poll `check` until it holds; fail with `what` after `timeoutMs` (generous: a loaded 2-core box). */
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 /** Resident memory of this process (where the proxy runs). */
 function rss(): number {

@@ -20,21 +20,12 @@ import { loadConfig } from "../../src/config/load.ts";
 import { createLogger } from "../../src/log.ts";
 import { lazy } from "../support/lazy.ts";
 import { RawClient, resp, type RunningProxy } from "../support/proxy.ts";
+import { sleep, until } from "../support/within.ts";
 
 const SLOW = { timeout: 120_000 };
 const encoder = new TextEncoder();
 const slotOf = (key: string) => keySlot(encoder.encode(key));
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-/** Poll `check` until it holds; fail with `what` after `timeoutMs` (generous: a loaded 2-core box). */
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 /** The primary port owning `slot` in a topology. */
 function ownerPort(topology: Topology, slot: number): number | undefined {

@@ -14,6 +14,7 @@ import { Scope, lateCallbacks } from "../../src/scope.ts";
 import { Discovery } from "../../src/cluster/discovery.ts";
 import type { Topology } from "../../src/cluster/topology.ts";
 import { RequestParser } from "../../src/resp/request-parser.ts";
+import { pattern } from "../support/within.ts";
 
 const SERVER = "10.0.0.2";
 const enc = new TextEncoder();
@@ -62,17 +63,6 @@ class Recorder implements ConnHandlers {
   }
 }
 
-function pattern(length: number, seed = 0x9e3779b9): Uint8Array {
-  const out = new Uint8Array(length);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
 
 function codeOf(error: unknown): string | undefined {
   return (error as { code?: string } | undefined)?.code;
