@@ -7,7 +7,7 @@
  */
 import type { Scope } from "../scope.ts";
 import type { UpstreamRequest } from "../proxy/request.ts";
-import type { Backend } from "../proxy/backend.ts";
+import type { Backend, Redirect } from "../proxy/backend.ts";
 import { keySlot } from "./slot.ts";
 import { Discovery, type DiscoveryOptions } from "./discovery.ts";
 import { UpstreamNode, type UpstreamNodeOptions } from "./upstream-node.ts";
@@ -44,6 +44,7 @@ export class Cluster implements Backend {
   #topology: Topology = { ranges: [] };
   #redirectsSinceRefresh = 0;
   #closeReason: string | null = null;
+  readonly #topologyListeners = new Set<() => void>();
   #ready!: () => void;
   /** Resolves once a complete slot map has been applied. */
   readonly ready: Promise<void>;
@@ -102,6 +103,24 @@ export class Cluster implements Backend {
     return range.start;
   }
 
+  nodeFor(shard: number): UpstreamNode | string {
+    if (!this.scope.isOpen) return this.#closeReason ?? `cluster '${this.name}' is closing`;
+    return this.#owners[shard] ?? "CLUSTERDOWN Hash slot not served";
+  }
+
+  redirect(frame: Uint8Array, from: UpstreamNode): Redirect | string {
+    const kind = errorKind(frame);
+    const target = kind === ErrorKind.Moved || kind === ErrorKind.Ask ? parseRedirect(frame) : null;
+    if (!target) return "not a redirect";
+    if (!this.scope.isOpen) return this.#closeReason ?? `cluster '${this.name}' is closing`;
+    return { node: this.#learnRedirect(from, target, kind), slot: target.slot, ask: kind === ErrorKind.Ask };
+  }
+
+  onTopology(listener: () => void): () => void {
+    this.#topologyListeners.add(listener);
+    return () => void this.#topologyListeners.delete(listener);
+  }
+
   /** Ask for an early topology refresh. */
   requestRefresh(): void {
     this.#discovery.requestRefresh();
@@ -130,25 +149,30 @@ export class Cluster implements Backend {
       request.sink.deliver(request, errorReply(this.#closeReason ?? `cluster '${this.name}' is closing`));
       return;
     }
-    const host = target.host === "" ? from.host : target.host;
-    const node = this.#node(host, target.port);
+    if (kind === ErrorKind.Ask && faults.ignoreAsk) return request.sink.deliver(request, frame); // test-only fault
+    const node = this.#learnRedirect(from, target, kind);
+    request.asking = kind === ErrorKind.Ask;
+    request.slot = target.slot;
+    node.send(request);
+    // ASKING applies to the one send above only.
+    request.asking = false;
+  }
+
+  /** Count a redirect, believe a MOVED at once, refresh after enough of them; the node to follow to. */
+  #learnRedirect(from: UpstreamNode, target: { host: string; port: number; slot: number }, kind: ErrorKind): UpstreamNode {
+    const node = this.#node(target.host === "" ? from.host : target.host, target.port);
     if (kind === ErrorKind.Moved) {
       this.stats.moved++;
       // Redis promises the slot now lives there: route the slot's next requests without waiting.
       this.#owners[target.slot] = node;
     } else {
-      if (faults.ignoreAsk) return request.sink.deliver(request, frame); // test-only fault
       this.stats.ask++;
-      request.asking = true;
     }
     if (++this.#redirectsSinceRefresh >= this.#options.redirectRefreshThreshold && this.#options.redirectRefreshThreshold > 0) {
       this.#redirectsSinceRefresh = 0;
       this.requestRefresh();
     }
-    request.slot = target.slot;
-    node.send(request);
-    // ASKING applies to the one send above only.
-    request.asking = false;
+    return node;
   }
 
   #node(host: string, port: number): UpstreamNode {
@@ -193,6 +217,7 @@ export class Cluster implements Backend {
       this.scope.spawn(`retire ${address}`, () => node.close(this.#options.opTimeoutMs));
     }
     if (this.isReady) this.#ready();
+    for (const listener of this.#topologyListeners) listener();
   }
 
   /**

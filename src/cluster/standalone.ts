@@ -5,7 +5,7 @@
  * soon as it is configured, and a server that fails answers errors until it comes back.
  */
 import type { Scope } from "../scope.ts";
-import type { Backend } from "../proxy/backend.ts";
+import type { Backend, Redirect } from "../proxy/backend.ts";
 import type { UpstreamRequest } from "../proxy/request.ts";
 import { KetamaRing, twemproxyServerName, type KetamaHash } from "./ketama.ts";
 import { UpstreamNode, type UpstreamNodeOptions } from "./upstream-node.ts";
@@ -68,6 +68,21 @@ export class StandalonePool implements Backend {
     const node = this.#nodes[request.slot];
     if (node) node.send(request);
     else request.sink.deliver(request, errorReply(`no server available in '${this.name}'`));
+  }
+
+  nodeFor(shard: number): UpstreamNode | string {
+    if (!this.scope.isOpen) return this.#closeReason ?? `cluster '${this.name}' is closing`;
+    return this.#nodes[shard] ?? `no server available in '${this.name}'`;
+  }
+
+  /** Standalone servers do not redirect. */
+  redirect(): Redirect | string {
+    return "not a redirect";
+  }
+
+  /** The ring never changes while the pool lives. */
+  onTopology(): () => void {
+    return () => {};
   }
 
   /** Close the pool: requests in flight may finish until `deadlineMs`; the rest get `reason`. */

@@ -4,6 +4,11 @@
  * are relayed as raw RESP frames, never decoded. A request that outlives `opTimeoutMs` fails with
  * a timeout and takes the connection down with it: its late replies would otherwise be handed
  * to the requests behind it.
+ *
+ * A connection may open with a prelude (`HELLO 3` for RESP3 clients, `READONLY` on a replica),
+ * queued ahead of everything else; a prelude that fails takes the connection down. RESP3 push
+ * frames (`>`) are never matched to requests: they go to `events.push`. A subscriber connection
+ * matches nothing at all: every frame it reads is handed to `events.push`.
  */
 import type { Conn } from "../runtime.ts";
 import type { Scope, ScopedTimer } from "../scope.ts";
@@ -11,7 +16,7 @@ import { Fifo } from "../fifo.ts";
 import { UpstreamRequest, type ReplySink } from "../proxy/request.ts";
 import { ReplyReader } from "../resp/reply-reader.ts";
 import { errorReply, ASKING_COMMAND } from "../resp/replies.ts";
-import { concatBytes } from "../resp/encode.ts";
+import { concatBytes, encodeCommand } from "../resp/encode.ts";
 
 /** What a connection reports to the node that owns it. */
 export interface UpstreamEvents {
@@ -19,6 +24,8 @@ export interface UpstreamEvents {
   reply(request: UpstreamRequest, frame: Uint8Array): void;
   /** The connection is gone; `reason` says why (already used to fail its pending requests). */
   lost(conn: UpstreamConn, reason: string, wasOpen: boolean): void;
+  /** A RESP3 push frame, or any frame on a subscriber connection. Dropped when absent. */
+  push?(frame: Uint8Array): void;
 }
 
 export interface UpstreamConnOptions {
@@ -27,10 +34,23 @@ export interface UpstreamConnOptions {
   opTimeoutMs: number;
   connectTimeoutMs: number;
   maxBulkBytes: number;
+  /** 3: say `HELLO 3` first, so replies come in RESP3 (default 2: Redis's default). */
+  protocol?: 2 | 3;
+  /** Say `READONLY` first (a replica serving reads). */
+  readOnly?: boolean;
+  /** A pub/sub connection: frames are not replies to requests, all go to `events.push`. */
+  subscriber?: boolean;
 }
 
 /** Takes the `+OK` that answers an `ASKING`: nothing waits for it. */
 const DISCARD: ReplySink = { deliver() {} };
+
+const HELLO_3 = encodeCommand(["HELLO", "3"]);
+const READONLY = encodeCommand(["READONLY"]);
+const MINUS = 45;
+/** `part` of the requests a connection makes for itself. */
+const INTERNAL = -1;
+const PUSH = 62; // '>'
 
 export class UpstreamConn {
   readonly #scope: Scope;
@@ -61,6 +81,8 @@ export class UpstreamConn {
     });
     this.#flush = scope.guard(() => this.#write());
     this.#onTimer = () => this.#checkTimeout();
+    if (options.protocol === 3) this.#prelude(HELLO_3, "HELLO 3");
+    if (options.readOnly) this.#prelude(READONLY, "READONLY");
     scope.spawn(`connect ${options.host}:${options.port}`, () => this.#open());
   }
 
@@ -85,10 +107,25 @@ export class UpstreamConn {
       request.sink.deliver(request, errorReply(`upstream connection to ${this.#address()} is closed`));
       return;
     }
-    const deadline = this.#scope.runtime.now() + this.#options.opTimeoutMs;
-    if (request.asking) this.#push(new UpstreamRequest(ASKING_COMMAND, request.slot, DISCARD, 0), deadline);
+    const deadline = request.blocking ? Number.POSITIVE_INFINITY : this.#scope.runtime.now() + this.#options.opTimeoutMs;
+    if (request.asking) this.#push(new UpstreamRequest(ASKING_COMMAND, request.slot, DISCARD, 0, INTERNAL), deadline);
     this.#push(request, deadline);
     this.#timer ??= this.#scope.timer("op timeout", this.#options.opTimeoutMs, this.#onTimer);
+  }
+
+  /** Write `frame` with no reply expected (subscriber connections: their replies are pushes). */
+  write(frame: Uint8Array): void {
+    if (!this.#dead) this.#enqueue(frame);
+  }
+
+  /** Queue a command whose error fails the connection and whose success is dropped. */
+  #prelude(frame: Uint8Array, what: string): void {
+    const sink: ReplySink = {
+      deliver: (_request, reply) => {
+        if (reply[0] === MINUS) this.fail(`upstream ${this.#address()} refused ${what}: ${new TextDecoder().decode(reply.subarray(1, reply.length - 2))}`);
+      },
+    };
+    this.#push(new UpstreamRequest(frame, 0, sink, 0, INTERNAL), this.#scope.runtime.now() + this.#options.connectTimeoutMs + this.#options.opTimeoutMs);
   }
 
   #push(request: UpstreamRequest, deadline: number): void {
@@ -168,12 +205,18 @@ export class UpstreamConn {
   }
 
   #onReply(frame: Uint8Array): void {
+    if (frame[0] === PUSH || this.#options.subscriber) {
+      this.#events.push?.(frame);
+      return;
+    }
     const request = this.#pending.shift();
     if (request === undefined) {
       this.fail(`unexpected reply from ${this.#address()}`);
       return;
     }
-    if (request.sink !== DISCARD) this.#events.reply(request, frame);
+    // The connection's own commands (ASKING, a prelude) are answered to their sink directly.
+    if (request.part === INTERNAL) request.sink.deliver(request, frame);
+    else this.#events.reply(request, frame);
     if (this.#pending.length === 0) this.#wakeIdle();
   }
 
@@ -181,6 +224,8 @@ export class UpstreamConn {
     this.#timer = null;
     const head = this.#pending.peek();
     if (!head) return;
+    // A blocked command waits as long as Redis makes it wait.
+    if (head.deadline === Number.POSITIVE_INFINITY) return;
     const now = this.#scope.runtime.now();
     if (now >= head.deadline) {
       this.#pending.shift();

@@ -4,6 +4,15 @@
  * map to the same shard (hash slot, or server).
  */
 import type { UpstreamRequest } from "./request.ts";
+import type { UpstreamNode } from "../cluster/upstream-node.ts";
+
+/** Where a redirect seen on a client's own connection leads. */
+export interface Redirect {
+  node: UpstreamNode;
+  slot: number;
+  /** An ASK: send `ASKING` first, and only for this one command. */
+  ask: boolean;
+}
 
 export interface Backend {
   readonly name: string;
@@ -13,4 +22,10 @@ export interface Backend {
   dispatch(request: UpstreamRequest): void;
   /** Some shard, for keyless commands that any node can answer. */
   anyShard(): number;
+  /** The node serving `shard` now (for a client's own connection), or why there is none. */
+  nodeFor(shard: number): UpstreamNode | string;
+  /** Learn from a MOVED or ASK seen on a client's own connection; the node to retry on, or why not. */
+  redirect(frame: Uint8Array, from: UpstreamNode): Redirect | string;
+  /** Call `listener` after each new slot map is applied; returns the way to stop. */
+  onTopology(listener: () => void): () => void;
 }

@@ -43,6 +43,8 @@ type Held = { args: Uint8Array[]; frame: Uint8Array } | Uint8Array;
 
 export class ClientSession implements ReplySink, SplitOwner, LocalContext {
   clientName: string | null = null;
+  /** The protocol `HELLO` chose: 2 (Redis's default) or 3. */
+  protocol: 2 | 3 = 2;
   readonly #scope: Scope;
   readonly #host: SessionHost;
   readonly #parser: RequestParser;

@@ -10,6 +10,8 @@ import { errorReply } from "../resp/replies.ts";
 export interface LocalContext {
   readonly id: number;
   clientName: string | null;
+  /** The protocol `HELLO` chose: 2 (Redis's default) or 3. */
+  protocol: 2 | 3;
   /** Queue a reply, in order with the client's other replies. */
   reply(frame: Uint8Array): void;
   /** Reply, then close the connection once every earlier reply is written. */

@@ -23,6 +23,12 @@ export class UpstreamRequest implements Pending {
   asking = false;
   /** Monotonic time after which the request is failed with a timeout, in milliseconds. */
   deadline = 0;
+  /** Travel on a RESP3 connection (the client said `HELLO 3`). */
+  resp3 = false;
+  /** A read-only command: a replica may serve it when the cluster's `readFrom` allows. */
+  readOnly = false;
+  /** A blocking command: Redis's own timeout applies, never `opTimeoutMs`. */
+  blocking = false;
 
   constructor(
     /** The command's exact RESP bytes, forwarded as they are. */

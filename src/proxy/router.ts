@@ -6,7 +6,7 @@
  * are refused with `-ERR unsupported command 'NAME'`, never sent to an arbitrary node.
  */
 import { commandInfo, keyIndexes, type CommandInfo } from "../commands/keys.ts";
-import { BLOCKING, PUBSUB } from "../commands/table.ts";
+import { BLOCKING, PUBSUB, READONLY } from "../commands/table.ts";
 import { commandName } from "../resp/request-parser.ts";
 import { encodeCommand } from "../resp/encode.ts";
 import { errorReply } from "../resp/replies.ts";
@@ -17,6 +17,8 @@ import type { Route, RouteTable } from "./routes.ts";
 /** The client side of a routed command. */
 export interface RouteClient extends ReplySink, SplitOwner {
   readonly id: number;
+  /** 3 after `HELLO 3`: its requests travel on RESP3 connections. */
+  readonly protocol: 2 | 3;
   /** Append to the client's reply queue (before dispatching: a reply may come back at once). */
   expect(pending: Pending): void;
   /** Answer now, in order. */
@@ -64,6 +66,8 @@ export class Router {
       if (route.strip > 0) rewrite = true;
     }
     const request = new UpstreamRequest(rewrite ? rewriteKeys(table, args, keys) : frame, shard, client, client.id);
+    request.resp3 = client.protocol === 3;
+    request.readOnly = (info.flags & READONLY) !== 0;
     client.expect(request);
     backend.dispatch(request);
   }
@@ -89,6 +93,7 @@ export class Router {
       const request = requests[i]!;
       const backend = routed[i]!.backend;
       request.slot = backend.shardOf(parts[1 + i * spec.stride]!);
+      request.resp3 = client.protocol === 3;
       backend.dispatch(request);
     }
   }
@@ -97,6 +102,7 @@ export class Router {
     const backend = table.match(new Uint8Array(0))?.backend ?? [...table.backends()][0];
     if (!backend) return client.reply(errorReply("no cluster is configured"));
     const request = new UpstreamRequest(frame, backend.anyShard(), client, client.id);
+    request.resp3 = client.protocol === 3;
     client.expect(request);
     backend.dispatch(request);
   }

@@ -5,7 +5,15 @@ import { RouteTable } from "../../src/proxy/routes.ts";
 import type { Backend } from "../../src/proxy/backend.ts";
 import { isoTime } from "../../src/time.ts";
 
-const backend = (name: string): Backend => ({ name, shardOf: () => 0, dispatch() {}, anyShard: () => 0 });
+const backend = (name: string): Backend => ({
+  name,
+  shardOf: () => 0,
+  dispatch() {},
+  anyShard: () => 0,
+  nodeFor: () => "not in this test",
+  redirect: () => "not in this test",
+  onTopology: () => () => {},
+});
 const key = (text: string) => new TextEncoder().encode(text);
 
 describe("routing table", () => {
