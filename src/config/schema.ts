@@ -109,6 +109,8 @@ export const LimitsSchema = v.strictObject({
   maxPendingRequests: v.optional(int(1, 10_000_000, "requests"), 10_000),
   maxClientOutputBytes: v.optional(int(1024, 16 * GIB, "bytes"), 256 * 1024 * 1024),
   maxClients: v.optional(int(1, 1_000_000, "clients"), 10_000),
+  /** Upstream connections held by one client each (blocked commands, transactions), over all clients. */
+  maxDedicatedConnections: v.optional(int(0, 1_000_000, "connections"), 1024),
 });
 
 export const AdminSchema = v.strictObject({

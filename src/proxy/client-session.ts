@@ -6,6 +6,10 @@
  * while requests are held or the socket's send buffer is over its high-water mark, and a client
  * whose unread replies pass `maxClientOutputBytes` is disconnected. Malformed input gets
  * `-ERR Protocol error: ...` after the replies already owed, then the connection closes.
+ *
+ * Some commands run alone (`runAlone`): a blocking command or a transaction's command on a
+ * connection of the client's own starts only once every earlier reply is in, and the requests
+ * after it wait for its reply, so the client's order holds across connections.
  */
 import type { Conn, ConnHandlers } from "../runtime.ts";
 import type { Scope } from "../scope.ts";
@@ -16,8 +20,12 @@ import { localHandler, type LocalContext } from "./local-commands.ts";
 import { RequestParser } from "../resp/request-parser.ts";
 import { errorReply } from "../resp/replies.ts";
 import { concatBytes } from "../resp/encode.ts";
-import type { Router } from "./router.ts";
+import type { Router, Target } from "./router.ts";
+import type { Backend } from "./backend.ts";
 import type { Logger } from "../log.ts";
+import { Blocker } from "./blocking.ts";
+import { Transaction, type TransactionHost } from "./transaction.ts";
+import type { DedicatedBudget } from "./dedicated.ts";
 
 export interface ClientLimits {
   maxBulkBytes: number;
@@ -33,16 +41,23 @@ export interface SessionHost {
   readonly router: Router;
   readonly limits: ClientLimits;
   readonly log: Logger;
+  /** Bounds the connections clients hold alone, over all clients. */
+  readonly dedicated: DedicatedBudget;
   info(): string;
 }
+
+/** Commands that start (or answer outside) a transaction. */
+const TRANSACTION_COMMANDS = new Set(["MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH"]);
 
 const immediate = (reply: Uint8Array): Pending => ({ reply });
 
 /** A request read while `maxPendingRequests` were unanswered, or the protocol error that ended the input. */
 type Held = { args: Uint8Array[]; frame: Uint8Array } | Uint8Array;
 
-export class ClientSession implements ReplySink, SplitOwner, LocalContext {
+export class ClientSession implements ReplySink, SplitOwner, LocalContext, TransactionHost {
   clientName: string | null = null;
+  lastWriteBackend: Backend | null = null;
+  lastWriteShard = 0;
   /** The protocol `HELLO` chose: 2 (Redis's default) or 3. */
   protocol: 2 | 3 = 2;
   readonly #scope: Scope;
@@ -65,6 +80,12 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext {
   #closed = false;
   #idleWaiters: (() => void)[] = [];
   readonly #flush: () => void;
+  /** A request running alone, until its reply is in: the requests after it are held. */
+  #alone: Pending | null = null;
+  /** Starts `#alone` once the replies owed before it are in. */
+  #gate: (() => void) | null = null;
+  #transaction: Transaction | null = null;
+  #blocker: Blocker | null = null;
 
   constructor(scope: Scope, readonly id: number, host: SessionHost) {
     this.#scope = scope;
@@ -76,6 +97,20 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext {
       this.#pauseReading();
       return this.#whenIdle();
     });
+    // Connections of the client's own go with it: Redis forgets a blocked command or a
+    // transaction when its connection closes.
+    scope.defer(() => {
+      this.#transaction?.close();
+      this.#blocker?.close();
+    });
+  }
+
+  get router(): Router {
+    return this.#host.router;
+  }
+
+  get budget(): DedicatedBudget {
+    return this.#host.dedicated;
   }
 
   /** Handlers to give the runtime for the accepted connection. */
@@ -115,7 +150,7 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext {
   #onRequest(args: Uint8Array[], frame: Uint8Array): void {
     if (this.#closeWhenFlushed) return;
     // One chunk may carry thousands of requests: past the limit they wait here, unsent.
-    if (this.#held.length > 0 || this.#queue.length >= this.#host.limits.maxPendingRequests) {
+    if (this.#held.length > 0 || this.#alone !== null || this.#queue.length >= this.#host.limits.maxPendingRequests) {
       this.#held.push({ args, frame });
       this.#pauseReading();
       return;
@@ -127,19 +162,50 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext {
     // Requests pipelined after QUIT or a protocol error are not executed, as in Redis.
     if (this.#closeWhenFlushed) return;
     const name = this.#host.router.commandName(args[0]!);
-    const local = localHandler(name);
-    if (local) {
-      local(this, args);
-    } else {
-      this.#host.router.route(this, name, args, frame);
+    if (!this.#inTransaction(name, args, frame)) {
+      const local = localHandler(name);
+      if (local) local(this, args);
+      else this.#host.router.route(this, name, args, frame);
     }
     if (this.#queue.length >= this.#host.limits.maxPendingRequests) this.#pauseReading();
+  }
+
+  /** Give the command to the open transaction (or to a new one it opens); true when taken. */
+  #inTransaction(name: string, args: Uint8Array[], frame: Uint8Array): boolean {
+    if (this.#transaction === null) {
+      if (!TRANSACTION_COMMANDS.has(name)) return false;
+      this.#transaction = new Transaction(this);
+    }
+    return this.#transaction.command(name, args, frame);
+  }
+
+  transactionEnded(): void {
+    this.#transaction = null;
+  }
+
+  /** Run a blocking command on the client's own connection, alone. */
+  block(target: Target): void {
+    const request = new UpstreamRequest(target.frame, target.shard, this, this.id);
+    request.blocking = true;
+    request.resp3 = this.protocol === 3;
+    this.runAlone(request, () => (this.#blocker ??= new Blocker(this)).run(target, request));
+  }
+
+  /**
+   * Queue `pending` now, in order, but `start` it only once every earlier reply is in; requests
+   * read after it are held until its reply is in.
+   */
+  runAlone(pending: Pending, start: () => void): void {
+    this.#queue.push(pending);
+    this.#alone = pending;
+    if (this.#queue.length === 1) start();
+    else this.#gate = start;
   }
 
   /** Run held requests while fewer than `maxPendingRequests` are unanswered. */
   #runHeld(): void {
     const max = this.#host.limits.maxPendingRequests;
-    while (this.#held.length > 0 && this.#queue.length < max && !this.#closeWhenFlushed && !this.#closed) {
+    while (this.#held.length > 0 && this.#alone === null && this.#queue.length < max && !this.#closeWhenFlushed && !this.#closed) {
       const held = this.#held.shift()!;
       if (held instanceof Uint8Array) this.replyAndClose(held);
       else this.#run(held.args, held.frame);
@@ -177,17 +243,27 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext {
   complete(): void {
     if (this.#closed) return;
     let head = this.#queue.peek();
-    if (!head || head.reply === null) return;
+    if (!head || head.reply === null) return this.#openGate(head);
     do {
       this.#queue.shift();
+      if (head === this.#alone) this.#alone = null;
       this.#out.push(head.reply!);
       this.#outBytes += head.reply!.length;
       head = this.#queue.peek();
     } while (head && head.reply !== null);
+    this.#openGate(head);
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       this.#scope.runtime.defer(this.#flush);
     }
+  }
+
+  /** The request running alone reached the head of the queue: start it. */
+  #openGate(head: Pending | undefined): void {
+    if (this.#gate === null || head !== this.#alone) return;
+    const start = this.#gate;
+    this.#gate = null;
+    start();
   }
 
   #write(): void {

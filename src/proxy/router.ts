@@ -4,15 +4,28 @@
  * MGET, MSET, DEL, UNLINK, EXISTS and TOUCH; or refused with the error Redis Cluster itself would
  * give (CROSSSLOT, wrong arity, unknown command). Commands slotgate cannot serve correctly yet
  * are refused with `-ERR unsupported command 'NAME'`, never sent to an arbitrary node.
+ *
+ * Blocking commands (and WAIT) are not dispatched on the shared connections: the client runs them
+ * on a connection of its own (`RouteClient.block`). Transactions place each command with
+ * `target`, which never splits.
  */
 import { commandInfo, keyIndexes, type CommandInfo } from "../commands/keys.ts";
-import { BLOCKING, PUBSUB, READONLY } from "../commands/table.ts";
+import { BLOCKING, MOVABLEKEYS, PUBSUB, READONLY, WRITE } from "../commands/table.ts";
 import { commandName } from "../resp/request-parser.ts";
 import { encodeCommand } from "../resp/encode.ts";
 import { errorReply } from "../resp/replies.ts";
 import { UpstreamRequest, type Pending, type ReplySink } from "./request.ts";
 import { SPLIT_COMMANDS, SplitCommand, type SplitOwner } from "./split.ts";
 import type { Route, RouteTable } from "./routes.ts";
+import type { Backend } from "./backend.ts";
+
+/** Where one command goes: a backend, the shard of its keys (-1: keyless), its bytes to send. */
+export interface Target {
+  readonly backend: Backend;
+  readonly shard: number;
+  readonly frame: Uint8Array;
+  readonly info: CommandInfo;
+}
 
 /** The client side of a routed command. */
 export interface RouteClient extends ReplySink, SplitOwner {
@@ -23,10 +36,15 @@ export interface RouteClient extends ReplySink, SplitOwner {
   expect(pending: Pending): void;
   /** Answer now, in order. */
   reply(frame: Uint8Array): void;
+  /** Run a blocking command (or WAIT, `target.shard` -1) on a connection of the client's own. */
+  block(target: Target): void;
+  /** Where the client's last write went (for WAIT); set by the router. */
+  lastWriteBackend: Backend | null;
+  lastWriteShard: number;
 }
 
-/** Keyed commands that need a client pinned to one connection or a blocking wait; later issues serve them. */
-const UNSUPPORTED = new Set(["WATCH", "UNWATCH", "MULTI", "EXEC", "DISCARD", "MIGRATE", "SSUBSCRIBE", "SUNSUBSCRIBE", "SPUBLISH"]);
+/** Keyed commands slotgate does not serve: MIGRATE moves keys behind the slot map's back. */
+const UNSUPPORTED = new Set(["MIGRATE", "SSUBSCRIBE", "SUNSUBSCRIBE", "SPUBLISH"]);
 
 /** Keyless commands that are the same on every node, so any primary of the catch-all may answer. */
 const ANY_NODE = new Set(["COMMAND"]);
@@ -48,9 +66,15 @@ export class Router {
     if (!arityOk(info, args.length)) return client.reply(errorReply(`wrong number of arguments for '${info.name.toLowerCase()}' command`));
     const table = this.routes();
     if (ANY_NODE.has(name)) return this.#toAnyNode(client, table, frame);
-    if (!supported(name, info, args)) return client.reply(errorReply(`unsupported command '${name}'`));
+    if (isBlocking(name, info, args)) return this.#block(client, table, name, info, args, frame);
+    if (!supported(name, info)) return client.reply(errorReply(`unsupported command '${name}'`));
     const keys = keyIndexes(info, args);
-    if (!keys || keys.length === 0) return client.reply(errorReply(`unsupported command '${name}'`));
+    if (keys === null || keys.length === 0) {
+      // A malformed key count, or an unknown subcommand: the command cannot run anywhere, and
+      // Redis's own error says why.
+      if ((keys === null && (info.flags & MOVABLEKEYS) !== 0) || (info.subcommands !== null && args.length > 1)) return this.#toAnyNode(client, table, frame);
+      return client.reply(errorReply(`unsupported command '${name}'`));
+    }
     const first = table.match(args[keys[0]!]!);
     if (!first) return client.reply(noRoute(args[keys[0]!]!));
     const backend = first.backend;
@@ -68,8 +92,64 @@ export class Router {
     const request = new UpstreamRequest(rewrite ? rewriteKeys(table, args, keys) : frame, shard, client, client.id);
     request.resp3 = client.protocol === 3;
     request.readOnly = (info.flags & READONLY) !== 0;
+    if ((info.flags & WRITE) !== 0) {
+      client.lastWriteBackend = backend;
+      client.lastWriteShard = shard;
+    }
     client.expect(request);
     backend.dispatch(request);
+  }
+
+  /**
+   * Place a command without sending it, for a transaction: never split (keys in different slots
+   * get CROSSSLOT); keyless commands get shard -1 on the default backend. Errors are answered to
+   * the client and give null.
+   */
+  target(client: RouteClient, name: string, args: Uint8Array[], frame: Uint8Array): Target | null {
+    const info = commandInfo(name, args);
+    if (!info) return client.reply(unknownCommand(args)), null;
+    if (!arityOk(info, args.length)) return client.reply(errorReply(`wrong number of arguments for '${info.name.toLowerCase()}' command`)), null;
+    const table = this.routes();
+    if ((info.flags & PUBSUB) !== 0 || UNSUPPORTED.has(name)) return client.reply(errorReply(`unsupported command '${name}' inside a transaction`)), null;
+    const keys = keyIndexes(info, args);
+    if (keys === null) return client.reply(errorReply(`unsupported command '${name}'`)), null;
+    if (keys.length === 0) {
+      const backend = defaultBackend(table);
+      if (!backend) return client.reply(errorReply("no cluster is configured")), null;
+      return { backend, shard: -1, frame, info };
+    }
+    return this.#place(client, table, info, args, keys, frame);
+  }
+
+  /** All keys must route to one backend and one shard; null (answered) otherwise. */
+  #place(client: RouteClient, table: RouteTable, info: CommandInfo, args: Uint8Array[], keys: number[], frame: Uint8Array): Target | null {
+    const first = table.match(args[keys[0]!]!);
+    if (!first) return client.reply(noRoute(args[keys[0]!]!)), null;
+    const backend = first.backend;
+    const shard = backend.shardOf(stripped(args[keys[0]!]!, first));
+    let rewrite = first.strip > 0;
+    for (let i = 1; i < keys.length; i++) {
+      const key = args[keys[i]!]!;
+      const route = table.match(key);
+      if (!route) return client.reply(noRoute(key)), null;
+      if (route.backend !== backend) return client.reply(errorReply(`keys in request route to different clusters ('${backend.name}', '${route.backend.name}')`)), null;
+      if (backend.shardOf(stripped(key, route)) !== shard) return client.reply(CROSSSLOT), null;
+      if (route.strip > 0) rewrite = true;
+    }
+    return { backend, shard, frame: rewrite ? rewriteKeys(table, args, keys) : frame, info };
+  }
+
+  /** A blocking command, or WAIT (which goes where the client's last write went). */
+  #block(client: RouteClient, table: RouteTable, name: string, info: CommandInfo, args: Uint8Array[], frame: Uint8Array): void {
+    if (name === "WAIT") {
+      const backend = client.lastWriteBackend ?? defaultBackend(table);
+      if (!backend) return client.reply(errorReply("no cluster is configured"));
+      return client.block({ backend, shard: client.lastWriteBackend ? client.lastWriteShard : backend.anyShard(), frame, info });
+    }
+    const keys = keyIndexes(info, args);
+    if (!keys || keys.length === 0) return client.reply(errorReply(`unsupported command '${name}'`));
+    const target = this.#place(client, table, info, args, keys, frame);
+    if (target) client.block(target);
   }
 
   /** Keys span shards (or backends): split the command if it splits, otherwise refuse it. */
@@ -78,6 +158,8 @@ export class Router {
     if (!spec) {
       return client.reply(backends ? errorReply(`keys in request route to different clusters ('${backends}')`) : CROSSSLOT);
     }
+    // MSET with a key and no value: Redis's arity error, as a single node would give it.
+    if ((args.length - 1) % spec.stride !== 0) return client.reply(errorReply(`wrong number of arguments for '${name.toLowerCase()}' command`));
     // Route every key on its own; a split part carries one key (or one key-value pair).
     const routed: Route[] = [];
     const parts: Uint8Array[] = args.slice();
@@ -99,13 +181,28 @@ export class Router {
   }
 
   #toAnyNode(client: RouteClient, table: RouteTable, frame: Uint8Array): void {
-    const backend = table.match(new Uint8Array(0))?.backend ?? [...table.backends()][0];
+    const backend = defaultBackend(table);
     if (!backend) return client.reply(errorReply("no cluster is configured"));
     const request = new UpstreamRequest(frame, backend.anyShard(), client, client.id);
     request.resp3 = client.protocol === 3;
     client.expect(request);
     backend.dispatch(request);
   }
+}
+
+/** The catch-all backend, or any backend when there is none. */
+function defaultBackend(table: RouteTable): Backend | undefined {
+  return table.match(new Uint8Array(0))?.backend ?? [...table.backends()][0];
+}
+
+/** A command that blocks: BLPOP and the like, XREAD/XREADGROUP with BLOCK, and WAIT. */
+function isBlocking(name: string, info: CommandInfo, args: Uint8Array[]): boolean {
+  if ((info.flags & BLOCKING) === 0) return name === "WAIT";
+  // XREAD/XREADGROUP block only with BLOCK; without it they are plain reads.
+  if (name === "XREAD" || name === "XREADGROUP") {
+    return args.some((arg) => arg.length === 5 && decoder.decode(arg).toUpperCase() === "BLOCK");
+  }
+  return true;
 }
 
 function stripped(key: Uint8Array, route: Route): Uint8Array {
@@ -123,14 +220,8 @@ function arityOk(info: CommandInfo, count: number): boolean {
   return info.arity >= 0 ? count === info.arity : count >= -info.arity;
 }
 
-function supported(name: string, info: CommandInfo, args: Uint8Array[]): boolean {
-  if (UNSUPPORTED.has(name) || (info.flags & PUBSUB) !== 0) return false;
-  if ((info.flags & BLOCKING) === 0) return true;
-  // XREAD/XREADGROUP block only with BLOCK; without it they are plain reads.
-  if (name === "XREAD" || name === "XREADGROUP") {
-    return !args.some((arg) => arg.length === 5 && decoder.decode(arg).toUpperCase() === "BLOCK");
-  }
-  return false;
+function supported(name: string, info: CommandInfo): boolean {
+  return !UNSUPPORTED.has(name) && (info.flags & PUBSUB) === 0;
 }
 
 function noRoute(key: Uint8Array): Uint8Array {

@@ -8,14 +8,20 @@ import type { Scope } from "../scope.ts";
 import type { Logger } from "../log.ts";
 import { ClientSession, type ClientLimits } from "./client-session.ts";
 import type { Router } from "./router.ts";
+import { DedicatedBudget } from "./dedicated.ts";
 
 export interface ServerOptions {
   /** Replaced whole on live reconfiguration (read once per new connection). */
   host: string;
   port: number;
-  limits: ClientLimits;
+  limits: SessionLimits;
   /** Connections beyond this are refused with `-ERR max number of clients reached`. */
   maxClients: number;
+}
+
+/** Limits of a session, and the bound on connections clients hold alone. */
+export interface SessionLimits extends ClientLimits {
+  maxDedicatedConnections: number;
 }
 
 export class ProxyServer {
@@ -24,6 +30,8 @@ export class ProxyServer {
   #nextId = 0;
   #connected = 0;
   #totalConnections = 0;
+  /** Connections clients hold alone (blocked commands, transactions), over all clients. */
+  readonly dedicated = new DedicatedBudget(() => this.options.limits.maxDedicatedConnections);
 
   constructor(
     parent: Scope,
@@ -65,6 +73,7 @@ export class ProxyServer {
         // Limits in force when the client connected; a live change applies to new clients.
         limits: this.options.limits,
         log: this.log,
+        dedicated: this.dedicated,
         info: this.info,
       });
       session.attach(conn);
