@@ -12,7 +12,7 @@ import type { Scope } from "../scope.ts";
 import { Fifo } from "../fifo.ts";
 import { UpstreamRequest, type Pending, type ReplySink } from "./request.ts";
 import { SplitCommand, type SplitOwner } from "./split.ts";
-import { localHandler, type LocalContext } from "./local-commands.ts";
+import { localHandler, type ConnectionInfo, type LocalContext } from "./local-commands.ts";
 import { RequestParser } from "../resp/request-parser.ts";
 import { errorReply } from "../resp/replies.ts";
 import { concatBytes } from "../resp/encode.ts";
@@ -33,6 +33,8 @@ export interface SessionHost {
   readonly router: Router;
   readonly limits: ClientLimits;
   readonly log: Logger;
+  /** The address the server listens on (CLIENT INFO's laddr). */
+  readonly listenHost: string;
   info(): string;
 }
 
@@ -45,6 +47,9 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext {
   clientName: string | null = null;
   /** The protocol `HELLO` chose: 2 (Redis's default) or 3. */
   protocol: 2 | 3 = 2;
+  /** CLIENT SETINFO's attributes ("" until set). */
+  libName = "";
+  libVer = "";
   readonly #scope: Scope;
   readonly #host: SessionHost;
   readonly #parser: RequestParser;
@@ -63,12 +68,22 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext {
   /** Set by QUIT or a protocol error: no more requests; close once the queue is written. */
   #closeWhenFlushed = false;
   #closed = false;
+  /**
+   * Set when HELLO switched protocols while earlier requests were still upstream: later requests
+   * travel on the other protocol's connections, so they wait (held) until those are answered,
+   * or they could overtake them.
+   */
+  #fenced = false;
   #idleWaiters: (() => void)[] = [];
   readonly #flush: () => void;
+  /** Runtime clock readings (ms) for CLIENT INFO: the connect, and the last bytes received. */
+  readonly #connectedAt: number;
+  #lastInteraction: number;
 
   constructor(scope: Scope, readonly id: number, host: SessionHost) {
     this.#scope = scope;
     this.#host = host;
+    this.#connectedAt = this.#lastInteraction = scope.runtime.now();
     this.#parser = new RequestParser((args, frame) => this.#onRequest(args, frame), host.limits);
     this.#flush = scope.guard(() => this.#write());
     // Graceful shutdown: stop reading, let owed replies arrive and be written.
@@ -100,6 +115,7 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext {
 
   #onData(chunk: Uint8Array): void {
     if (this.#closeWhenFlushed || this.#inputFailed) return;
+    this.#lastInteraction = this.#scope.runtime.now();
     try {
       this.#parser.push(chunk);
     } catch (error) {
@@ -115,7 +131,7 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext {
   #onRequest(args: Uint8Array[], frame: Uint8Array): void {
     if (this.#closeWhenFlushed) return;
     // One chunk may carry thousands of requests: past the limit they wait here, unsent.
-    if (this.#held.length > 0 || this.#queue.length >= this.#host.limits.maxPendingRequests) {
+    if (this.#fenced || this.#held.length > 0 || this.#queue.length >= this.#host.limits.maxPendingRequests) {
       this.#held.push({ args, frame });
       this.#pauseReading();
       return;
@@ -129,7 +145,10 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext {
     const name = this.#host.router.commandName(args[0]!);
     const local = localHandler(name);
     if (local) {
+      const protocol = this.protocol;
       local(this, args);
+      // Its own reply is queued behind earlier ones: a non-empty queue means requests upstream.
+      if (this.protocol !== protocol && this.#queue.length > 0) this.#fenced = true;
     } else {
       this.#host.router.route(this, name, args, frame);
     }
@@ -139,7 +158,8 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext {
   /** Run held requests while fewer than `maxPendingRequests` are unanswered. */
   #runHeld(): void {
     const max = this.#host.limits.maxPendingRequests;
-    while (this.#held.length > 0 && this.#queue.length < max && !this.#closeWhenFlushed && !this.#closed) {
+    if (this.#fenced && this.#queue.length === 0) this.#fenced = false;
+    while (this.#held.length > 0 && this.#queue.length < max && !this.#fenced && !this.#closeWhenFlushed && !this.#closed) {
       const held = this.#held.shift()!;
       if (held instanceof Uint8Array) this.replyAndClose(held);
       else this.#run(held.args, held.frame);
@@ -166,6 +186,19 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext {
 
   info(): string {
     return this.#host.info();
+  }
+
+  connectionInfo(): ConnectionInfo {
+    const conn = this.#conn;
+    const now = this.#scope.runtime.now();
+    return {
+      remoteAddress: conn?.remoteAddress ?? "",
+      remotePort: conn?.remotePort ?? 0,
+      localAddress: this.#host.listenHost,
+      localPort: conn?.localPort ?? 0,
+      ageMs: now - this.#connectedAt,
+      idleMs: now - this.#lastInteraction,
+    };
   }
 
   deliver(request: UpstreamRequest, reply: Uint8Array): void {

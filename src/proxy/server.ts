@@ -65,6 +65,7 @@ export class ProxyServer {
         // Limits in force when the client connected; a live change applies to new clients.
         limits: this.options.limits,
         log: this.log,
+        listenHost: this.options.host,
         info: this.info,
       });
       session.attach(conn);
