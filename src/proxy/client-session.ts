@@ -16,7 +16,7 @@ import type { Scope } from "../scope.ts";
 import { Fifo } from "../fifo.ts";
 import { UpstreamRequest, type Pending, type ReplySink } from "./request.ts";
 import { SplitCommand, type SplitOwner } from "./split.ts";
-import { localHandler, type LocalContext } from "./local-commands.ts";
+import { localHandler, type ConnectionInfo, type LocalContext } from "./local-commands.ts";
 import { RequestParser } from "../resp/request-parser.ts";
 import { errorReply } from "../resp/replies.ts";
 import { concatBytes } from "../resp/encode.ts";
@@ -43,6 +43,8 @@ export interface SessionHost {
   readonly log: Logger;
   /** Bounds the connections clients hold alone, over all clients. */
   readonly dedicated: DedicatedBudget;
+  /** The address the server listens on (CLIENT INFO's laddr). */
+  readonly listenHost: string;
   info(): string;
 }
 
@@ -60,6 +62,9 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
   lastWriteShard = 0;
   /** The protocol `HELLO` chose: 2 (Redis's default) or 3. */
   protocol: 2 | 3 = 2;
+  /** CLIENT SETINFO's attributes ("" until set). */
+  libName = "";
+  libVer = "";
   readonly #scope: Scope;
   readonly #host: SessionHost;
   readonly #parser: RequestParser;
@@ -78,6 +83,12 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
   /** Set by QUIT or a protocol error: no more requests; close once the queue is written. */
   #closeWhenFlushed = false;
   #closed = false;
+  /**
+   * Set when HELLO switched protocols while earlier requests were still upstream: later requests
+   * travel on the other protocol's connections, so they wait (held) until those are answered,
+   * or they could overtake them.
+   */
+  #fenced = false;
   #idleWaiters: (() => void)[] = [];
   readonly #flush: () => void;
   /** A request running alone, until its reply is in: the requests after it are held. */
@@ -86,10 +97,14 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
   #gate: (() => void) | null = null;
   #transaction: Transaction | null = null;
   #blocker: Blocker | null = null;
+  /** Runtime clock readings (ms) for CLIENT INFO: the connect, and the last bytes received. */
+  readonly #connectedAt: number;
+  #lastInteraction: number;
 
   constructor(scope: Scope, readonly id: number, host: SessionHost) {
     this.#scope = scope;
     this.#host = host;
+    this.#connectedAt = this.#lastInteraction = scope.runtime.now();
     this.#parser = new RequestParser((args, frame) => this.#onRequest(args, frame), host.limits);
     this.#flush = scope.guard(() => this.#write());
     // Graceful shutdown: stop reading, let owed replies arrive and be written.
@@ -135,6 +150,7 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
 
   #onData(chunk: Uint8Array): void {
     if (this.#closeWhenFlushed || this.#inputFailed) return;
+    this.#lastInteraction = this.#scope.runtime.now();
     try {
       this.#parser.push(chunk);
     } catch (error) {
@@ -150,7 +166,7 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
   #onRequest(args: Uint8Array[], frame: Uint8Array): void {
     if (this.#closeWhenFlushed) return;
     // One chunk may carry thousands of requests: past the limit they wait here, unsent.
-    if (this.#held.length > 0 || this.#alone !== null || this.#queue.length >= this.#host.limits.maxPendingRequests) {
+    if (this.#fenced || this.#held.length > 0 || this.#alone !== null || this.#queue.length >= this.#host.limits.maxPendingRequests) {
       this.#held.push({ args, frame });
       this.#pauseReading();
       return;
@@ -162,12 +178,18 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
     // Requests pipelined after QUIT or a protocol error are not executed, as in Redis.
     if (this.#closeWhenFlushed) return;
     const name = this.#host.router.commandName(args[0]!);
-    if (!this.#inTransaction(name, args, frame)) {
-      const local = localHandler(name);
-      if (local) local(this, args);
-      else this.#host.router.route(this, name, args, frame);
-    }
+    if (!this.#inTransaction(name, args, frame)) this.#dispatch(name, args, frame);
     if (this.#queue.length >= this.#host.limits.maxPendingRequests) this.#pauseReading();
+  }
+
+  /** Answer locally, or route upstream. */
+  #dispatch(name: string, args: Uint8Array[], frame: Uint8Array): void {
+    const local = localHandler(name);
+    if (!local) return this.#host.router.route(this, name, args, frame);
+    const protocol = this.protocol;
+    local(this, args);
+    // Its own reply is queued behind earlier ones: a non-empty queue means requests upstream.
+    if (this.protocol !== protocol && this.#queue.length > 0) this.#fenced = true;
   }
 
   /** Give the command to the open transaction (or to a new one it opens); true when taken. */
@@ -205,7 +227,8 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
   /** Run held requests while fewer than `maxPendingRequests` are unanswered. */
   #runHeld(): void {
     const max = this.#host.limits.maxPendingRequests;
-    while (this.#held.length > 0 && this.#alone === null && this.#queue.length < max && !this.#closeWhenFlushed && !this.#closed) {
+    if (this.#fenced && this.#queue.length === 0) this.#fenced = false;
+    while (this.#held.length > 0 && this.#alone === null && this.#queue.length < max && !this.#fenced && !this.#closeWhenFlushed && !this.#closed) {
       const held = this.#held.shift()!;
       if (held instanceof Uint8Array) this.replyAndClose(held);
       else this.#run(held.args, held.frame);
@@ -232,6 +255,19 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
 
   info(): string {
     return this.#host.info();
+  }
+
+  connectionInfo(): ConnectionInfo {
+    const conn = this.#conn;
+    const now = this.#scope.runtime.now();
+    return {
+      remoteAddress: conn?.remoteAddress ?? "",
+      remotePort: conn?.remotePort ?? 0,
+      localAddress: this.#host.listenHost,
+      localPort: conn?.localPort ?? 0,
+      ageMs: now - this.#connectedAt,
+      idleMs: now - this.#lastInteraction,
+    };
   }
 
   deliver(request: UpstreamRequest, reply: Uint8Array): void {

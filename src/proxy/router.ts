@@ -49,6 +49,11 @@ const UNSUPPORTED = new Set(["MIGRATE", "SSUBSCRIBE", "SUNSUBSCRIBE", "SPUBLISH"
 /** Keyless commands that are the same on every node, so any primary of the catch-all may answer. */
 const ANY_NODE = new Set(["COMMAND"]);
 
+/** `DEBUG PROTOCOL <type>` answers a sample of one RESP type, the same on every node; other DEBUG subcommands stay refused. */
+function isDebugProtocol(name: string, args: Uint8Array[]): boolean {
+  return name === "DEBUG" && args.length > 1 && decoder.decode(args[1]!).toUpperCase() === "PROTOCOL";
+}
+
 const CROSSSLOT = errorReply("Keys in request don't hash to the same slot", "CROSSSLOT");
 const decoder = new TextDecoder();
 
@@ -65,7 +70,7 @@ export class Router {
     if (!info) return client.reply(unknownCommand(args));
     if (!arityOk(info, args.length)) return client.reply(errorReply(`wrong number of arguments for '${info.name.toLowerCase()}' command`));
     const table = this.routes();
-    if (ANY_NODE.has(name)) return this.#toAnyNode(client, table, frame);
+    if (ANY_NODE.has(name) || isDebugProtocol(name, args)) return this.#toAnyNode(client, table, frame);
     if (isBlocking(name, info, args)) return this.#block(client, table, name, info, args, frame);
     if (!supported(name, info)) return client.reply(errorReply(`unsupported command '${name}'`));
     const keys = keyIndexes(info, args);

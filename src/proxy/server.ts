@@ -74,6 +74,7 @@ export class ProxyServer {
         limits: this.options.limits,
         log: this.log,
         dedicated: this.dedicated,
+        listenHost: this.options.host,
         info: this.info,
       });
       session.attach(conn);

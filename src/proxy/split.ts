@@ -7,7 +7,7 @@
 import { UpstreamRequest, type Pending, type ReplySink } from "./request.ts";
 import { readInteger } from "../resp/reply-reader.ts";
 import { commandBytes, errorKind, ErrorKind } from "../resp/replies.ts";
-import { OK, NULL_BULK, encodeArray, encodeInteger } from "../resp/encode.ts";
+import { OK, encodeArray, encodeInteger, nullReply } from "../resp/encode.ts";
 
 export const SplitKind = { Values: 0, Ok: 1, Sum: 2 } as const;
 export type SplitKind = (typeof SplitKind)[keyof typeof SplitKind];
@@ -30,6 +30,8 @@ const MINUS = 45;
 
 /** Called when a split command has its merged reply. */
 export interface SplitOwner {
+  /** The client's protocol when the command is split: its parts' replies come in that protocol. */
+  readonly protocol: 2 | 3;
   complete(pending: Pending): void;
 }
 
@@ -42,6 +44,8 @@ export class SplitCommand implements Pending, ReplySink {
     readonly kind: SplitKind,
     readonly owner: SplitOwner,
     count: number,
+    /** The protocol the merged reply speaks (a later HELLO does not change it). */
+    readonly protocol: 2 | 3 = owner.protocol,
   ) {
     this.#parts = new Array(count);
     this.#remaining = count;
@@ -76,8 +80,9 @@ export class SplitCommand implements Pending, ReplySink {
     switch (this.kind) {
       case SplitKind.Values: {
         // MGET answers nil for a key holding another type, where GET says WRONGTYPE.
+        const nil = nullReply(this.protocol);
         for (let i = 0; i < parts.length; i++) {
-          if (parts[i]![0] === MINUS && startsWithWrongType(parts[i]!)) parts[i] = NULL_BULK;
+          if (parts[i]![0] === MINUS && startsWithWrongType(parts[i]!)) parts[i] = nil;
         }
         return encodeArray(parts);
       }

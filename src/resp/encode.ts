@@ -1,5 +1,5 @@
 /**
- * RESP encoders. Each call sizes its output first and fills one Uint8Array, with a direct path for
+ * RESP2 and RESP3 encoders. Each call sizes its output first and fills one Uint8Array, with a direct path for
  * ASCII text (command names, keys, error messages) that skips TextEncoder.
  */
 
@@ -136,19 +136,59 @@ export function encodeArrayHeader(n: number): Uint8Array {
 
 /** An array reply from already-encoded element frames (header and elements in one buffer). */
 export function encodeArray(elements: readonly Uint8Array[]): Uint8Array {
-  const n = elements.length;
-  let size = decimalLength(n) + 3;
-  for (let i = 0; i < n; i++) size += elements[i]!.length;
+  return encodeAggregate(42, elements.length, elements);
+}
+
+/**
+ * RESP3 map `%n` from already-encoded frames, keys and values alternating (`n` is the number of
+ * pairs: half the frames). RESP2 has no map: Redis sends the same frames as a flat array.
+ */
+export function encodeMap(keysAndValues: readonly Uint8Array[]): Uint8Array {
+  if (keysAndValues.length % 2 !== 0) throw new RangeError("a map needs an even number of frames");
+  return encodeAggregate(37, keysAndValues.length / 2, keysAndValues);
+}
+
+/** RESP3 set `~n` from already-encoded element frames (RESP2 sends them as an array). */
+export function encodeSet(elements: readonly Uint8Array[]): Uint8Array {
+  return encodeAggregate(126, elements.length, elements);
+}
+
+/** `<type><count>\r\n` followed by the frames, in one buffer. */
+function encodeAggregate(type: number, count: number, frames: readonly Uint8Array[]): Uint8Array {
+  const n = frames.length;
+  let size = decimalLength(count) + 3;
+  for (let i = 0; i < n; i++) size += frames[i]!.length;
   const out = new Uint8Array(size);
-  out[0] = 42;
-  let o = writeDecimal(out, 1, n);
+  out[0] = type;
+  let o = writeDecimal(out, 1, count);
   out[o++] = 13;
   out[o++] = 10;
   for (let i = 0; i < n; i++) {
-    const e = elements[i]!;
+    const e = frames[i]!;
     out.set(e, o);
     o += e.length;
   }
+  return out;
+}
+
+/**
+ * RESP3 verbatim string `=len\r\n<format>:<text>\r\n`, as Redis sends INFO and CLIENT INFO to
+ * RESP3 clients. `format` is three lower-case letters: "txt" (plain text) or "mkd" (markdown).
+ */
+export function encodeVerbatim(text: string, format = "txt"): Uint8Array {
+  if (!/^[a-z]{3}$/.test(format)) throw new RangeError(`a verbatim format is three lower-case letters (got '${format}')`);
+  const bytes = utf8Length(text);
+  const len = bytes + 4;
+  const out = new Uint8Array(len + decimalLength(len) + 5);
+  out[0] = 61;
+  let o = writeDecimal(out, 1, len);
+  out[o++] = 13;
+  out[o++] = 10;
+  o = writeString(out, o, format, 3);
+  out[o++] = 58;
+  o = writeString(out, o, text, bytes);
+  out[o++] = 13;
+  out[o] = 10;
   return out;
 }
 
@@ -211,3 +251,8 @@ export const EMPTY_ARRAY: Uint8Array = ascii("*0\r\n");
 export const EMPTY_BULK: Uint8Array = ascii("$0\r\n\r\n");
 /** `\r\n` */
 export const CRLF: Uint8Array = ascii("\r\n");
+
+/** A missing value in a client's protocol: `$-1` (RESP2's null bulk string) or `_` (RESP3's null). */
+export function nullReply(protocol: 2 | 3): Uint8Array {
+  return protocol === 3 ? NULL_RESP3 : NULL_BULK;
+}
