@@ -157,6 +157,32 @@ describe("transactions through slotgate", () => {
     }
   });
 
+  it("RESP3 clients (node-redis RESP: 3): transactions, WATCH and blocking commands in RESP3", SLOW, async () => {
+    const { port } = await proxy.get();
+    const client = createClient({ url: `redis://127.0.0.1:${port}`, RESP: 3 });
+    const raw = await Exchange.connect(port);
+    client.on("error", () => {});
+    try {
+      await client.connect();
+      const [set, hset, hash, score] = await client.multi().set("{r3}k", "v").hSet("{r3}h", "f", "1").hGetAll("{r3}h").zAdd("{r3}z", { score: 1.5, value: "m" }).exec();
+      assert.deepEqual([set, hset, { ...(hash as object) }, score], ["OK", 1, { f: "1" }, 1]);
+      await client.rPush("{r3}l", "x");
+      assert.deepEqual({ ...(await client.blPop("{r3}l", 1)) }, { key: "{r3}l", element: "x" });
+      // The raw bytes: EXEC's array carries RESP3 types, and a timed-out BLPOP is RESP3's null.
+      assert.equal((await raw.send(["HELLO", "3"]))[0]![0], "%");
+      assert.deepEqual(await raw.send(["MULTI"], ["HGETALL", "{r3}h"], ["ZSCORE", "{r3}z", "m"], ["EXEC"], ["BLPOP", "{r3}empty", "0.1"]), [
+        "+OK\r\n",
+        "+QUEUED\r\n",
+        "+QUEUED\r\n",
+        "*2\r\n%1\r\n$1\r\nf\r\n$1\r\n1\r\n,1.5\r\n",
+        "_\r\n",
+      ]);
+    } finally {
+      raw.close();
+      await client.close().catch(() => {});
+    }
+  });
+
   it("a slot that moves under a transaction aborts it with a clear error; the next one runs on the new owner", SLOW, async () => {
     const local = await cluster.get();
     const { port } = await proxy.get();
