@@ -2,11 +2,12 @@
  * One Redis Cluster behind slotgate: its slot map, its nodes and its discovery session, all owned
  * by the cluster's scope. `dispatch` sends a request to the primary of its slot and follows MOVED
  * and ASK redirects (bounded per request); redirects and failures ask discovery for an early
- * refresh. Closing the scope stops discovery, lets in-flight requests finish until the deadline,
- * then cancels everything the cluster started.
+ * refresh. Reads may go to the slot's replicas instead, as `readFrom` allows (./replica-reads.ts);
+ * a read a replica cannot serve is retried once on the primary. Closing the scope stops discovery,
+ * lets in-flight requests finish until the deadline, then cancels everything the cluster started.
  */
 import type { Scope } from "../scope.ts";
-import type { UpstreamRequest } from "../proxy/request.ts";
+import type { ReplySink, UpstreamRequest } from "../proxy/request.ts";
 import type { Backend, Redirect } from "../proxy/backend.ts";
 import { keySlot } from "./slot.ts";
 import { Discovery, type DiscoveryOptions } from "./discovery.ts";
@@ -15,10 +16,13 @@ import { SLOT_COUNT, coverage, formatAddress, type SlotRange, type Topology } fr
 import { errorReply, ErrorKind, errorKind } from "../resp/replies.ts";
 import { parseRedirect } from "../resp/reply-reader.ts";
 import { faults } from "../testing/faults.ts";
+import { Replica, ReplicaRead, fallsAway, pickReplica, type ReadFrom } from "./replica-reads.ts";
 
 export interface ClusterOptions extends DiscoveryOptions, UpstreamNodeOptions {
   redirectRefreshThreshold: number;
   maxRedirects: number;
+  /** Where reads go (default `primary`). */
+  readFrom?: ReadFrom;
 }
 
 /** Counters and state shown by the admin API and checked by tests. */
@@ -30,16 +34,28 @@ export interface ClusterStats {
   lastRefreshAt: number | null;
   lastError: string | null;
   coveredSlots: number;
+  /** Reads sent to replicas, and those of them retried on the primary. */
+  replicaReads: number;
+  replicaFallbacks: number;
 }
+
+const NO_REPLICAS: readonly Replica[] = [];
 
 const CLUSTER_DOWN = errorReply("Hash slot not served", "CLUSTERDOWN");
 
 export class Cluster implements Backend {
   readonly scope: Scope;
-  readonly stats: ClusterStats = { moved: 0, ask: 0, refreshes: 0, refreshFailures: 0, lastRefreshAt: null, lastError: null, coveredSlots: 0 };
+  readonly stats: ClusterStats = { moved: 0, ask: 0, refreshes: 0, refreshFailures: 0, lastRefreshAt: null, lastError: null, coveredSlots: 0, replicaReads: 0, replicaFallbacks: 0 };
   readonly #options: ClusterOptions;
   readonly #owners: (UpstreamNode | undefined)[] = new Array(SLOT_COUNT);
   readonly #nodes = new Map<string, UpstreamNode>();
+  readonly #readFrom: ReadFrom;
+  /** The replicas of each slot; null when reads go to primaries only (no replica is ever opened). */
+  readonly #replicasOf: (readonly Replica[])[] | null;
+  /** Replica nodes by address: separate from the primaries' nodes, their connections said READONLY. */
+  readonly #replicas = new Map<string, Replica>();
+  /** Failures the proxy produced for reads on replicas (unreachable, lost, timed out, retired). */
+  readonly #replicaFailed: ReplySink = { deliver: (read, reply) => this.#fallBack(read as ReplicaRead, reply) };
   readonly #discovery: Discovery;
   #topology: Topology = { ranges: [] };
   #redirectsSinceRefresh = 0;
@@ -52,6 +68,8 @@ export class Cluster implements Backend {
   constructor(parent: Scope, readonly name: string, options: ClusterOptions) {
     this.scope = parent.child(`cluster ${name}`);
     this.#options = options;
+    this.#readFrom = options.readFrom ?? "primary";
+    this.#replicasOf = this.#readFrom === "primary" ? null : new Array<readonly Replica[]>(SLOT_COUNT).fill(NO_REPLICAS);
     this.ready = new Promise((resolve) => (this.#ready = resolve));
     // Discovery lives in its own scope, torn down as soon as the cluster begins closing: a refresh
     // is not in-flight work worth draining for, and a stuck one must not hold the removal.
@@ -77,18 +95,28 @@ export class Cluster implements Backend {
     return this.stats.coveredSlots === SLOT_COUNT;
   }
 
-  /** Node addresses with the requests in flight on each. */
-  nodes(): { address: string; pending: number }[] {
-    return [...this.#nodes.values()].map((n) => ({ address: n.address, pending: n.pendingCount }));
+  /** Node addresses with the requests in flight on each; replicas only when reads may use them. */
+  nodes(): { address: string; pending: number; role: "primary" | "replica" }[] {
+    return [
+      ...[...this.#nodes.values()].map((n) => ({ address: n.address, pending: n.pendingCount, role: "primary" as const })),
+      ...[...this.#replicas.values()].map(({ node: n }) => ({ address: n.address, pending: n.pendingCount, role: "replica" as const })),
+    ];
   }
 
-  /** Send a request to the primary that owns its slot. */
+  /** Send a request to the primary that owns its slot, or a read to one of its replicas. */
   dispatch(request: UpstreamRequest): void {
     // A cluster being removed or replaced takes nothing new (routing no longer leads here).
     if (!this.scope.isOpen) return request.sink.deliver(request, errorReply(`cluster '${this.name}' is not configured`));
     const node = this.#owners[request.slot];
-    if (node) node.send(request);
-    else request.sink.deliver(request, CLUSTER_DOWN);
+    if (!node) return request.sink.deliver(request, CLUSTER_DOWN);
+    if (request.readOnly && this.#replicasOf) {
+      const replica = pickReplica(this.#readFrom, this.#replicasOf[request.slot]!, request.affinity);
+      if (replica) {
+        this.stats.replicaReads++;
+        return replica.node.send(new ReplicaRead(request, replica, this.#replicaFailed));
+      }
+    }
+    node.send(request);
   }
 
   shardOf(key: Uint8Array): number {
@@ -134,6 +162,37 @@ export class Cluster implements Backend {
     }
     if (kind === ErrorKind.ClusterDown) this.requestRefresh();
     request.sink.deliver(request, frame);
+  }
+
+  /** A replica answered a read: redirects are followed, a replica that cannot serve sends it to the primary. */
+  #onReplicaReply(read: ReplicaRead, frame: Uint8Array): void {
+    const { original, replica } = read;
+    const kind = errorKind(frame);
+    if (kind === ErrorKind.Moved || kind === ErrorKind.Ask) {
+      // The slot left this replica's primary: the slot map is stale.
+      this.requestRefresh();
+      this.#redirect(replica.node, original, frame, kind);
+      return;
+    }
+    if (fallsAway(frame)) {
+      if (kind === ErrorKind.ClusterDown) this.requestRefresh();
+      this.#fallBack(read, frame);
+      return;
+    }
+    replica.served();
+    original.sink.deliver(original, frame);
+  }
+
+  /** A read failed on its replica: avoid the replica for a while, and retry the read once on the primary. */
+  #fallBack(read: ReplicaRead, failure: Uint8Array): void {
+    const { original, replica } = read;
+    replica.failed();
+    this.stats.replicaFallbacks++;
+    // A closing cluster sends nothing more; the failure says why (e.g. "cluster 'a' was removed").
+    if (!this.scope.isOpen) return original.sink.deliver(original, failure);
+    const primary = this.#owners[original.slot];
+    if (primary) primary.send(original);
+    else original.sink.deliver(original, CLUSTER_DOWN);
   }
 
   #redirect(from: UpstreamNode, request: UpstreamRequest, frame: Uint8Array, kind: ErrorKind): void {
@@ -195,6 +254,56 @@ export class Cluster implements Backend {
     return node;
   }
 
+  #replica(host: string, port: number): Replica {
+    const address = formatAddress(host, port);
+    let replica = this.#replicas.get(address);
+    if (!replica) {
+      const node = new UpstreamNode(
+        this.scope,
+        host,
+        port,
+        { ...this.#options, readOnly: true },
+        {
+          reply: (_node, request, frame) => this.#onReplicaReply(request as ReplicaRead, frame),
+          failure: () => this.requestRefresh(),
+        },
+        () => this.#closeReason,
+      );
+      replica = new Replica(node);
+      this.#replicas.set(address, replica);
+    }
+    return replica;
+  }
+
+  /**
+   * The replicas of each slot from a new topology. A node listed as a primary is never used as a
+   * replica (one promoted by a failover serves through its primary node from now on); replicas
+   * that are no longer listed are retired as primaries are.
+   */
+  #applyReplicas(topology: Topology): void {
+    const slots = this.#replicasOf;
+    if (!slots) return;
+    const primaries = new Set(topology.ranges.map((range) => formatAddress(range.primary.host, range.primary.port)));
+    const used = new Set<Replica>();
+    slots.fill(NO_REPLICAS);
+    for (const range of topology.ranges) {
+      const replicas: Replica[] = [];
+      for (const address of range.replicas) {
+        if (primaries.has(formatAddress(address.host, address.port))) continue;
+        const replica = this.#replica(address.host, address.port);
+        replicas.push(replica);
+        used.add(replica);
+      }
+      if (replicas.length > 0) for (let slot = range.start; slot <= range.end; slot++) slots[slot] = replicas;
+    }
+    for (const [address, replica] of this.#replicas) {
+      if (used.has(replica)) continue;
+      this.#replicas.delete(address);
+      // Reads in flight may still finish; those cut off at teardown are retried on the primary.
+      this.scope.spawn(`retire replica ${address}`, () => replica.node.close(this.#options.opTimeoutMs));
+    }
+  }
+
   #apply(topology: Topology): void {
     this.stats.refreshes++;
     this.stats.lastRefreshAt = this.scope.runtime.wallClock();
@@ -216,6 +325,7 @@ export class Cluster implements Backend {
       // In-flight requests on a node that left the topology may still finish.
       this.scope.spawn(`retire ${address}`, () => node.close(this.#options.opTimeoutMs));
     }
+    this.#applyReplicas(topology);
     if (this.isReady) this.#ready();
     for (const listener of this.#topologyListeners) listener();
   }

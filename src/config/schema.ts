@@ -9,6 +9,7 @@
 import * as v from "valibot";
 import { parseAddress } from "../cluster/topology.ts";
 import { KETAMA_HASHES } from "../cluster/ketama.ts";
+import { READ_FROM, type ReadFrom } from "../cluster/replica-reads.ts";
 import { isLoopbackHost } from "../address.ts";
 
 const address = v.pipe(
@@ -61,7 +62,10 @@ export const KNOB_DEFAULTS = {
 
 export type Knobs = { -readonly [K in keyof typeof KNOB_DEFAULTS]: number };
 
-export const ClusterDefaultsSchema = v.strictObject(knobs);
+/** Where a Redis Cluster's read-only commands go; standalone servers have no replicas. */
+const readFrom = v.optional(v.picklist(READ_FROM, `expected one of ${READ_FROM.join(", ")} (where read-only commands go)`));
+
+export const ClusterDefaultsSchema = v.strictObject({ ...knobs, readFrom });
 
 const server = v.union(
   [address, v.strictObject({ address, weight: v.optional(int(1, 1_000_000, "weight units")), name: v.optional(v.pipe(v.string(), v.minLength(1))) })],
@@ -73,6 +77,7 @@ export const RedisClusterSchema = v.strictObject({
   type: v.optional(v.literal("cluster", 'expected "cluster" or "standalone"'), "cluster"),
   seeds: v.pipe(v.array(address, "expected a list of host:port"), v.minLength(1, "expected at least one seed host:port")),
   ...knobs,
+  readFrom,
 });
 
 /** Plain Redis servers sharded by consistent hashing (ketama, as twemproxy does). */
@@ -179,4 +184,10 @@ export function resolveKnobs(cluster: Partial<Knobs>, defaults: Partial<Knobs>):
     out[key] = cluster[key] ?? defaults[key] ?? KNOB_DEFAULTS[key];
   }
   return out;
+}
+
+/** A cluster's `readFrom`: its own, else `clusterDefaults`', else `primary` (always, for standalone servers). */
+export function resolveReadFrom(cluster: ClusterDocument, defaults: { readFrom?: ReadFrom }): ReadFrom {
+  if (cluster.type === "standalone") return "primary";
+  return cluster.readFrom ?? defaults.readFrom ?? "primary";
 }

@@ -17,7 +17,7 @@ import type { Scope, ScopeInfo } from "../scope.ts";
 import type { Logger } from "../log.ts";
 import { ConfigError, isAbort } from "../errors.ts";
 import { validateCluster, validateConfig } from "../config/load.ts";
-import { resolveKnobs, type ClusterDocument, type Config, type LimitsConfig } from "../config/schema.ts";
+import { resolveKnobs, resolveReadFrom, type ClusterDocument, type Config, type LimitsConfig } from "../config/schema.ts";
 import { Cluster } from "../cluster/cluster.ts";
 import { StandalonePool } from "../cluster/standalone.ts";
 import { parseAddress, SLOT_COUNT } from "../cluster/topology.ts";
@@ -220,7 +220,7 @@ export class LiveConfig implements ControlPlane {
             hash: document.hash,
             hashTag: document.hashTag,
           })
-        : new Cluster(this.#scope, name, { ...options, seeds: document.seeds.map((s) => parseAddress(s)!) });
+        : new Cluster(this.#scope, name, { ...options, seeds: document.seeds.map((s) => parseAddress(s)!), readFrom: resolveReadFrom(document, config.clusterDefaults) });
     return { backend, fingerprint: fingerprintOf(document, config), readyTimeoutMs: knobs.readyTimeoutMs, drainTimeoutMs: knobs.drainTimeoutMs };
   }
 
@@ -242,7 +242,7 @@ export class LiveConfig implements ControlPlane {
 
 /** Everything a backend is built from: its document and the knobs and limits it inherits. */
 function fingerprintOf(document: ClusterDocument, config: Config): string {
-  return JSON.stringify([document, resolveKnobs(document, config.clusterDefaults), config.limits.maxBulkBytes]);
+  return JSON.stringify([document, resolveKnobs(document, config.clusterDefaults), config.limits.maxBulkBytes, resolveReadFrom(document, config.clusterDefaults)]);
 }
 
 function view(name: string, backend: ManagedBackend): ClusterView {

@@ -29,7 +29,8 @@ export interface ClusterView {
   ready: boolean;
   /** Slots (cluster) with an owner, out of 16384; servers (standalone) configured. */
   coveredSlots: number;
-  nodes: { address: string; pending: number }[];
+  /** Replicas (`role: "replica"`) are listed when the cluster's `readFrom` lets reads use them. */
+  nodes: { address: string; pending: number; role?: "primary" | "replica" }[];
   lastRefreshAt: string | null;
   lastError: string | null;
   redirects: { moved: number; ask: number };

@@ -175,12 +175,15 @@ export class Router {
       parts[at] = stripped(args[at]!, route);
     }
     const { split, parts: requests } = SplitCommand.build(spec, parts, client, client.id);
+    // A part may go to a replica when the part command (GET of MGET, EXISTS) is read-only.
+    const readOnly = ((commandInfo(decoder.decode(spec.part), [])?.flags ?? 0) & READONLY) !== 0;
     client.expect(split);
     for (let i = 0; i < requests.length; i++) {
       const request = requests[i]!;
       const backend = routed[i]!.backend;
       request.slot = backend.shardOf(parts[1 + i * spec.stride]!);
       request.resp3 = client.protocol === 3;
+      request.readOnly = readOnly;
       backend.dispatch(request);
     }
   }
