@@ -80,21 +80,10 @@ export class Router {
       if ((keys === null && (info.flags & MOVABLEKEYS) !== 0) || (info.subcommands !== null && args.length > 1)) return this.#toAnyNode(client, table, frame);
       return client.reply(errorReply(`unsupported command '${name}'`));
     }
-    const first = table.match(args[keys[0]!]!);
-    if (!first) return client.reply(noRoute(args[keys[0]!]!));
-    const backend = first.backend;
-    const shard = backend.shardOf(stripped(args[keys[0]!]!, first));
-    let rewrite = first.strip > 0;
-    for (let i = 1; i < keys.length; i++) {
-      const key = args[keys[i]!]!;
-      const route = table.match(key);
-      if (!route) return client.reply(noRoute(key));
-      if (route.backend !== backend || backend.shardOf(stripped(key, route)) !== shard) {
-        return this.#split(client, table, name, args, route.backend !== backend ? `${first.backend.name}', '${route.backend.name}` : null);
-      }
-      if (route.strip > 0) rewrite = true;
-    }
-    const request = new UpstreamRequest(rewrite ? rewriteKeys(table, args, keys) : frame, shard, client, client.id);
+    const target = this.#place(client, table, info, args, keys, frame, name);
+    if (target === null) return;
+    const { backend, shard } = target;
+    const request = new UpstreamRequest(target.frame, shard, client, client.id);
     request.resp3 = client.protocol === 3;
     request.readOnly = (info.flags & READONLY) !== 0;
     if ((info.flags & WRITE) !== 0) {
@@ -123,11 +112,14 @@ export class Router {
       if (!backend) return client.reply(errorReply("no cluster is configured")), null;
       return { backend, shard: -1, frame, info };
     }
-    return this.#place(client, table, info, args, keys, frame);
+    return this.#place(client, table, info, args, keys, frame, null);
   }
 
-  /** All keys must route to one backend and one shard; null (answered) otherwise. */
-  #place(client: RouteClient, table: RouteTable, info: CommandInfo, args: Uint8Array[], keys: number[], frame: Uint8Array): Target | null {
+  /**
+   * Where a command whose keys all route to one backend and one shard goes. Otherwise null: the
+   * command named `split` (when given) is split if it splits, or the client gets the error.
+   */
+  #place(client: RouteClient, table: RouteTable, info: CommandInfo, args: Uint8Array[], keys: number[], frame: Uint8Array, split: string | null): Target | null {
     const first = table.match(args[keys[0]!]!);
     if (!first) return client.reply(noRoute(args[keys[0]!]!)), null;
     const backend = first.backend;
@@ -137,8 +129,10 @@ export class Router {
       const key = args[keys[i]!]!;
       const route = table.match(key);
       if (!route) return client.reply(noRoute(key)), null;
-      if (route.backend !== backend) return client.reply(errorReply(`keys in request route to different clusters ('${backend.name}', '${route.backend.name}')`)), null;
-      if (backend.shardOf(stripped(key, route)) !== shard) return client.reply(CROSSSLOT), null;
+      if (route.backend !== backend || backend.shardOf(stripped(key, route)) !== shard) {
+        this.#split(client, table, split, args, route.backend !== backend ? `${backend.name}', '${route.backend.name}` : null);
+        return null;
+      }
       if (route.strip > 0) rewrite = true;
     }
     return { backend, shard, frame: rewrite ? rewriteKeys(table, args, keys) : frame, info };
@@ -153,18 +147,18 @@ export class Router {
     }
     const keys = keyIndexes(info, args);
     if (!keys || keys.length === 0) return client.reply(errorReply(`unsupported command '${name}'`));
-    const target = this.#place(client, table, info, args, keys, frame);
+    const target = this.#place(client, table, info, args, keys, frame, null);
     if (target) client.block(target);
   }
 
   /** Keys span shards (or backends): split the command if it splits, otherwise refuse it. */
-  #split(client: RouteClient, table: RouteTable, name: string, args: Uint8Array[], backends: string | null): void {
-    const spec = SPLIT_COMMANDS.get(name);
+  #split(client: RouteClient, table: RouteTable, name: string | null, args: Uint8Array[], backends: string | null): void {
+    const spec = name === null ? undefined : SPLIT_COMMANDS.get(name);
     if (!spec) {
       return client.reply(backends ? errorReply(`keys in request route to different clusters ('${backends}')`) : CROSSSLOT);
     }
     // MSET with a key and no value: Redis's arity error, as a single node would give it.
-    if ((args.length - 1) % spec.stride !== 0) return client.reply(errorReply(`wrong number of arguments for '${name.toLowerCase()}' command`));
+    if ((args.length - 1) % spec.stride !== 0) return client.reply(errorReply(`wrong number of arguments for '${name!.toLowerCase()}' command`));
     // Route every key on its own; a split part carries one key (or one key-value pair).
     const routed: Route[] = [];
     const parts: Uint8Array[] = args.slice();
