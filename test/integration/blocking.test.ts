@@ -169,6 +169,31 @@ describe("blocking commands through slotgate", () => {
     }
   });
 
+  it("replacing the cluster answers a blocked client and a transaction in progress, and frees their connections", SLOW, async () => {
+    const local = await cluster.get();
+    const live = await startProxy(local.seeds, { SLOTGATE_DRAIN_TIMEOUT_MS: "300" });
+    const blocked = await Exchange.connect(live.port);
+    const inTransaction = await Exchange.connect(live.port);
+    try {
+      const waiting = blocked.send(["BLPOP", "{gone}l", "0"]).catch((error: Error) => [error.message]);
+      assert.deepEqual(await inTransaction.send(["WATCH", "{gone}k"], ["MULTI"], ["SET", "{gone}k", "v"]), ["+OK\r\n", "+OK\r\n", "+QUEUED\r\n"]);
+      await until("both hold a connection of their own", () => live.app.server.dedicated.open === 2);
+      const replaced = await live.app.control.putCluster("default", { seeds: local.seeds, refreshIntervalMs: 12_345 });
+      assert.equal(replaced.ok, true, `cluster replaced: ${JSON.stringify(replaced)}`);
+      assert.deepEqual(await within(waiting, "the blocked client's answer"), ["-ERR cluster 'default' was replaced\r\n"]);
+      await until("connections given back", () => live.app.server.dedicated.open === 0);
+      const [exec] = await inTransaction.send(["EXEC"]);
+      assert.equal(exec, "-EXECABORT Transaction discarded because of previous errors.\r\n");
+      // Both clients carry on with the new cluster.
+      assert.deepEqual(await blocked.send(["BLPOP", "{gone}l", "0.1"]), ["*-1\r\n"]);
+      assert.deepEqual(await inTransaction.send(["MULTI"], ["SET", "{gone}k", "v"], ["EXEC"]), ["+OK\r\n", "+QUEUED\r\n", "*1\r\n+OK\r\n"]);
+    } finally {
+      blocked.close();
+      inTransaction.close();
+      await live.stop();
+    }
+  });
+
   it("bounds the connections blocked clients hold; node-redis blocking works", SLOW, async () => {
     const local = await cluster.get();
     const limited = await startProxy(local.seeds, { SLOTGATE_MAX_DEDICATED_CONNECTIONS: "1" });
