@@ -5,7 +5,7 @@
  * give (CROSSSLOT, wrong arity, unknown command). Commands slotgate cannot serve correctly yet
  * are refused with `-ERR unsupported command 'NAME'`, never sent to an arbitrary node.
  */
-import { commandInfo, keyIndexes, type CommandInfo } from "../commands/keys.ts";
+import { CommandTable, keyIndexes, type CommandInfo } from "../commands/keys.ts";
 import { BLOCKING, PUBSUB } from "../commands/table.ts";
 import { commandName } from "../resp/request-parser.ts";
 import { encodeCommand } from "../resp/encode.ts";
@@ -33,15 +33,21 @@ const CROSSSLOT = errorReply("Keys in request don't hash to the same slot", "CRO
 const decoder = new TextDecoder();
 
 export class Router {
-  /** `routes` returns the table in force; it is read once per command. */
-  constructor(readonly routes: () => RouteTable) {}
+  /**
+   * `routes` returns the table in force; it is read once per command. `commands` is the app's
+   * command table, which learns from the upstreams (the built-in one alone by default).
+   */
+  constructor(
+    readonly routes: () => RouteTable,
+    readonly commands: CommandTable = new CommandTable(),
+  ) {}
 
   commandName(arg: Uint8Array): string {
     return commandName(arg);
   }
 
   route(client: RouteClient, name: string, args: Uint8Array[], frame: Uint8Array): void {
-    const info = commandInfo(name, args);
+    const info = this.commands.lookup(name, args);
     if (!info) return client.reply(unknownCommand(args));
     if (!arityOk(info, args.length)) return client.reply(errorReply(`wrong number of arguments for '${info.name.toLowerCase()}' command`));
     const table = this.routes();
