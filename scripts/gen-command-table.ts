@@ -1,6 +1,7 @@
 /**
  * Regenerates src/commands/table.ts from a real Redis: starts a throwaway redis-server (temporary
- * directory, free port, no persistence), reads its COMMAND reply and writes the compact table.
+ * directory, free port, no persistence), reads its COMMAND reply with src/commands/learn.ts (the
+ * parser slotgate also learns upstream tables with) and writes the compact table.
  *
  *   npx tsx scripts/gen-command-table.ts [--redis-server PATH] [--out FILE]
  */
@@ -13,20 +14,7 @@ import { decode, type RespValue } from "../src/resp/decode.ts";
 import { encodeCommand } from "../src/resp/encode.ts";
 import { ReplyError } from "../src/resp/errors.ts";
 import { ReplyReader } from "../src/resp/reply-reader.ts";
-
-/** Command flags in bit order; appending keeps existing bits stable. */
-const COMMAND_FLAGS = [
-  "write", "readonly", "denyoom", "module", "admin", "pubsub", "noscript", "blocking", "loading",
-  "stale", "skip_monitor", "skip_slowlog", "asking", "fast", "no_auth", "may_replicate",
-  "sentinel", "only_sentinel", "no_mandatory_keys", "protected", "module_no_cluster", "no_multi",
-  "movablekeys", "allow_busy", "no_async_loading", "touches_arbitrary_keys",
-];
-
-/** Key spec flags in bit order. */
-const KEY_SPEC_FLAGS = [
-  "RO", "RW", "OW", "RM", "access", "update", "insert", "delete", "not_key", "incomplete",
-  "variable_flags",
-];
+import { COMMAND_FLAGS, KEY_SPEC_FLAGS, parseCommandReply, type CommandEntry, type KeySpecEntry } from "../src/commands/learn.ts";
 
 const args = process.argv.slice(2);
 function option(name: string, fallback: string): string {
@@ -68,60 +56,46 @@ async function query(port: number, command: string[]): Promise<RespValue> {
   }
 }
 
-/** A RESP2 key-value list (["type", "index", "spec", [...]]) as an object. */
-function pairs(list: RespValue): Record<string, RespValue> {
-  const out: Record<string, RespValue> = {};
-  const items = list as RespValue[];
-  for (let i = 0; i < items.length; i += 2) out[String(items[i])] = items[i + 1]!;
-  return out;
-}
-
-function flagExpression(names: string[], known: string[], prefix: string): string {
+function flagExpression(names: readonly string[], known: readonly string[], prefix: string): string {
   const parts = names.map((name) => {
-    if (!known.includes(name)) throw new Error(`unknown flag "${name}": add it to the generator`);
+    if (!known.includes(name)) throw new Error(`unknown flag "${name}": add it to src/commands/learn.ts`);
     return prefix + name.toUpperCase();
   });
   return parts.length === 0 ? "0" : parts.join(" | ");
 }
 
 /** One key spec as the table's compact tuple. */
-function keySpec(raw: RespValue): string {
-  const spec = pairs(raw);
-  const flags = flagExpression((spec["flags"] as string[]) ?? [], KEY_SPEC_FLAGS, "KS_");
-  const bs = pairs(spec["begin_search"]!);
-  const bsSpec = pairs(bs["spec"] ?? []);
+function keySpec(spec: KeySpecEntry): string {
+  const flags = flagExpression(spec.flags, KEY_SPEC_FLAGS, "KS_");
+  const bs = spec.beginSearch;
   let begin: string;
-  if (bs["type"] === "index") begin = `BS_INDEX, ${bsSpec["index"]}, 0`;
-  else if (bs["type"] === "keyword") begin = `BS_KEYWORD, ${JSON.stringify(bsSpec["keyword"])}, ${bsSpec["startfrom"]}`;
+  if (bs.type === "index") begin = `BS_INDEX, ${bs.index}, 0`;
+  else if (bs.type === "keyword") begin = `BS_KEYWORD, ${JSON.stringify(bs.keyword)}, ${bs.startFrom}`;
   else begin = "BS_UNKNOWN, 0, 0";
-  const fk = pairs(spec["find_keys"]!);
-  const fkSpec = pairs(fk["spec"] ?? []);
+  const fk = spec.findKeys;
   let find: string;
-  if (fk["type"] === "range") find = `FK_RANGE, ${fkSpec["lastkey"]}, ${fkSpec["keystep"]}, ${fkSpec["limit"]}`;
-  else if (fk["type"] === "keynum") find = `FK_KEYNUM, ${fkSpec["keynumidx"]}, ${fkSpec["firstkey"]}, ${fkSpec["keystep"]}`;
+  if (fk.type === "range") find = `FK_RANGE, ${fk.lastKey}, ${fk.keyStep}, ${fk.limit}`;
+  else if (fk.type === "keynum") find = `FK_KEYNUM, ${fk.keyNumIndex}, ${fk.firstKey}, ${fk.keyStep}`;
   else find = "FK_UNKNOWN, 0, 0, 0";
   return `[${flags}, ${begin}, ${find}]`;
 }
 
 /** Appends the row of a command, then those of its subcommands, sorted by name. */
-function rows(raw: RespValue, out: string[]): void {
-  const c = raw as RespValue[];
-  const name = String(c[0]).toUpperCase();
-  const flags = flagExpression((c[2] as string[]).map(String), COMMAND_FLAGS, "");
-  const specs = ((c[8] as RespValue[]) ?? []).map(keySpec);
-  const tips = ((c[7] as RespValue[]) ?? []).map(String);
-  const tail = tips.length > 0 ? `, ${JSON.stringify(tips)}` : "";
-  out.push(`  [${JSON.stringify(name)}, ${c[1]}, ${flags}, ${c[3]}, ${c[4]}, ${c[5]}, [${specs.join(", ")}]${tail}],`);
-  const subcommands = ((c[9] as RespValue[]) ?? []).slice();
-  subcommands.sort((a, b) => String((a as RespValue[])[0]).localeCompare(String((b as RespValue[])[0])));
+function rows(c: CommandEntry, out: string[]): void {
+  const flags = flagExpression(c.flags, COMMAND_FLAGS, "");
+  const specs = c.keySpecs.map(keySpec);
+  const tail = c.tips.length > 0 ? `, ${JSON.stringify(c.tips)}` : "";
+  out.push(`  [${JSON.stringify(c.name)}, ${c.arity}, ${flags}, ${c.firstKey}, ${c.lastKey}, ${c.step}, [${specs.join(", ")}]${tail}],`);
+  const subcommands = c.subcommands.slice();
+  subcommands.sort((a, b) => a.name.localeCompare(b.name));
   for (const sub of subcommands) rows(sub, out);
 }
 
-function render(version: string, commands: RespValue[]): string {
-  commands.sort((a, b) => String((a as RespValue[])[0]).localeCompare(String((b as RespValue[])[0])));
+function render(version: string, commands: CommandEntry[]): string {
+  commands.sort((a, b) => a.name.localeCompare(b.name));
   const body: string[] = [];
   for (const command of commands) rows(command, body);
-  const bit = (names: string[], prefix: string, doc: (name: string) => string) =>
+  const bit = (names: readonly string[], prefix: string, doc: (name: string) => string) =>
     names.map((name, i) => `/** ${doc(name)} */\nexport const ${prefix}${name.toUpperCase()} = ${2 ** i};`).join("\n");
   return `// Generated by scripts/gen-command-table.ts from Redis ${version}. Do not edit by hand.
 /**
@@ -194,8 +168,10 @@ async function main(): Promise<void> {
     const info = await query(port, ["INFO", "server"]);
     if (info instanceof ReplyError) throw info;
     const version = /redis_version:([^\r\n]+)/.exec(String(info))?.[1] ?? "unknown";
-    const commands = await query(port, ["COMMAND"]);
-    if (!Array.isArray(commands)) throw new Error("unexpected COMMAND reply");
+    // The built-in table must be complete: any part the parser cannot read stops the generator.
+    const commands = parseCommandReply(await query(port, ["COMMAND"]), (problem) => {
+      throw new Error(`unexpected COMMAND reply: ${problem}`);
+    });
     writeFileSync(outFile, render(version, commands));
     console.log(`wrote ${outFile}: ${commands.length} commands from Redis ${version}`);
   } finally {

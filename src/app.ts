@@ -14,6 +14,7 @@ import { Router } from "./proxy/router.ts";
 import { ProxyServer } from "./proxy/server.ts";
 import { LiveConfig } from "./control/control-plane.ts";
 import { startAdminServer, type AdminServer } from "./admin/server.ts";
+import { CommandTable } from "./commands/keys.ts";
 
 export const VERSION = "0.2.0";
 
@@ -26,12 +27,25 @@ export interface Slotgate {
   readonly cluster: Cluster;
   /** The port clients connect to (the real one when configured as 0). */
   readonly port: number;
+  /** The commands this slotgate knows: the built-in table, plus what its clusters taught it. */
+  readonly commands: CommandTable;
   /** Resolves once every routed cluster has a complete slot map. */
   ready(): Promise<void>;
   close(): Promise<void>;
 }
 
-export async function startSlotgate(runtime: Runtime, config: Config, log: Logger = createLogger(config.logLevel)): Promise<Slotgate> {
+/** Optional parts of a slotgate, for tests. */
+export interface SlotgateOptions {
+  /**
+   * The command table to start from (and teach): tests give one built from fewer rows to show a
+   * command being learned. Default: a new table of the built-in Redis 7 commands.
+   */
+  commands?: CommandTable;
+}
+
+export async function startSlotgate(runtime: Runtime, config: Config, log: Logger = createLogger(config.logLevel), options: SlotgateOptions = {}): Promise<Slotgate> {
+  // One table per slotgate: what one instance learns never leaks into another.
+  const commands = options.commands ?? new CommandTable();
   const scope = Scope.root(runtime, "slotgate", (error, path) => log.error("task failed", { scope: path, error }));
   const listen = parseAddress(config.listen, true)!;
   let server!: ProxyServer;
@@ -39,14 +53,14 @@ export async function startSlotgate(runtime: Runtime, config: Config, log: Logge
     onLimits: (limits) => void (server.options.limits = limits),
     onLogLevel: (level) => log.setLevel?.(level),
     scopeTree: () => scope.inspect(),
-  });
-  const router = new Router(() => control.table);
+  }, commands);
+  const router = new Router(() => control.table, commands);
   server = new ProxyServer(
     scope,
     { host: listen.host, port: listen.port, limits: config.limits, maxClients: config.limits.maxClients },
     router,
     log,
-    () => infoText(runtime, server, control),
+    () => infoText(runtime, server, control, commands),
   );
   let admin: AdminServer | null = null;
   try {
@@ -72,6 +86,7 @@ export async function startSlotgate(runtime: Runtime, config: Config, log: Logge
     server,
     admin,
     port: server.port,
+    commands,
     get cluster(): Cluster {
       const table = control.config();
       const names = [table.catchAll, ...Object.keys(table.clusters)];
@@ -96,7 +111,7 @@ export async function startSlotgate(runtime: Runtime, config: Config, log: Logge
   };
 }
 
-function infoText(runtime: Runtime, server: ProxyServer, control: LiveConfig): string {
+function infoText(runtime: Runtime, server: ProxyServer, control: LiveConfig, commands: CommandTable): string {
   const lines = [
     "# Server",
     "redis_version:7.0.0",
@@ -104,6 +119,8 @@ function infoText(runtime: Runtime, server: ProxyServer, control: LiveConfig): s
     `slotgate_version:${VERSION}`,
     `slotgate_runtime:${runtime.name}`,
     `tcp_port:${server.port}`,
+    `slotgate_commands:${commands.size}`,
+    `slotgate_commands_learned:${commands.learnedCount}`,
     "",
     "# Clients",
     `connected_clients:${server.connectedClients}`,

@@ -17,12 +17,15 @@ import { errorReply, ErrorKind, errorKind } from "../resp/replies.ts";
 import { parseRedirect } from "../resp/reply-reader.ts";
 import { faults } from "../testing/faults.ts";
 import { Replica, ReplicaRead, fallsAway, pickReplica, type ReadFrom } from "./replica-reads.ts";
+import { CommandLearning, type CommandLearner } from "./command-learning.ts";
 
 export interface ClusterOptions extends DiscoveryOptions, UpstreamNodeOptions {
   redirectRefreshThreshold: number;
   maxRedirects: number;
   /** Where reads go (default `primary`). */
   readFrom?: ReadFrom;
+  /** The app's command table, taught the cluster's own COMMAND once its slot map is complete. */
+  commands?: CommandLearner;
 }
 
 /** Counters and state shown by the admin API and checked by tests. */
@@ -62,6 +65,8 @@ export class Cluster implements Backend {
   #closeReason: string | null = null;
   readonly #topologyListeners = new Set<() => void>();
   #ready!: () => void;
+  /** Learning the servers' command table (null when no table was given). */
+  readonly commands: CommandLearning | null;
   /** Resolves once a complete slot map has been applied. */
   readonly ready: Promise<void>;
 
@@ -75,6 +80,8 @@ export class Cluster implements Backend {
     // is not in-flight work worth draining for, and a stuck one must not hold the removal.
     const discovery = this.scope.child("discovery");
     this.scope.onDrain(() => discovery.destroy());
+    // COMMAND is asked in the discovery scope too: removal cancels it like a refresh.
+    this.commands = options.commands ? new CommandLearning(discovery, options.commands, options.refreshTimeoutMs) : null;
     this.#discovery = new Discovery(discovery, options, {
       knownNodes: () => [...this.#nodes.values()].map((n) => ({ host: n.host, port: n.port })),
       apply: (topology) => this.#apply(topology),
@@ -326,7 +333,10 @@ export class Cluster implements Backend {
       this.scope.spawn(`retire ${address}`, () => node.close(this.#options.opTimeoutMs));
     }
     this.#applyReplicas(topology);
-    if (this.isReady) this.#ready();
+    if (this.isReady) {
+      this.#ready();
+      this.commands?.afterTopology(topology.ranges.map((range) => range.primary));
+    }
     for (const listener of this.#topologyListeners) listener();
   }
 

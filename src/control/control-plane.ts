@@ -25,6 +25,7 @@ import { RouteTable } from "../proxy/routes.ts";
 import type { ChangeResult, ClusterView, ControlPlane } from "./types.ts";
 import { isoTime } from "../time.ts";
 import { faults } from "../testing/faults.ts";
+import type { CommandLearner } from "../cluster/command-learning.ts";
 
 type ManagedBackend = Cluster | StandalonePool;
 
@@ -48,16 +49,19 @@ export class LiveConfig implements ControlPlane {
   readonly #scope: Scope;
   readonly #log: Logger;
   readonly #hooks: ControlPlaneHooks;
+  readonly #commands: CommandLearner | undefined;
   #config: Config;
   #entries = new Map<string, Entry>();
   #table: RouteTable;
   /** Writes run one after another: each waits for the previous one to be fully applied. */
   #writes: Promise<unknown> = Promise.resolve();
 
-  constructor(scope: Scope, config: Config, log: Logger, hooks: ControlPlaneHooks) {
+  /** `commands`, when given, is the app's command table: every Redis Cluster opened teaches it its COMMAND. */
+  constructor(scope: Scope, config: Config, log: Logger, hooks: ControlPlaneHooks, commands?: CommandLearner) {
     this.#scope = scope;
     this.#log = log;
     this.#hooks = hooks;
+    this.#commands = commands;
     this.#config = config;
     for (const [name, document] of Object.entries(config.clusters)) this.#entries.set(name, this.#open(name, document, config));
     this.#table = this.#buildTable(config, this.#entries);
@@ -220,7 +224,12 @@ export class LiveConfig implements ControlPlane {
             hash: document.hash,
             hashTag: document.hashTag,
           })
-        : new Cluster(this.#scope, name, { ...options, seeds: document.seeds.map((s) => parseAddress(s)!), readFrom: resolveReadFrom(document, config.clusterDefaults) });
+        : new Cluster(this.#scope, name, {
+            ...options,
+            seeds: document.seeds.map((s) => parseAddress(s)!),
+            readFrom: resolveReadFrom(document, config.clusterDefaults),
+            commands: this.#commands,
+          });
     return { backend, fingerprint: fingerprintOf(document, config), readyTimeoutMs: knobs.readyTimeoutMs, drainTimeoutMs: knobs.drainTimeoutMs };
   }
 

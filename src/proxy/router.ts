@@ -9,7 +9,7 @@
  * on a connection of its own (`RouteClient.block`). Transactions place each command with
  * `target`, which never splits.
  */
-import { commandInfo, keyIndexes, type CommandInfo } from "../commands/keys.ts";
+import { CommandTable, keyIndexes, type CommandInfo } from "../commands/keys.ts";
 import { BLOCKING, MOVABLEKEYS, PUBSUB, READONLY, WRITE } from "../commands/table.ts";
 import { commandName } from "../resp/request-parser.ts";
 import { encodeCommand } from "../resp/encode.ts";
@@ -58,15 +58,21 @@ const CROSSSLOT = errorReply("Keys in request don't hash to the same slot", "CRO
 const decoder = new TextDecoder();
 
 export class Router {
-  /** `routes` returns the table in force; it is read once per command. */
-  constructor(readonly routes: () => RouteTable) {}
+  /**
+   * `routes` returns the table in force; it is read once per command. `commands` is the app's
+   * command table, which learns from the upstreams (the built-in one alone by default).
+   */
+  constructor(
+    readonly routes: () => RouteTable,
+    readonly commands: CommandTable = new CommandTable(),
+  ) {}
 
   commandName(arg: Uint8Array): string {
     return commandName(arg);
   }
 
   route(client: RouteClient, name: string, args: Uint8Array[], frame: Uint8Array): void {
-    const info = commandInfo(name, args);
+    const info = this.commands.lookup(name, args);
     if (!info) return client.reply(unknownCommand(args));
     if (!arityOk(info, args.length)) return client.reply(errorReply(`wrong number of arguments for '${info.name.toLowerCase()}' command`));
     const table = this.routes();
@@ -100,7 +106,7 @@ export class Router {
    * the client and give null.
    */
   target(client: RouteClient, name: string, args: Uint8Array[], frame: Uint8Array): Target | null {
-    const info = commandInfo(name, args);
+    const info = this.commands.lookup(name, args);
     if (!info) return client.reply(unknownCommand(args)), null;
     if (!arityOk(info, args.length)) return client.reply(errorReply(`wrong number of arguments for '${info.name.toLowerCase()}' command`)), null;
     const table = this.routes();
@@ -170,7 +176,7 @@ export class Router {
     }
     const { split, parts: requests } = SplitCommand.build(spec, parts, client, client.id);
     // A part may go to a replica when the part command (GET of MGET, EXISTS) is read-only.
-    const readOnly = ((commandInfo(decoder.decode(spec.part), [])?.flags ?? 0) & READONLY) !== 0;
+    const readOnly = ((this.commands.lookup(decoder.decode(spec.part), [])?.flags ?? 0) & READONLY) !== 0;
     client.expect(split);
     for (let i = 0; i < requests.length; i++) {
       const request = requests[i]!;

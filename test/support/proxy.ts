@@ -4,7 +4,7 @@
  */
 import net from "node:net";
 import { currentRuntime } from "../../adapters/current.ts";
-import { startSlotgate, type Slotgate } from "../../src/app.ts";
+import { startSlotgate, type Slotgate, type SlotgateOptions } from "../../src/app.ts";
 import { loadConfig } from "../../src/config/load.ts";
 import { createLogger } from "../../src/log.ts";
 
@@ -14,8 +14,11 @@ export interface RunningProxy {
   stop(): Promise<void>;
 }
 
-/** Start slotgate on a free port with `seeds`; `env` overrides any SLOTGATE_* variable. */
-export async function startProxy(seeds: string[], env: Record<string, string> = {}): Promise<RunningProxy> {
+/**
+ * Start slotgate on a free port with `seeds`; `env` overrides any SLOTGATE_* variable, `options`
+ * are handed to startSlotgate (a test's own command table, say).
+ */
+export async function startProxy(seeds: string[], env: Record<string, string> = {}, options: SlotgateOptions = {}): Promise<RunningProxy> {
   const runtime = await currentRuntime();
   const config = loadConfig({
     env: { SLOTGATE_SEEDS: seeds.join(","), SLOTGATE_LISTEN: "127.0.0.1:0", SLOTGATE_ADMIN_LISTEN: "127.0.0.1:0", SLOTGATE_LOG_LEVEL: "warn", ...env },
@@ -23,7 +26,7 @@ export async function startProxy(seeds: string[], env: Record<string, string> = 
       throw new Error("no config file in tests");
     },
   });
-  const app = await startSlotgate(runtime, config, createLogger(config.logLevel));
+  const app = await startSlotgate(runtime, config, createLogger(config.logLevel), options);
   await app.ready();
   return { app, port: app.port, stop: () => app.close() };
 }

@@ -169,9 +169,28 @@ describe("keyIndexes: movable keys", () => {
     assert.deepEqual(keys("GEORADIUS", "src", "15", "37", "200", "km", "STORE", "dst"), [1, 7]);
   });
 
-  test("unknown key specs: SORT, MIGRATE", () => {
-    assert.equal(keys("SORT", "k", "BY", "w_*", "STORE", "dst"), null);
-    assert.equal(keys("SORT_RO", "k"), null);
-    assert.equal(keys("MIGRATE", "h", "6379", "", "0", "5000", "KEYS", "a", "b"), null);
+  test("SORT and SORT_RO: key specs of unknown shape fall back to their key finders", () => {
+    assert.deepEqual(keys("SORT", "k"), [1]);
+    assert.deepEqual(keys("SORT", "k", "BY", "w_*", "STORE", "dst"), [1, 5], "BY patterns are not keys; STORE adds one");
+    assert.deepEqual(keys("SORT", "k", "LIMIT", "0", "1", "GET", "store", "store", "d"), [1, 8], "options skip their arguments");
+    assert.deepEqual(keys("SORT", "k", "STORE", "d1", "STORE", "d2"), [1, 5], "the last STORE wins");
+    assert.deepEqual(keys("SORT", "k", "STORE"), [1], "STORE without a destination");
+    assert.deepEqual(keys("sort", "k", "store", "dst"), [1, 3]);
+    assert.deepEqual(keys("SORT_RO", "k", "BY", "w_*", "GET", "#"), [1]);
+  });
+
+  test("MIGRATE: one key, or the keys after KEYS (incomplete spec, searched from the end)", () => {
+    assert.deepEqual(keys("MIGRATE", "h", "6379", "k", "0", "5000"), [3]);
+    assert.deepEqual(keys("MIGRATE", "h", "6379", "k", "0", "5000", "COPY", "REPLACE"), [3]);
+    assert.deepEqual(keys("MIGRATE", "h", "6379", "", "0", "5000", "KEYS", "a", "b"), [7, 8]);
+    assert.deepEqual(keys("MIGRATE", "h", "6379", "", "0", "5000", "AUTH", "keys", "KEYS", "a"), [9], "AUTH's password is skipped");
+    assert.deepEqual(keys("MIGRATE", "h", "6379", "", "0", "5000", "AUTH2", "u", "keys", "keys", "a"), [10]);
+    assert.equal(keys("MIGRATE", "h", "6379", "k", "0", "5000", "KEYS", "a", "b"), null, "KEYS needs an empty key at 3");
+  });
+
+  test("keywords are matched in any case; an absent keyword adds no key", () => {
+    assert.deepEqual(keys("xread", "count", "1", "streams", "s", "0"), [4]);
+    assert.deepEqual(keys("GEORADIUS", "src", "15", "37", "200", "km", "STOREDIST", "d"), [1, 7]);
+    assert.deepEqual(keys("GEORADIUS", "src", "15", "37", "200", "km", "STORE"), [1], "the last argument is never searched");
   });
 });
