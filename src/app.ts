@@ -11,6 +11,7 @@ import { createLogger, type Logger } from "./log.ts";
 import { Cluster } from "./cluster/cluster.ts";
 import { parseAddress } from "./cluster/topology.ts";
 import { Router } from "./proxy/router.ts";
+import { denyListOf } from "./proxy/deny-list.ts";
 import { ProxyServer } from "./proxy/server.ts";
 import { LiveConfig } from "./control/control-plane.ts";
 import { startAdminServer, type AdminServer } from "./admin/server.ts";
@@ -40,7 +41,11 @@ export async function startSlotgate(runtime: Runtime, config: Config, log: Logge
     onLogLevel: (level) => log.setLevel?.(level),
     scopeTree: () => scope.inspect(),
   });
-  const router = new Router(() => control.table);
+  const router = new Router(() => control.table, {
+    random: () => runtime.random(),
+    info: () => infoText(runtime, server, control),
+    denied: denyListOf(() => control.config()),
+  });
   server = new ProxyServer(
     scope,
     { host: listen.host, port: listen.port, limits: config.limits, maxClients: config.limits.maxClients },
@@ -101,8 +106,6 @@ function infoText(runtime: Runtime, server: ProxyServer, control: LiveConfig): s
     "# Server",
     "redis_version:7.0.0",
     "redis_mode:standalone",
-    `slotgate_version:${VERSION}`,
-    `slotgate_runtime:${runtime.name}`,
     `tcp_port:${server.port}`,
     "",
     "# Clients",
@@ -113,6 +116,10 @@ function infoText(runtime: Runtime, server: ProxyServer, control: LiveConfig): s
     "",
     "# Cluster",
     "cluster_enabled:0",
+    "",
+    "# Proxy",
+    `slotgate_version:${VERSION}`,
+    `slotgate_runtime:${runtime.name}`,
   ];
   for (const view of control.clusters()) {
     lines.push(

@@ -33,6 +33,7 @@ export const ENV_VARIABLES: readonly { name: string; path: string; kind: Kind }[
   { name: "SLOTGATE_MAX_PENDING_REQUESTS", path: "limits.maxPendingRequests", kind: "number" },
   { name: "SLOTGATE_MAX_CLIENT_OUTPUT_BYTES", path: "limits.maxClientOutputBytes", kind: "number" },
   { name: "SLOTGATE_MAX_CLIENTS", path: "limits.maxClients", kind: "number" },
+  { name: "SLOTGATE_DENY_COMMANDS", path: "denyCommands", kind: "list" },
 ];
 
 /** Read by the entry points, not part of the document. */

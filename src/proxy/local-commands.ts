@@ -1,7 +1,7 @@
 /**
  * Commands the proxy answers itself, per client, as a Redis server would: PING, ECHO, QUIT,
- * SELECT 0, HELLO (RESP2), CLIENT SETNAME/GETNAME/ID/SETINFO, INFO (the proxy's own view),
- * READONLY/READWRITE and AUTH (no password configured yet).
+ * SELECT 0, HELLO (RESP2), CLIENT SETNAME/GETNAME/ID/SETINFO, READONLY/READWRITE and AUTH (no
+ * password configured yet). INFO is the router's: it merges the primaries' keyspace.
  */
 import { OK, PONG, NULL_BULK, EMPTY_ARRAY, encodeArray, encodeBulk as bulkReply, encodeInteger as integerReply } from "../resp/encode.ts";
 import { errorReply } from "../resp/replies.ts";
@@ -98,9 +98,6 @@ const handlers: Record<string, LocalHandler> = {
       default:
         return context.reply(errorReply(`unsupported command 'CLIENT ${sub}'`));
     }
-  },
-  INFO(context) {
-    context.reply(bulkReply(context.info()));
   },
 };
 

@@ -13,6 +13,8 @@ import { errorReply } from "../resp/replies.ts";
 import { UpstreamRequest, type Pending, type ReplySink } from "./request.ts";
 import { SPLIT_COMMANDS, SplitCommand, type SplitOwner } from "./split.ts";
 import type { Route, RouteTable } from "./routes.ts";
+import { SCRIPT_CALLS, WholeCluster, planOf, type WholeClusterServices } from "./whole-cluster.ts";
+import { deniedReply, isDenied } from "./deny-list.ts";
 
 /** The client side of a routed command. */
 export interface RouteClient extends ReplySink, SplitOwner {
@@ -34,9 +36,22 @@ const ANY_NODE = new Set(["COMMAND"]);
 const CROSSSLOT = errorReply("Keys in request don't hash to the same slot", "CROSSSLOT");
 const decoder = new TextDecoder();
 
+/** What the router needs besides the routing table. */
+export interface RouterServices extends WholeClusterServices {
+  /** The deny list in force (`denyCommands`, normalized), read once per command. */
+  denied(): ReadonlySet<string>;
+}
+
 export class Router {
+  readonly #wholeCluster: WholeCluster;
+
   /** `routes` returns the table in force; it is read once per command. */
-  constructor(readonly routes: () => RouteTable) {}
+  constructor(
+    readonly routes: () => RouteTable,
+    readonly services: RouterServices,
+  ) {
+    this.#wholeCluster = new WholeCluster(services);
+  }
 
   commandName(arg: Uint8Array): string {
     return commandName(arg);
@@ -45,11 +60,16 @@ export class Router {
   route(client: RouteClient, name: string, args: Uint8Array[], frame: Uint8Array): void {
     const info = commandInfo(name, args);
     if (!info) return client.reply(unknownCommand(args));
+    if (isDenied(this.services.denied(), info)) return client.reply(deniedReply(info));
     if (!arityOk(info, args.length)) return client.reply(errorReply(`wrong number of arguments for '${info.name.toLowerCase()}' command`));
     const table = this.routes();
     if (ANY_NODE.has(name)) return this.#toAnyNode(client, table, frame);
+    // Keyless commands about the whole dataset: SCAN, KEYS, FLUSHALL, SCRIPT, FUNCTION, INFO...
+    if (planOf(info)) return this.#wholeCluster.route(client, table, info, args, frame);
     if (!supported(name, info, args)) return client.reply(errorReply(`unsupported command '${name}'`));
     const keys = keyIndexes(info, args);
+    // EVAL/FCALL with no keys run on any primary; a numkeys slotgate cannot read is Redis's to refuse.
+    if ((!keys || keys.length === 0) && SCRIPT_CALLS.has(name)) return this.#wholeCluster.routeKeyless(client, table, info, frame);
     if (!keys || keys.length === 0) return client.reply(errorReply(`unsupported command '${name}'`));
     const first = table.match(args[keys[0]!]!);
     if (!first) return client.reply(noRoute(args[keys[0]!]!));
