@@ -11,6 +11,7 @@ import { createLogger, type Logger } from "./log.ts";
 import { Cluster } from "./cluster/cluster.ts";
 import { parseAddress } from "./cluster/topology.ts";
 import { Router } from "./proxy/router.ts";
+import { denyListOf } from "./proxy/deny-list.ts";
 import { ProxyServer } from "./proxy/server.ts";
 import { LiveConfig } from "./control/control-plane.ts";
 import { startAdminServer, type AdminServer } from "./admin/server.ts";
@@ -54,7 +55,15 @@ export async function startSlotgate(runtime: Runtime, config: Config, log: Logge
     onLogLevel: (level) => log.setLevel?.(level),
     scopeTree: () => scope.inspect(),
   }, commands);
-  const router = new Router(() => control.table, commands);
+  const router = new Router(
+    () => control.table,
+    {
+      random: () => runtime.random(),
+      info: () => infoText(runtime, server, control, commands),
+      denied: denyListOf(() => control.config()),
+    },
+    commands,
+  );
   server = new ProxyServer(
     scope,
     { host: listen.host, port: listen.port, limits: config.limits, maxClients: config.limits.maxClients },
@@ -116,8 +125,6 @@ function infoText(runtime: Runtime, server: ProxyServer, control: LiveConfig, co
     "# Server",
     "redis_version:7.0.0",
     "redis_mode:standalone",
-    `slotgate_version:${VERSION}`,
-    `slotgate_runtime:${runtime.name}`,
     `tcp_port:${server.port}`,
     `slotgate_commands:${commands.size}`,
     `slotgate_commands_learned:${commands.learnedCount}`,
@@ -130,6 +137,11 @@ function infoText(runtime: Runtime, server: ProxyServer, control: LiveConfig, co
     "",
     "# Cluster",
     "cluster_enabled:0",
+    "",
+    "# Proxy",
+    `slotgate_version:${VERSION}`,
+    `slotgate_runtime:${runtime.name}`,
+    `slotgate_dedicated_connections:${server.dedicated.open}`,
   ];
   for (const view of control.clusters()) {
     lines.push(

@@ -143,6 +143,19 @@ export class Cluster implements Backend {
     return this.#owners[shard] ?? "CLUSTERDOWN Hash slot not served";
   }
 
+  /** The lowest slot of each primary, ascending (a MOVED already learnt counts). */
+  primaries(): number[] {
+    const seen = new Set<UpstreamNode>();
+    const shards: number[] = [];
+    for (let slot = 0; slot < SLOT_COUNT; slot++) {
+      const node = this.#owners[slot];
+      if (node === undefined || seen.has(node)) continue;
+      seen.add(node);
+      shards.push(slot);
+    }
+    return shards;
+  }
+
   redirect(frame: Uint8Array, from: UpstreamNode): Redirect | string {
     const kind = errorKind(frame);
     const target = kind === ErrorKind.Moved || kind === ErrorKind.Ask ? parseRedirect(frame) : null;

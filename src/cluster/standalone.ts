@@ -64,6 +64,11 @@ export class StandalonePool implements Backend {
     return 0;
   }
 
+  /** Every server, by index. */
+  primaries(): number[] {
+    return this.#nodes.map((_, index) => index);
+  }
+
   dispatch(request: UpstreamRequest): void {
     const node = this.#nodes[request.slot];
     if (node) node.send(request);

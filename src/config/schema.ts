@@ -11,6 +11,7 @@ import { parseAddress } from "../cluster/topology.ts";
 import { KETAMA_HASHES } from "../cluster/ketama.ts";
 import { READ_FROM, type ReadFrom } from "../cluster/replica-reads.ts";
 import { isLoopbackHost } from "../address.ts";
+import { denyProblem, normalizeDenied } from "../proxy/deny-list.ts";
 
 const address = v.pipe(
   v.string("expected a host:port string"),
@@ -124,6 +125,13 @@ export const AdminSchema = v.strictObject({
   token: v.optional(v.pipe(v.string(), v.minLength(8, "expected at least 8 characters"))),
 });
 
+/** A command to refuse: `FLUSHALL`, or a subcommand as `SCRIPT|FLUSH`; stored upper-case. */
+const deniedCommand = v.pipe(
+  v.string("expected a command name"),
+  v.transform(normalizeDenied),
+  v.check((entry) => denyProblem(entry) === null, (issue) => denyProblem(issue.input as string) ?? "cannot be denied"),
+);
+
 const clusterName = v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, "expected a name of letters, digits, '_', '.', '-' (at most 64)"));
 
 export const ConfigSchema = v.pipe(
@@ -137,6 +145,8 @@ export const ConfigSchema = v.pipe(
     clusters: v.record(clusterName, ClusterSchema),
     routes: v.optional(v.array(RouteSchema), []),
     catchAll: v.optional(v.pipe(v.string(), v.minLength(1))),
+    /** Commands refused with `-ERR command 'name' is disabled by slotgate configuration`. */
+    denyCommands: v.optional(v.array(deniedCommand, "expected a list of command names"), []),
   }),
   v.rawCheck(({ dataset, addIssue }) => {
     if (!dataset.typed) return;

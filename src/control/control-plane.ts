@@ -186,6 +186,7 @@ export class LiveConfig implements ControlPlane {
     const routed = table.backends();
     await Promise.all(opened.filter(({ entry }) => routed.has(entry.backend)).map(({ entry }) => this.#waitReady(entry)));
     if (JSON.stringify(next.routes) !== JSON.stringify(current.routes) || next.catchAll !== current.catchAll) changes.push("updated routes");
+    if (JSON.stringify(next.denyCommands) !== JSON.stringify(current.denyCommands)) changes.push("updated denyCommands");
     // The swap: from here on every command is routed by the new table.
     this.#table = table;
     this.#entries = entries;

@@ -22,6 +22,11 @@ export interface Backend {
   dispatch(request: UpstreamRequest): void;
   /** Some shard, for keyless commands that any node can answer. */
   anyShard(): number;
+  /**
+   * One shard per primary, in a stable order, for commands sent to every primary: a cluster's
+   * primaries by the lowest slot each owns (that slot is the shard), a pool's servers by index.
+   */
+  primaries(): number[];
   /** The node serving `shard` now (for a client's own connection), or why there is none. */
   nodeFor(shard: number): UpstreamNode | string;
   /** Learn from a MOVED or ASK seen on a client's own connection; the node to retry on, or why not. */

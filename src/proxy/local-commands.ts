@@ -1,11 +1,11 @@
 /**
  * Commands the proxy answers itself, per client, as a Redis server would: PING, ECHO, QUIT,
  * SELECT 0 (another database gets Redis Cluster's error), HELLO (RESP2 or RESP3), CLIENT (see
- * ./client-command.ts), INFO (the proxy's own view), READONLY/READWRITE and AUTH (no password is
- * configured yet: Redis's answers for a server whose default user has none). Every reply is in the
- * client's protocol.
+ * ./client-command.ts), READONLY/READWRITE and AUTH (no password is configured yet: Redis's
+ * answers for a server whose default user has none). Every reply is in the client's protocol.
+ * INFO is the router's: it merges the primaries' keyspace.
  */
-import { OK, PONG, EMPTY_ARRAY, encodeArray, encodeMap, encodeVerbatim, encodeBulk as bulkReply, encodeInteger as integerReply } from "../resp/encode.ts";
+import { OK, PONG, EMPTY_ARRAY, encodeArray, encodeMap, encodeBulk as bulkReply, encodeInteger as integerReply } from "../resp/encode.ts";
 import { errorReply } from "../resp/replies.ts";
 import { INVALID_NAME, clientCommand, isValidName } from "./client-command.ts";
 
@@ -155,10 +155,6 @@ const handlers: Record<string, LocalHandler> = {
   },
   CLIENT(context, args) {
     clientCommand(context, args);
-  },
-  INFO(context) {
-    const info = context.info();
-    context.reply(context.protocol === 3 ? encodeVerbatim(info) : bulkReply(info));
   },
 };
 

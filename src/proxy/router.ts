@@ -18,6 +18,8 @@ import { UpstreamRequest, type Pending, type ReplySink } from "./request.ts";
 import { SPLIT_COMMANDS, SplitCommand, type SplitOwner } from "./split.ts";
 import type { Route, RouteTable } from "./routes.ts";
 import type { Backend } from "./backend.ts";
+import { SCRIPT_CALLS, WholeCluster, planOf, type WholeClusterServices } from "./whole-cluster.ts";
+import { deniedReply, isDenied } from "./deny-list.ts";
 
 /** Where one command goes: a backend, the shard of its keys (-1: keyless), its bytes to send. */
 export interface Target {
@@ -57,15 +59,26 @@ function isDebugProtocol(name: string, args: Uint8Array[]): boolean {
 const CROSSSLOT = errorReply("Keys in request don't hash to the same slot", "CROSSSLOT");
 const decoder = new TextDecoder();
 
+/** What the router needs besides the routing table. */
+export interface RouterServices extends WholeClusterServices {
+  /** The deny list in force (`denyCommands`, normalized), read once per command. */
+  denied(): ReadonlySet<string>;
+}
+
 export class Router {
+  readonly #wholeCluster: WholeCluster;
+
   /**
    * `routes` returns the table in force; it is read once per command. `commands` is the app's
    * command table, which learns from the upstreams (the built-in one alone by default).
    */
   constructor(
     readonly routes: () => RouteTable,
+    readonly services: RouterServices,
     readonly commands: CommandTable = new CommandTable(),
-  ) {}
+  ) {
+    this.#wholeCluster = new WholeCluster(services);
+  }
 
   commandName(arg: Uint8Array): string {
     return commandName(arg);
@@ -74,13 +87,18 @@ export class Router {
   route(client: RouteClient, name: string, args: Uint8Array[], frame: Uint8Array): void {
     const info = this.commands.lookup(name, args);
     if (!info) return client.reply(unknownCommand(args));
+    if (isDenied(this.services.denied(), info)) return client.reply(deniedReply(info));
     if (!arityOk(info, args.length)) return client.reply(errorReply(`wrong number of arguments for '${info.name.toLowerCase()}' command`));
     const table = this.routes();
     if (ANY_NODE.has(name) || isDebugProtocol(name, args)) return this.#toAnyNode(client, table, frame);
     if (isBlocking(name, info, args)) return this.#block(client, table, name, info, args, frame);
+    // Keyless commands about the whole dataset: SCAN, KEYS, FLUSHALL, SCRIPT, FUNCTION, INFO...
+    if (planOf(info)) return this.#wholeCluster.route(client, table, info, args, frame);
     if (!supported(name, info)) return client.reply(errorReply(`unsupported command '${name}'`));
     const keys = keyIndexes(info, args);
     if (keys === null || keys.length === 0) {
+      // EVAL/FCALL with no keys run on any primary; a numkeys slotgate cannot read is Redis's to refuse.
+      if (SCRIPT_CALLS.has(name)) return this.#wholeCluster.routeKeyless(client, table, info, frame);
       // A malformed key count, or an unknown subcommand: the command cannot run anywhere, and
       // Redis's own error says why.
       if ((keys === null && (info.flags & MOVABLEKEYS) !== 0) || (info.subcommands !== null && args.length > 1)) return this.#toAnyNode(client, table, frame);
@@ -110,6 +128,7 @@ export class Router {
     if (!info) return client.reply(unknownCommand(args)), null;
     if (!arityOk(info, args.length)) return client.reply(errorReply(`wrong number of arguments for '${info.name.toLowerCase()}' command`)), null;
     const table = this.routes();
+    if (isDenied(this.services.denied(), info)) return client.reply(deniedReply(info)), null;
     if ((info.flags & PUBSUB) !== 0 || UNSUPPORTED.has(name)) return client.reply(errorReply(`unsupported command '${name}' inside a transaction`)), null;
     const keys = keyIndexes(info, args);
     if (keys === null) return client.reply(errorReply(`unsupported command '${name}'`)), null;

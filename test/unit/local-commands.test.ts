@@ -276,16 +276,6 @@ describe("CLIENT", () => {
   });
 });
 
-describe("INFO", () => {
-  it("is a bulk string in RESP2 and a txt verbatim string in RESP3", () => {
-    const client = new FakeClient();
-    const text = client.info();
-    assert.equal(client.run("INFO"), `$${text.length}\r\n${text}\r\n`);
-    client.run("HELLO 3");
-    assert.equal(client.run("INFO"), `=${text.length + 4}\r\ntxt:${text}\r\n`);
-  });
-});
-
 describe("parseInteger", () => {
   it("accepts what Redis's string2ll accepts, within 64 bits", () => {
     assert.equal(parseInteger("0"), 0n);

@@ -10,6 +10,7 @@ const backend = (name: string): Backend => ({
   shardOf: () => 0,
   dispatch() {},
   anyShard: () => 0,
+  primaries: () => [0],
   nodeFor: () => "not in this test",
   redirect: () => "not in this test",
   onTopology: () => () => {},
