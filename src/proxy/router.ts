@@ -99,9 +99,10 @@ export class Router {
     if (keys === null || keys.length === 0) {
       // EVAL/FCALL with no keys run on any primary; a numkeys slotgate cannot read is Redis's to refuse.
       if (SCRIPT_CALLS.has(name)) return this.#wholeCluster.routeKeyless(client, table, info, frame);
-      // A malformed key count, or an unknown subcommand: the command cannot run anywhere, and
-      // Redis's own error says why.
-      if ((keys === null && (info.flags & MOVABLEKEYS) !== 0) || (info.subcommands !== null && args.length > 1)) return this.#toAnyNode(client, table, frame);
+      // No keys found in a command that has them (a malformed or zero key count, a missing
+      // keyword), or an unknown subcommand: Redis Cluster runs it on the node asked, which
+      // answers it (with its own error), so any node may.
+      if ((info.flags & MOVABLEKEYS) !== 0 || (info.subcommands !== null && args.length > 1)) return this.#toAnyNode(client, table, frame);
       return client.reply(errorReply(`unsupported command '${name}'`));
     }
     const target = this.#place(client, table, info, args, keys, frame, name);
