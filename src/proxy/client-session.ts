@@ -6,6 +6,7 @@
  * while requests are held or the socket's send buffer is over its high-water mark, and a client
  * whose unread replies pass `maxClientOutputBytes` is disconnected. Malformed input gets
  * `-ERR Protocol error: ...` after the replies already owed, then the connection closes.
+ * Subscriptions and their messages are the business of ./pubsub.ts.
  */
 import type { Conn, ConnHandlers } from "../runtime.ts";
 import type { Scope } from "../scope.ts";
@@ -13,6 +14,7 @@ import { Fifo } from "../fifo.ts";
 import { UpstreamRequest, type Pending, type ReplySink } from "./request.ts";
 import { SplitCommand, type SplitOwner } from "./split.ts";
 import { localHandler, type LocalContext } from "./local-commands.ts";
+import { pubsubCommand, type PubSub, type PubSubClient } from "./pubsub.ts";
 import { RequestParser } from "../resp/request-parser.ts";
 import { errorReply } from "../resp/replies.ts";
 import { concatBytes } from "../resp/encode.ts";
@@ -41,10 +43,14 @@ const immediate = (reply: Uint8Array): Pending => ({ reply });
 /** A request read while `maxPendingRequests` were unanswered, or the protocol error that ended the input. */
 type Held = { args: Uint8Array[]; frame: Uint8Array } | Uint8Array;
 
-export class ClientSession implements ReplySink, SplitOwner, LocalContext {
+export class ClientSession implements ReplySink, SplitOwner, LocalContext, PubSubClient {
   clientName: string | null = null;
   /** The protocol `HELLO` chose: 2 (Redis's default) or 3. */
   protocol: 2 | 3 = 2;
+  /** Pub/sub state, from the first subscribe until the client is subscribed to nothing. */
+  pubsub: PubSub | null = null;
+  /** Bytes of messages queued behind owed replies since the queue was last empty. */
+  #pushBacklog = 0;
   readonly #scope: Scope;
   readonly #host: SessionHost;
   readonly #parser: RequestParser;
@@ -128,7 +134,9 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext {
     if (this.#closeWhenFlushed) return;
     const name = this.#host.router.commandName(args[0]!);
     const local = localHandler(name);
-    if (local) {
+    if (pubsubCommand(this, this.#scope, this.#host, name, args)) {
+      // A (un)subscribe or RESET, or PING or a refusal in RESP2 subscribed mode: answered.
+    } else if (local) {
       local(this, args);
     } else {
       this.#host.router.route(this, name, args, frame);
@@ -156,6 +164,21 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext {
   reply(frame: Uint8Array): void {
     this.#queue.push(immediate(frame));
     this.complete();
+  }
+
+  /**
+   * A pub/sub message: written now when no reply is owed, else right after the owed replies, so
+   * that a RESP2 client never reads it in place of one. Messages held that way past
+   * `maxClientOutputBytes` disconnect the client, as Redis's pubsub output buffer limit does.
+   */
+  push(frame: Uint8Array): void {
+    if (this.#closed || this.#closeWhenFlushed) return;
+    if (this.#queue.length > 0 && (this.#pushBacklog += frame.length) > this.#host.limits.maxClientOutputBytes) {
+      this.#host.log.warn("client output buffer limit reached by messages: closing the client", { id: this.id, bytes: this.#pushBacklog });
+      this.#conn?.destroy();
+      return;
+    }
+    this.reply(frame);
   }
 
   replyAndClose(frame: Uint8Array): void {
@@ -211,6 +234,7 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext {
       }
     }
     if (this.#queue.length === 0) {
+      this.#pushBacklog = 0;
       if (this.#closeWhenFlushed) {
         conn.end();
         return;

@@ -3,7 +3,9 @@
  * optionally stripped), then to the shard of its keys; split across shards or backends for
  * MGET, MSET, DEL, UNLINK, EXISTS and TOUCH; or refused with the error Redis Cluster itself would
  * give (CROSSSLOT, wrong arity, unknown command). Commands slotgate cannot serve correctly yet
- * are refused with `-ERR unsupported command 'NAME'`, never sent to an arbitrary node.
+ * are refused with `-ERR unsupported command 'NAME'`, never sent to an arbitrary node. PUBLISH and
+ * SPUBLISH route by channel name (unstripped) to the owner of its slot; PUBSUB introspection is
+ * merged over primaries (./pubsub-info.ts); subscriptions are the session's (./pubsub.ts).
  */
 import { commandInfo, keyIndexes, type CommandInfo } from "../commands/keys.ts";
 import { BLOCKING, PUBSUB, READONLY } from "../commands/table.ts";
@@ -13,6 +15,7 @@ import { errorReply } from "../resp/replies.ts";
 import { UpstreamRequest, type Pending, type ReplySink } from "./request.ts";
 import { SPLIT_COMMANDS, SplitCommand, type SplitOwner } from "./split.ts";
 import type { Route, RouteTable } from "./routes.ts";
+import { MERGED_PUBSUB, pubsubIntrospect } from "./pubsub-info.ts";
 
 /** The client side of a routed command. */
 export interface RouteClient extends ReplySink, SplitOwner {
@@ -26,7 +29,7 @@ export interface RouteClient extends ReplySink, SplitOwner {
 }
 
 /** Keyed commands that need a client pinned to one connection or a blocking wait; later issues serve them. */
-const UNSUPPORTED = new Set(["WATCH", "UNWATCH", "MULTI", "EXEC", "DISCARD", "MIGRATE", "SSUBSCRIBE", "SUNSUBSCRIBE", "SPUBLISH"]);
+const UNSUPPORTED = new Set(["WATCH", "UNWATCH", "MULTI", "EXEC", "DISCARD", "MIGRATE"]);
 
 /** Keyless commands that are the same on every node, so any primary of the catch-all may answer. */
 const ANY_NODE = new Set(["COMMAND"]);
@@ -48,6 +51,12 @@ export class Router {
     if (!arityOk(info, args.length)) return client.reply(errorReply(`wrong number of arguments for '${info.name.toLowerCase()}' command`));
     const table = this.routes();
     if (ANY_NODE.has(name)) return this.#toAnyNode(client, table, frame);
+    if (name === "PUBLISH" || name === "SPUBLISH") return this.#publish(client, table, args, frame);
+    if (name === "PUBSUB") {
+      // HELP and unknown subcommands: any node answers as Redis does.
+      if (!MERGED_PUBSUB.has(info.name)) return this.#toAnyNode(client, table, frame);
+      return pubsubIntrospect(client, table, info.name.slice("PUBSUB|".length), args, frame);
+    }
     if (!supported(name, info, args)) return client.reply(errorReply(`unsupported command '${name}'`));
     const keys = keyIndexes(info, args);
     if (!keys || keys.length === 0) return client.reply(errorReply(`unsupported command '${name}'`));
@@ -98,6 +107,20 @@ export class Router {
     }
   }
 
+  /**
+   * To the owner of the channel's slot. Any node of a cluster would do (a message reaches every
+   * node), but one node per channel keeps a client's messages to a channel in order.
+   */
+  #publish(client: RouteClient, table: RouteTable, args: Uint8Array[], frame: Uint8Array): void {
+    const channel = args[1]!;
+    const backend = table.match(channel)?.backend;
+    if (!backend) return client.reply(noRoute(channel, "channel"));
+    const request = new UpstreamRequest(frame, backend.shardOf(channel), client, client.id);
+    request.resp3 = client.protocol === 3;
+    client.expect(request);
+    backend.dispatch(request);
+  }
+
   #toAnyNode(client: RouteClient, table: RouteTable, frame: Uint8Array): void {
     const backend = table.match(new Uint8Array(0))?.backend ?? [...table.backends()][0];
     if (!backend) return client.reply(errorReply("no cluster is configured"));
@@ -133,8 +156,8 @@ function supported(name: string, info: CommandInfo, args: Uint8Array[]): boolean
   return false;
 }
 
-function noRoute(key: Uint8Array): Uint8Array {
-  return errorReply(`no route for key '${decoder.decode(key.subarray(0, 128))}'`);
+function noRoute(key: Uint8Array, what = "key"): Uint8Array {
+  return errorReply(`no route for ${what} '${decoder.decode(key.subarray(0, 128))}'`);
 }
 
 /** Redis's own wording: `unknown command 'foo', with args beginning with: 'a' 'b' `. */
