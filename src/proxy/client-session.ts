@@ -10,6 +10,7 @@
  * Some commands run alone (`runAlone`): a blocking command or a transaction's command on a
  * connection of the client's own starts only once every earlier reply is in, and the requests
  * after it wait for its reply, so the client's order holds across connections.
+ * Subscriptions and their messages are the business of ./pubsub.ts.
  */
 import type { Conn, ConnHandlers } from "../runtime.ts";
 import type { Scope } from "../scope.ts";
@@ -17,6 +18,7 @@ import { Fifo } from "../fifo.ts";
 import { UpstreamRequest, type Pending, type ReplySink } from "./request.ts";
 import { SplitCommand, type SplitOwner } from "./split.ts";
 import { localHandler, type ConnectionInfo, type LocalContext } from "./local-commands.ts";
+import { pubsubCommand, type PubSub, type PubSubClient } from "./pubsub.ts";
 import { RequestParser } from "../resp/request-parser.ts";
 import { errorReply } from "../resp/replies.ts";
 import { concatBytes } from "../resp/encode.ts";
@@ -56,7 +58,7 @@ const immediate = (reply: Uint8Array): Pending => ({ reply });
 /** A request read while `maxPendingRequests` were unanswered, or the protocol error that ended the input. */
 type Held = { args: Uint8Array[]; frame: Uint8Array } | Uint8Array;
 
-export class ClientSession implements ReplySink, SplitOwner, LocalContext, TransactionHost {
+export class ClientSession implements ReplySink, SplitOwner, LocalContext, TransactionHost, PubSubClient {
   clientName: string | null = null;
   lastWriteBackend: Backend | null = null;
   lastWriteShard = 0;
@@ -65,6 +67,10 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
   /** CLIENT SETINFO's attributes ("" until set). */
   libName = "";
   libVer = "";
+  /** Pub/sub state, from the first subscribe until the client is subscribed to nothing. */
+  pubsub: PubSub | null = null;
+  /** Bytes of messages queued behind owed replies since the queue was last empty. */
+  #pushBacklog = 0;
   readonly #scope: Scope;
   readonly #host: SessionHost;
   readonly #parser: RequestParser;
@@ -178,18 +184,26 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
     // Requests pipelined after QUIT or a protocol error are not executed, as in Redis.
     if (this.#closeWhenFlushed) return;
     const name = this.#host.router.commandName(args[0]!);
-    if (!this.#inTransaction(name, args, frame)) this.#dispatch(name, args, frame);
+    const protocol = this.protocol;
+    // RESET discards a transaction and its WATCH, as in Redis (pub/sub answers it below).
+    if (name === "RESET") this.#endTransaction();
+    if (!this.#inTransaction(name, args, frame) && !pubsubCommand(this, this.#scope, this.#host, name, args)) this.#dispatch(name, args, frame);
+    // A reply of its own queued behind earlier ones means requests upstream: those on the other
+    // protocol's connections must not be overtaken.
+    if (this.protocol !== protocol && this.#queue.length > 0) this.#fenced = true;
     if (this.#queue.length >= this.#host.limits.maxPendingRequests) this.#pauseReading();
   }
 
   /** Answer locally, or route upstream. */
   #dispatch(name: string, args: Uint8Array[], frame: Uint8Array): void {
     const local = localHandler(name);
-    if (!local) return this.#host.router.route(this, name, args, frame);
-    const protocol = this.protocol;
-    local(this, args);
-    // Its own reply is queued behind earlier ones: a non-empty queue means requests upstream.
-    if (this.protocol !== protocol && this.#queue.length > 0) this.#fenced = true;
+    if (local) local(this, args);
+    else this.#host.router.route(this, name, args, frame);
+  }
+
+  #endTransaction(): void {
+    this.#transaction?.close();
+    this.#transaction = null;
   }
 
   /** Give the command to the open transaction (or to a new one it opens); true when taken. */
@@ -245,6 +259,21 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
   reply(frame: Uint8Array): void {
     this.#queue.push(immediate(frame));
     this.complete();
+  }
+
+  /**
+   * A pub/sub message: written now when no reply is owed, else right after the owed replies, so
+   * that a RESP2 client never reads it in place of one. Messages held that way past
+   * `maxClientOutputBytes` disconnect the client, as Redis's pubsub output buffer limit does.
+   */
+  push(frame: Uint8Array): void {
+    if (this.#closed || this.#closeWhenFlushed) return;
+    if (this.#queue.length > 0 && (this.#pushBacklog += frame.length) > this.#host.limits.maxClientOutputBytes) {
+      this.#host.log.warn("client output buffer limit reached by messages: closing the client", { id: this.id, bytes: this.#pushBacklog });
+      this.#conn?.destroy();
+      return;
+    }
+    this.reply(frame);
   }
 
   replyAndClose(frame: Uint8Array): void {
@@ -323,6 +352,7 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
       }
     }
     if (this.#queue.length === 0) {
+      this.#pushBacklog = 0;
       if (this.#closeWhenFlushed) {
         conn.end();
         return;

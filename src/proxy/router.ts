@@ -8,6 +8,9 @@
  * Blocking commands (and WAIT) are not dispatched on the shared connections: the client runs them
  * on a connection of its own (`RouteClient.block`). Transactions place each command with
  * `target`, which never splits.
+ * PUBLISH and SPUBLISH route by channel name (unstripped) to the owner of its slot; PUBSUB
+ * introspection is merged over primaries (./pubsub-info.ts); subscriptions are the session's
+ * (./pubsub.ts).
  */
 import { CommandTable, keyIndexes, type CommandInfo } from "../commands/keys.ts";
 import { BLOCKING, MOVABLEKEYS, PUBSUB, READONLY, WRITE } from "../commands/table.ts";
@@ -28,6 +31,7 @@ export interface Target {
   readonly frame: Uint8Array;
   readonly info: CommandInfo;
 }
+import { MERGED_PUBSUB, pubsubIntrospect } from "./pubsub-info.ts";
 
 /** The client side of a routed command. */
 export interface RouteClient extends ReplySink, SplitOwner {
@@ -46,7 +50,7 @@ export interface RouteClient extends ReplySink, SplitOwner {
 }
 
 /** Keyed commands slotgate does not serve: MIGRATE moves keys behind the slot map's back. */
-const UNSUPPORTED = new Set(["MIGRATE", "SSUBSCRIBE", "SUNSUBSCRIBE", "SPUBLISH"]);
+const UNSUPPORTED = new Set(["MIGRATE"]);
 
 /** Keyless commands that are the same on every node, so any primary of the catch-all may answer. */
 const ANY_NODE = new Set(["COMMAND"]);
@@ -91,6 +95,12 @@ export class Router {
     if (!arityOk(info, args.length)) return client.reply(errorReply(`wrong number of arguments for '${info.name.toLowerCase()}' command`));
     const table = this.routes();
     if (ANY_NODE.has(name) || isDebugProtocol(name, args)) return this.#toAnyNode(client, table, frame);
+    if (name === "PUBLISH" || name === "SPUBLISH") return this.#publish(client, table, args, frame);
+    if (name === "PUBSUB") {
+      // HELP and unknown subcommands: any node answers as Redis does.
+      if (!MERGED_PUBSUB.has(info.name)) return this.#toAnyNode(client, table, frame);
+      return pubsubIntrospect(client, table, info.name.slice("PUBSUB|".length), args, frame);
+    }
     if (isBlocking(name, info, args)) return this.#block(client, table, name, info, args, frame);
     // Keyless commands about the whole dataset: SCAN, KEYS, FLUSHALL, SCRIPT, FUNCTION, INFO...
     if (planOf(info)) return this.#wholeCluster.route(client, table, info, args, frame);
@@ -208,6 +218,20 @@ export class Router {
     }
   }
 
+  /**
+   * To the owner of the channel's slot. Any node of a cluster would do (a message reaches every
+   * node), but one node per channel keeps a client's messages to a channel in order.
+   */
+  #publish(client: RouteClient, table: RouteTable, args: Uint8Array[], frame: Uint8Array): void {
+    const channel = args[1]!;
+    const backend = table.match(channel)?.backend;
+    if (!backend) return client.reply(noRoute(channel, "channel"));
+    const request = new UpstreamRequest(frame, backend.shardOf(channel), client, client.id);
+    request.resp3 = client.protocol === 3;
+    client.expect(request);
+    backend.dispatch(request);
+  }
+
   #toAnyNode(client: RouteClient, table: RouteTable, frame: Uint8Array): void {
     const backend = defaultBackend(table);
     if (!backend) return client.reply(errorReply("no cluster is configured"));
@@ -252,8 +276,8 @@ function supported(name: string, info: CommandInfo): boolean {
   return !UNSUPPORTED.has(name) && (info.flags & PUBSUB) === 0;
 }
 
-function noRoute(key: Uint8Array): Uint8Array {
-  return errorReply(`no route for key '${decoder.decode(key.subarray(0, 128))}'`);
+function noRoute(key: Uint8Array, what = "key"): Uint8Array {
+  return errorReply(`no route for ${what} '${decoder.decode(key.subarray(0, 128))}'`);
 }
 
 /** Redis's own wording: `unknown command 'foo', with args beginning with: 'a' 'b' `. */
