@@ -355,6 +355,8 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
       this.#pushBacklog = 0;
       if (this.#closeWhenFlushed) {
         conn.end();
+        // Read on (and ignore) until the peer closes too: a paused socket may never report it.
+        conn.resume();
         return;
       }
       this.#wakeIdle();

@@ -221,6 +221,17 @@ describe("slotgate with misbehaving clients", () => {
     assert.equal(await writer.get("long:0"), "x");
   });
 
+  it("a client that says QUIT is answered, closed and no longer counted, on every runtime", SLOW, async () => {
+    const { app, port } = await proxy();
+    const before = app.server.connectedClients;
+    const client = await raw(port);
+    await until("the client is counted", () => app.server.connectedClients === before + 1);
+    client.send(resp("QUIT"));
+    await client.waitClosed();
+    assert.equal(client.received.toString(), "+OK\r\n");
+    await until("the session is gone", () => app.server.connectedClients === before);
+  });
+
   it("inline commands work, quotes included; an inline command with unbalanced quotes gets the protocol error", SLOW, async () => {
     const { port } = await proxy();
     const client = await raw(port);

@@ -42,6 +42,7 @@ describe("transactions through slotgate", () => {
       [["MULTI"], ["SET", "{t7}a", "1"], ["DISCARD"], ["GET", "{t7}a"], ["DISCARD"]],
       [["WATCH", "{t8}a", "{t8}b"], ["UNWATCH"], ["UNWATCH"], ["MULTI"], ["UNWATCH"], ["INCR", "{t8}a"], ["EXEC"]],
       [["MULTI"], ["INCR", "{t9}a"], ["BLPOP", "{t9}l", "0"], ["EXEC"]],
+      [["WATCH", "{t10}a"], ["MULTI"], ["SET", "{t10}a", "1"], ["RESET"], ["EXEC"], ["GET", "{t10}a"], ["UNWATCH"]],
     ];
     const direct = await Exchange.connect((await standalone.get()).port);
     const through = await Exchange.connect((await proxy.get()).port);
@@ -60,6 +61,21 @@ describe("transactions through slotgate", () => {
     } finally {
       direct.close();
       through.close();
+    }
+  });
+
+  it("refuses pub/sub inside a transaction (a subscription cannot share the transaction's connection)", SLOW, async () => {
+    const client = await Exchange.connect((await proxy.get()).port);
+    try {
+      assert.deepEqual(await client.send(["MULTI"], ["SET", "{ps}k", "v"], ["SUBSCRIBE", "ch"], ["EXEC"], ["EXISTS", "{ps}k"]), [
+        "+OK\r\n",
+        "+QUEUED\r\n",
+        "-ERR unsupported command 'SUBSCRIBE' inside a transaction\r\n",
+        "-EXECABORT Transaction discarded because of previous errors.\r\n",
+        ":0\r\n",
+      ]);
+    } finally {
+      client.close();
     }
   });
 
