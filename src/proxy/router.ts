@@ -52,8 +52,11 @@ export interface RouteClient extends ReplySink, SplitOwner {
 /** Keyed commands slotgate does not serve: MIGRATE moves keys behind the slot map's back. */
 const UNSUPPORTED = new Set(["MIGRATE"]);
 
-/** Keyless commands that are the same on every node, so any primary of the catch-all may answer. */
-const ANY_NODE = new Set(["COMMAND"]);
+/**
+ * Keyless commands any primary of the catch-all may answer: the same everywhere (COMMAND, LOLWUT),
+ * or about one clock the nodes share closely enough (TIME).
+ */
+const ANY_NODE = new Set(["COMMAND", "TIME", "LOLWUT"]);
 
 /** `DEBUG PROTOCOL <type>` answers a sample of one RESP type, the same on every node; other DEBUG subcommands stay refused. */
 function isDebugProtocol(name: string, args: Uint8Array[]): boolean {

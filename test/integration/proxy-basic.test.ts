@@ -40,6 +40,8 @@ describe("slotgate in front of a real cluster", () => {
     assert.equal(await cli("RPUSH", "cli:list", "x"), "1");
     assert.equal(await cli("BLPOP", "cli:list", "0"), "cli:list\nx");
     assert.equal(await cli("LATENCY", "LATEST"), "ERR unsupported command 'LATENCY'");
+    const [seconds, micros] = (await cli("TIME")).split("\n").map(Number);
+    assert.ok(Math.abs(seconds! - Date.now() / 1000) < 60 && micros! >= 0 && micros! < 1e6, "TIME from a node");
     assert.match(await cli("NOSUCHCOMMAND", "x"), /^ERR unknown command 'NOSUCHCOMMAND', with args beginning with: 'x'/);
     assert.equal(await cli("GET"), "ERR wrong number of arguments for 'get' command");
     assert.equal(await cli("ECHO", "hi"), "hi");
