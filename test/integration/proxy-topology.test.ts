@@ -10,14 +10,11 @@ import net from "node:net";
 import process from "node:process";
 import { after, describe, it } from "node:test";
 import { Redis } from "ioredis";
-import { currentRuntime } from "../../adapters/current.ts";
 import { freePorts } from "../../scripts/free-port.ts";
 import { startLocalCluster, type ClusterNode } from "../../scripts/local-cluster.ts";
-import { startSlotgate } from "../../src/app.ts";
 import { keySlot } from "../../src/cluster/slot.ts";
 import type { Topology } from "../../src/cluster/topology.ts";
-import { loadConfig } from "../../src/config/load.ts";
-import { createLogger } from "../../src/log.ts";
+import { connectIoredis, launchProxy } from "../support/launch.ts";
 import { lazy } from "../support/lazy.ts";
 import { RawClient, resp, type RunningProxy } from "../support/proxy.ts";
 import { sleep, until } from "../support/within.ts";
@@ -152,40 +149,10 @@ describe("slotgate while the cluster topology changes", () => {
     await fixture.stop();
   });
 
-  /**
-   * Start slotgate in this process as `startProxy` does, but registered for `after` before it is
-   * ready, so that a proxy that never becomes ready is still stopped.
-   */
-  async function launch(seeds: string[], env: Record<string, string> = {}): Promise<RunningProxy> {
-    const runtime = await currentRuntime();
-    const config = loadConfig({
-      env: {
-        SLOTGATE_SEEDS: seeds.join(","),
-        SLOTGATE_LISTEN: "127.0.0.1:0",
-        SLOTGATE_ADMIN_LISTEN: "127.0.0.1:0",
-        SLOTGATE_LOG_LEVEL: "error",
-        // Bun gives `after` 5 s whatever its timeout option says: the drain at close must be short.
-        SLOTGATE_SHUTDOWN_TIMEOUT_MS: "1000",
-        ...env,
-      },
-      readFile: () => {
-        throw new Error("no config file in tests");
-      },
-    });
-    const app = await startSlotgate(runtime, config, createLogger(config.logLevel));
-    const proxy: RunningProxy = { app, port: app.port, stop: () => app.close() };
-    proxies.push(proxy);
-    await until("the proxy to learn a complete slot map", () => app.cluster.isReady);
-    return proxy;
-  }
+  /** Start slotgate in this process, registered for `after` before it is ready. */
+  const launch = (seeds: string[], env: Record<string, string> = {}) => launchProxy(proxies, seeds, env);
 
-  async function connect(proxy: RunningProxy): Promise<Redis> {
-    const client = new Redis({ port: proxy.port, host: "127.0.0.1", lazyConnect: true, maxRetriesPerRequest: 0 });
-    client.on("error", () => {});
-    clients.push(client);
-    await client.connect();
-    return client;
-  }
+  const connect = (proxy: RunningProxy) => connectIoredis(proxy, clients);
 
   async function raw(proxy: RunningProxy): Promise<RawClient> {
     const client = await RawClient.connect(proxy.port);
