@@ -16,6 +16,7 @@ import { createClient } from "redis";
 import { startLocalCluster, type LocalCluster, type RespValue } from "../../scripts/local-cluster.ts";
 import { keySlot } from "../../src/cluster/slot.ts";
 import type { Topology } from "../../src/cluster/topology.ts";
+import { splitFrames } from "../support/exchange.ts";
 import { connectIoredis as connectIoredisTo, launchProxy } from "../support/launch.ts";
 import { lazy } from "../support/lazy.ts";
 import { RawClient, resp, type RunningProxy } from "../support/proxy.ts";
@@ -143,27 +144,6 @@ class Reader {
     this.#stopped = true;
     return this.done;
   }
-}
-
-/** Complete RESP2 replies (simple, error, integer, bulk) in `text`. */
-function replies(text: string): string[] {
-  const out: string[] = [];
-  let p = 0;
-  while (p < text.length) {
-    const eol = text.indexOf("\r\n", p);
-    if (eol < 0) break;
-    if (text[p] === "$") {
-      const n = Number(text.slice(p + 1, eol));
-      const end = n < 0 ? eol + 2 : eol + 2 + n + 2;
-      if (end > text.length) break;
-      out.push(text.slice(p, end));
-      p = end;
-    } else {
-      out.push(text.slice(p, eol + 2));
-      p = eol + 2;
-    }
-  }
-  return out;
 }
 
 const bulk = (value: string) => `$${Buffer.byteLength(value)}\r\n${value}\r\n`;
@@ -475,7 +455,7 @@ describe("replica reads (readFrom)", () => {
     stopped.add(victimNode.pid);
     try {
       client.send(keys.map((key) => resp("GET", key)).join(""));
-      const got = replies(await client.waitFor((text) => replies(text).length >= keys.length));
+      const got = splitFrames(await client.waitFor((text) => splitFrames(text).length >= keys.length));
       assert.deepEqual(got, keys.map(bulk), "every read answered with its value (by the primary)");
       assert.ok(proxy.app.cluster.stats.replicaFallbacks >= fallbacks + keys.length, "the reads fell back after the timeout");
       // More reads while it is still stopped: answered too (by the primary, or after a timeout).
@@ -528,7 +508,7 @@ describe("replica reads (readFrom)", () => {
     stopped.delete(victimNode.pid);
 
     // What a read in flight at the kill gets: its value, read again from the primary.
-    const got = replies(await client.waitFor((text) => replies(text).length >= 30));
+    const got = splitFrames(await client.waitFor((text) => splitFrames(text).length >= 30));
     assert.deepEqual(got, victimKeys.slice(0, 30).map((key) => bulk(expected.get(key)!)));
     assert.ok(proxy.app.cluster.stats.replicaFallbacks >= fallbacks + 30, "the reads in flight were retried on the primary");
     await resetStats(cluster);
