@@ -1,10 +1,12 @@
 /**
  * Multi-key commands whose keys span slots, split into one single-key command per key and merged
  * back into the reply Redis would have given: MGET (values in key order), MSET (+OK unless a part
- * failed), DEL, UNLINK, EXISTS, TOUCH (integer replies summed). Part replies are merged from their
- * raw bytes; nothing is decoded but an integer.
+ * failed), DEL, UNLINK, EXISTS, TOUCH (integer replies summed). A split command is a `FanOut`
+ * whose merge is its kind's; part replies are merged from their raw bytes, nothing is decoded but
+ * an integer.
  */
-import { UpstreamRequest, type Pending, type ReplySink } from "./request.ts";
+import { FanOut, type Merge } from "./fanout.ts";
+import { UpstreamRequest, type Pending } from "./request.ts";
 import { readInteger } from "../resp/reply-reader.ts";
 import { commandBytes, errorKind, ErrorKind } from "../resp/replies.ts";
 import { OK, encodeArray, encodeInteger, nullReply } from "../resp/encode.ts";
@@ -35,20 +37,59 @@ export interface SplitOwner {
   complete(pending: Pending): void;
 }
 
-export class SplitCommand implements Pending, ReplySink {
-  reply: Uint8Array | null = null;
-  readonly #parts: Uint8Array[];
-  #remaining: number;
+/** MGET: the values in key order; a key holding another type answers nil, where GET says WRONGTYPE. */
+function valuesMerge(nil: Uint8Array): Merge {
+  return (replies) => {
+    // The parts' array is this command's own and read only here: nils replace errors in place.
+    const parts = replies as Uint8Array[];
+    for (let i = 0; i < parts.length; i++) {
+      if (parts[i]![0] === MINUS && startsWithWrongType(parts[i]!)) parts[i] = nil;
+    }
+    return encodeArray(parts);
+  };
+}
 
+const VALUES_RESP2 = valuesMerge(nullReply(2));
+const VALUES_RESP3 = valuesMerge(nullReply(3));
+
+/** MSET: +OK unless a part failed. */
+const okMerge: Merge = (parts) => {
+  for (const part of parts) if (errorKind(part) !== ErrorKind.None) return part;
+  return OK;
+};
+
+/** DEL, UNLINK, EXISTS, TOUCH: the parts' integers summed; an error wins. */
+const sumMerge: Merge = (parts) => {
+  let sum = 0;
+  for (const part of parts) {
+    if (part[0] === MINUS) return part;
+    sum += readInteger(part) ?? 0;
+  }
+  return encodeInteger(sum);
+};
+
+/** The merge of a split kind, for a merged reply in `protocol`. */
+function mergeOf(kind: SplitKind, protocol: 2 | 3): Merge {
+  switch (kind) {
+    case SplitKind.Values:
+      return protocol === 3 ? VALUES_RESP3 : VALUES_RESP2;
+    case SplitKind.Ok:
+      return okMerge;
+    case SplitKind.Sum:
+      return sumMerge;
+  }
+}
+
+/** A split command: a fan-out of its part requests whose merge is its kind's. */
+export class SplitCommand extends FanOut {
   constructor(
     readonly kind: SplitKind,
-    readonly owner: SplitOwner,
+    owner: SplitOwner,
     count: number,
     /** The protocol the merged reply speaks (a later HELLO does not change it). */
     readonly protocol: 2 | 3 = owner.protocol,
   ) {
-    this.#parts = new Array(count);
-    this.#remaining = count;
+    super(owner, count, mergeOf(kind, protocol));
   }
 
   /**
@@ -66,39 +107,6 @@ export class SplitCommand implements Pending, ReplySink {
       parts[i] = new UpstreamRequest(frame, 0, split, affinity, i);
     }
     return { split, parts };
-  }
-
-  deliver(request: UpstreamRequest, reply: Uint8Array): void {
-    this.#parts[request.part] = reply;
-    if (--this.#remaining > 0) return;
-    this.reply = this.#merge();
-    this.owner.complete(this);
-  }
-
-  #merge(): Uint8Array {
-    const parts = this.#parts;
-    switch (this.kind) {
-      case SplitKind.Values: {
-        // MGET answers nil for a key holding another type, where GET says WRONGTYPE.
-        const nil = nullReply(this.protocol);
-        for (let i = 0; i < parts.length; i++) {
-          if (parts[i]![0] === MINUS && startsWithWrongType(parts[i]!)) parts[i] = nil;
-        }
-        return encodeArray(parts);
-      }
-      case SplitKind.Ok: {
-        for (const part of parts) if (errorKind(part) !== ErrorKind.None) return part;
-        return OK;
-      }
-      case SplitKind.Sum: {
-        let sum = 0;
-        for (const part of parts) {
-          if (part[0] === MINUS) return part;
-          sum += readInteger(part) ?? 0;
-        }
-        return encodeInteger(sum);
-      }
-    }
   }
 }
 

@@ -7,14 +7,14 @@
  * corpus again over RESP3 once slotgate accepts `HELLO 3`. Runs on Node, Bun and Deno.
  */
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import { after, describe, it, type TestContext } from "node:test";
 import { startLocalCluster, startStandaloneRedis } from "../../scripts/local-cluster.ts";
 import { keySlot } from "../../src/cluster/slot.ts";
 import { lazy } from "../support/lazy.ts";
 import { startProxy } from "../support/proxy.ts";
+import { ConnectionClosedError, Exchange } from "../support/exchange.ts";
 import {
-  ConnectionClosedError,
-  ReplyConnection,
   aggregate,
   frameOf,
   normalise,
@@ -34,7 +34,7 @@ const WHOLE_CLUSTER = "whole-cluster";
 
 /** One side of the comparison: a connection, opened again (with HELLO 3 for RESP3) if the server closes it. */
 class Side {
-  #connection: ReplyConnection | null = null;
+  #connection: Exchange | null = null;
 
   constructor(
     readonly port: number,
@@ -44,11 +44,12 @@ class Side {
   /** The reply to `args`; a connection closed before replying answers `(connection closed)`. */
   async send(args: readonly string[]): Promise<Uint8Array> {
     if (this.#connection === null || this.#connection.closed) {
-      this.#connection = await ReplyConnection.connect(this.port);
-      if (this.protocol === 3) await this.#connection.command(["HELLO", "3"]);
+      this.#connection = await Exchange.connect(this.port);
+      this.#connection.timeoutMs = 10_000;
+      if (this.protocol === 3) await this.#connection.command("HELLO", "3");
     }
     try {
-      const reply = await this.#connection.command(args);
+      const reply = Uint8Array.from(Buffer.from(await this.#connection.command(...args), "latin1"));
       // Redis and slotgate close the connection after a protocol error: wait for it, so the
       // next command deterministically goes over a new connection.
       if (latin1.decode(reply.subarray(0, 32)).startsWith("-ERR Protocol error")) await this.#connection.closedWithin(2_000);
@@ -200,9 +201,9 @@ describe("differential: slotgate in front of a cluster answers like one standalo
   /** Skip (with the reason) while slotgate refuses RESP3; true when the test should go on. */
   async function resp3Served(t: TestContext): Promise<boolean> {
     const { port } = await proxy.get();
-    const probe = await ReplyConnection.connect(port);
+    const probe = await Exchange.connect(port);
     try {
-      const hello = latin1.decode(await probe.command(["HELLO", "3"]));
+      const hello = await probe.command("HELLO", "3");
       if (hello.startsWith("-NOPROTO")) {
         t.skip(`slotgate does not serve RESP3 yet: HELLO 3 answers ${hello.trim()}`);
         return false;

@@ -10,14 +10,12 @@ import net from "node:net";
 import process from "node:process";
 import { after, describe, it } from "node:test";
 import { Redis } from "ioredis";
-import { currentRuntime } from "../../adapters/current.ts";
 import { freePorts } from "../../scripts/free-port.ts";
 import { startLocalCluster, type ClusterNode } from "../../scripts/local-cluster.ts";
-import { startSlotgate } from "../../src/app.ts";
 import { keySlot } from "../../src/cluster/slot.ts";
 import type { Topology } from "../../src/cluster/topology.ts";
-import { loadConfig } from "../../src/config/load.ts";
-import { createLogger } from "../../src/log.ts";
+import { splitFrames } from "../support/exchange.ts";
+import { connectIoredis, launchProxy } from "../support/launch.ts";
 import { lazy } from "../support/lazy.ts";
 import { RawClient, resp, type RunningProxy } from "../support/proxy.ts";
 import { sleep, until } from "../support/within.ts";
@@ -40,27 +38,6 @@ function keysWhere(topology: Topology, prefix: string, count: number, wanted: (p
     if (wanted(ownerPort(topology, slotOf(key)))) keys.push(key);
   }
   return keys;
-}
-
-/** Count complete RESP2 replies (simple, error, integer, bulk) in `text`; arrays are not expected. */
-function replies(text: string): string[] {
-  const out: string[] = [];
-  let p = 0;
-  while (p < text.length) {
-    const eol = text.indexOf("\r\n", p);
-    if (eol < 0) break;
-    if (text[p] === "$") {
-      const n = Number(text.slice(p + 1, eol));
-      const end = n < 0 ? eol + 2 : eol + 2 + n + 2;
-      if (end > text.length) break;
-      out.push(text.slice(p, end));
-      p = end;
-    } else {
-      out.push(text.slice(p, eol + 2));
-      p = eol + 2;
-    }
-  }
-  return out;
 }
 
 /**
@@ -152,40 +129,10 @@ describe("slotgate while the cluster topology changes", () => {
     await fixture.stop();
   });
 
-  /**
-   * Start slotgate in this process as `startProxy` does, but registered for `after` before it is
-   * ready, so that a proxy that never becomes ready is still stopped.
-   */
-  async function launch(seeds: string[], env: Record<string, string> = {}): Promise<RunningProxy> {
-    const runtime = await currentRuntime();
-    const config = loadConfig({
-      env: {
-        SLOTGATE_SEEDS: seeds.join(","),
-        SLOTGATE_LISTEN: "127.0.0.1:0",
-        SLOTGATE_ADMIN_LISTEN: "127.0.0.1:0",
-        SLOTGATE_LOG_LEVEL: "error",
-        // Bun gives `after` 5 s whatever its timeout option says: the drain at close must be short.
-        SLOTGATE_SHUTDOWN_TIMEOUT_MS: "1000",
-        ...env,
-      },
-      readFile: () => {
-        throw new Error("no config file in tests");
-      },
-    });
-    const app = await startSlotgate(runtime, config, createLogger(config.logLevel));
-    const proxy: RunningProxy = { app, port: app.port, stop: () => app.close() };
-    proxies.push(proxy);
-    await until("the proxy to learn a complete slot map", () => app.cluster.isReady);
-    return proxy;
-  }
+  /** Start slotgate in this process, registered for `after` before it is ready. */
+  const launch = (seeds: string[], env: Record<string, string> = {}) => launchProxy(proxies, seeds, env);
 
-  async function connect(proxy: RunningProxy): Promise<Redis> {
-    const client = new Redis({ port: proxy.port, host: "127.0.0.1", lazyConnect: true, maxRetriesPerRequest: 0 });
-    client.on("error", () => {});
-    clients.push(client);
-    await client.connect();
-    return client;
-  }
+  const connect = (proxy: RunningProxy) => connectIoredis(proxy, clients);
 
   async function raw(proxy: RunningProxy): Promise<RawClient> {
     const client = await RawClient.connect(proxy.port);
@@ -349,7 +296,7 @@ describe("slotgate while the cluster topology changes", () => {
       );
       // The other primaries keep answering meanwhile.
       for (const key of others) assert.equal(await a.get(key), value(key));
-      const got = replies(await client.waitFor((text) => replies(text).length >= 3));
+      const got = splitFrames(await client.waitFor((text) => splitFrames(text).length >= 3));
       assert.equal(got.length, 3);
       // The oldest request times out; the others on its connection fail with it (which one is
       // oldest depends on the order the two clients' bytes reached the proxy).
@@ -367,7 +314,7 @@ describe("slotgate while the cluster topology changes", () => {
     await until("the resumed primary to answer through the proxy", async () => (await a.get(keys[0]!).catch(() => null)) === value(keys[0]!));
     client.send(keys.map((key) => resp("GET", key)).join(""));
     const want = keys.map((key) => `$${value(key).length}\r\n${value(key)}\r\n`).join("");
-    assert.equal((await client.waitFor((text) => replies(text).length >= 3 + keys.length)).slice(-want.length), want);
+    assert.equal((await client.waitFor((text) => splitFrames(text).length >= 3 + keys.length)).slice(-want.length), want);
     const [fromA, fromBAfter] = await Promise.all([Promise.all(keys.map((key) => a.get(key))), Promise.all([...keys].reverse().map((key) => b.get(key)))]);
     assert.deepEqual(fromA, keys.map(value));
     assert.deepEqual(fromBAfter, [...keys].reverse().map(value));
@@ -413,11 +360,11 @@ describe("slotgate while the cluster topology changes", () => {
     const opsAtKill = traffic.map((t) => t.ops);
 
     // Exactly one reply per request: 50 errors, then the PONG of a PING sent afterwards.
-    const inFlight = replies(await client.waitFor((text) => replies(text).length >= 50));
+    const inFlight = splitFrames(await client.waitFor((text) => splitFrames(text).length >= 50));
     assert.equal(inFlight.length, 50);
     for (const reply of inFlight) assert.match(reply, /^-ERR upstream /);
     client.send(resp("PING"));
-    const all = replies(await client.waitFor((text) => replies(text).length >= 51));
+    const all = splitFrames(await client.waitFor((text) => splitFrames(text).length >= 51));
     assert.equal(all.length, 51);
     assert.equal(all[50], "+PONG\r\n");
     assert.equal(client.closed, false);

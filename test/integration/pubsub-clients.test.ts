@@ -15,7 +15,7 @@ import { keySlot } from "../../src/cluster/slot.ts";
 import type { ScopeInfo } from "../../src/scope.ts";
 import { lazy } from "../support/lazy.ts";
 import { RawClient, resp, startProxy, type RunningProxy } from "../support/proxy.ts";
-import { splitFrames } from "../support/resp-frames.ts";
+import { splitFrames } from "../support/exchange.ts";
 import { until, within } from "../support/within.ts";
 
 const SLOW = { timeout: 120_000 };

@@ -15,7 +15,7 @@ import { startLocalCluster, type ClusterNode, type LocalCluster } from "../../sc
 import { keySlot } from "../../src/cluster/slot.ts";
 import { lazy } from "../support/lazy.ts";
 import { RawClient, resp, startProxy, type RunningProxy } from "../support/proxy.ts";
-import { bulks, splitFrames } from "../support/resp-frames.ts";
+import { bulks, splitFrames } from "../support/exchange.ts";
 import { sleep, until, within } from "../support/within.ts";
 
 const SLOW = { timeout: 180_000 };

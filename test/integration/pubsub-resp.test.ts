@@ -12,7 +12,7 @@ import { startLocalCluster, startStandaloneRedis } from "../../scripts/local-clu
 import { keySlot } from "../../src/cluster/slot.ts";
 import { lazy } from "../support/lazy.ts";
 import { RawClient, resp, startProxy } from "../support/proxy.ts";
-import { bulks, splitFrames } from "../support/resp-frames.ts";
+import { bulks, splitFrames } from "../support/exchange.ts";
 import { until } from "../support/within.ts";
 
 const SLOW = { timeout: 120_000 };

@@ -10,7 +10,7 @@ import { after, describe, it } from "node:test";
 import { startLocalCluster, startStandaloneRedis, type LocalCluster, type StandaloneRedis } from "../../scripts/local-cluster.ts";
 import { lazy } from "../support/lazy.ts";
 import { RawClient, resp, startProxy, type RunningProxy } from "../support/proxy.ts";
-import { bulks, splitFrames } from "../support/resp-frames.ts";
+import { bulks, splitFrames } from "../support/exchange.ts";
 import { until } from "../support/within.ts";
 
 const SLOW = { timeout: 120_000 };

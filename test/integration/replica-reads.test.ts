@@ -13,13 +13,11 @@ import process from "node:process";
 import { after, describe, it } from "node:test";
 import { Redis } from "ioredis";
 import { createClient } from "redis";
-import { currentRuntime } from "../../adapters/current.ts";
 import { startLocalCluster, type LocalCluster, type RespValue } from "../../scripts/local-cluster.ts";
-import { startSlotgate } from "../../src/app.ts";
 import { keySlot } from "../../src/cluster/slot.ts";
 import type { Topology } from "../../src/cluster/topology.ts";
-import { loadConfig } from "../../src/config/load.ts";
-import { createLogger } from "../../src/log.ts";
+import { splitFrames } from "../support/exchange.ts";
+import { connectIoredis as connectIoredisTo, launchProxy } from "../support/launch.ts";
 import { lazy } from "../support/lazy.ts";
 import { RawClient, resp, type RunningProxy } from "../support/proxy.ts";
 import { sleep, until } from "../support/within.ts";
@@ -148,27 +146,6 @@ class Reader {
   }
 }
 
-/** Complete RESP2 replies (simple, error, integer, bulk) in `text`. */
-function replies(text: string): string[] {
-  const out: string[] = [];
-  let p = 0;
-  while (p < text.length) {
-    const eol = text.indexOf("\r\n", p);
-    if (eol < 0) break;
-    if (text[p] === "$") {
-      const n = Number(text.slice(p + 1, eol));
-      const end = n < 0 ? eol + 2 : eol + 2 + n + 2;
-      if (end > text.length) break;
-      out.push(text.slice(p, end));
-      p = end;
-    } else {
-      out.push(text.slice(p, eol + 2));
-      p = eol + 2;
-    }
-  }
-  return out;
-}
-
 const bulk = (value: string) => `$${Buffer.byteLength(value)}\r\n${value}\r\n`;
 
 describe("replica reads (readFrom)", () => {
@@ -227,38 +204,15 @@ describe("replica reads (readFrom)", () => {
 
   /** Start slotgate with `readFrom`, registered for `after` before it is ready. */
   async function launch(cluster: LocalCluster, readFrom: string | null, env: Record<string, string> = {}): Promise<RunningProxy> {
-    const runtime = await currentRuntime();
-    const config = loadConfig({
-      env: {
-        SLOTGATE_SEEDS: cluster.seeds.join(","),
-        SLOTGATE_LISTEN: "127.0.0.1:0",
-        SLOTGATE_ADMIN_LISTEN: "127.0.0.1:0",
-        SLOTGATE_LOG_LEVEL: "error",
-        // Bun gives `after` 5 s whatever its timeout option says: the drain at close must be short.
-        SLOTGATE_SHUTDOWN_TIMEOUT_MS: "1000",
-        SLOTGATE_REFRESH_INTERVAL_MS: "500",
-        SLOTGATE_REDIRECT_REFRESH_INTERVAL_MS: "200",
-        ...(readFrom === null ? {} : { SLOTGATE_READ_FROM: readFrom }),
-        ...env,
-      },
-      readFile: () => {
-        throw new Error("no config file in tests");
-      },
+    return launchProxy(proxies, cluster.seeds, {
+      SLOTGATE_REFRESH_INTERVAL_MS: "500",
+      SLOTGATE_REDIRECT_REFRESH_INTERVAL_MS: "200",
+      ...(readFrom === null ? {} : { SLOTGATE_READ_FROM: readFrom }),
+      ...env,
     });
-    const app = await startSlotgate(runtime, config, createLogger(config.logLevel));
-    const proxy: RunningProxy = { app, port: app.port, stop: () => app.close() };
-    proxies.push(proxy);
-    await until("the proxy to learn a complete slot map", () => app.cluster.isReady);
-    return proxy;
   }
 
-  async function connectIoredis(proxy: RunningProxy): Promise<Redis> {
-    const client = new Redis({ port: proxy.port, host: "127.0.0.1", lazyConnect: true, maxRetriesPerRequest: 0 });
-    client.on("error", () => {});
-    ioredis.push(client);
-    await client.connect();
-    return client;
-  }
+  const connectIoredis = (proxy: RunningProxy) => connectIoredisTo(proxy, ioredis);
 
   async function connectNodeRedis(proxy: RunningProxy): Promise<NodeRedis> {
     const client = createClient({ url: `redis://127.0.0.1:${proxy.port}`, socket: { reconnectStrategy: false } });
@@ -501,7 +455,7 @@ describe("replica reads (readFrom)", () => {
     stopped.add(victimNode.pid);
     try {
       client.send(keys.map((key) => resp("GET", key)).join(""));
-      const got = replies(await client.waitFor((text) => replies(text).length >= keys.length));
+      const got = splitFrames(await client.waitFor((text) => splitFrames(text).length >= keys.length));
       assert.deepEqual(got, keys.map(bulk), "every read answered with its value (by the primary)");
       assert.ok(proxy.app.cluster.stats.replicaFallbacks >= fallbacks + keys.length, "the reads fell back after the timeout");
       // More reads while it is still stopped: answered too (by the primary, or after a timeout).
@@ -554,7 +508,7 @@ describe("replica reads (readFrom)", () => {
     stopped.delete(victimNode.pid);
 
     // What a read in flight at the kill gets: its value, read again from the primary.
-    const got = replies(await client.waitFor((text) => replies(text).length >= 30));
+    const got = splitFrames(await client.waitFor((text) => splitFrames(text).length >= 30));
     assert.deepEqual(got, victimKeys.slice(0, 30).map((key) => bulk(expected.get(key)!)));
     assert.ok(proxy.app.cluster.stats.replicaFallbacks >= fallbacks + 30, "the reads in flight were retried on the primary");
     await resetStats(cluster);

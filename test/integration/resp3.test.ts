@@ -15,7 +15,7 @@ import { keySlot } from "../../src/cluster/slot.ts";
 import { encodeVerbatim } from "../../src/resp/encode.ts";
 import { lazy } from "../support/lazy.ts";
 import { startProxy } from "../support/proxy.ts";
-import { FrameClient } from "../support/frames.ts";
+import { Exchange } from "../support/exchange.ts";
 
 const SLOW = { timeout: 120_000 };
 const encoder = new TextEncoder();
@@ -32,7 +32,7 @@ function helloShape(frame: string): string {
 describe("RESP3 through slotgate", () => {
   const cluster = lazy(() => startLocalCluster({ replicasPerPrimary: 0, extraConfig: ["enable-debug-command yes"] }));
   const proxy = lazy(async () => startProxy((await cluster.get()).seeds));
-  const open: FrameClient[] = [];
+  const open: Exchange[] = [];
   after(async () => {
     for (const client of open) client.close();
     await proxy.stop();
@@ -40,8 +40,8 @@ describe("RESP3 through slotgate", () => {
   });
 
   /** A raw connection to the proxy, or to a node; RESP3 after `HELLO 3` when `resp3`. */
-  async function connect(port: number, resp3: boolean): Promise<FrameClient> {
-    const client = await FrameClient.connect(port);
+  async function connect(port: number, resp3: boolean): Promise<Exchange> {
+    const client = await Exchange.connect(port);
     open.push(client);
     if (resp3) assert.match(await client.command("HELLO", "3"), /^%7\r\n/, "HELLO 3 answered with a map");
     return client;
@@ -84,8 +84,8 @@ describe("RESP3 through slotgate", () => {
   const DEBUG_TYPES = ["bignum", "attrib", "double", "true", "false", "null", "verbatim", "map", "set", "array", "string", "integer"];
 
   /** Each command's reply through the proxy and straight from the node that serves it, in one protocol. */
-  async function compare(proxyClient: FrameClient, resp3: boolean): Promise<void> {
-    const nodes = new Map<number, FrameClient>();
+  async function compare(proxyClient: Exchange, resp3: boolean): Promise<void> {
+    const nodes = new Map<number, Exchange>();
     const node = async (port: number) => {
       if (!nodes.has(port)) nodes.set(port, await connect(port, resp3));
       return nodes.get(port)!;
@@ -104,8 +104,8 @@ describe("RESP3 through slotgate", () => {
 
   it("HELLO 3 through slotgate answers the map a node answers, with the proxy's own id", SLOW, async () => {
     const { port } = await proxy.get();
-    const viaProxy = await FrameClient.connect(port);
-    const direct = await FrameClient.connect((await cluster.get()).nodes[0]!.port);
+    const viaProxy = await Exchange.connect(port);
+    const direct = await Exchange.connect((await cluster.get()).nodes[0]!.port);
     open.push(viaProxy, direct);
     const proxied = await viaProxy.command("HELLO", "3");
     assert.equal(helloShape(proxied), helloShape(await direct.command("HELLO", "3")));
@@ -129,7 +129,7 @@ describe("RESP3 through slotgate", () => {
     const { port } = await proxy.get();
     const viaProxy = await connect(port, true);
     const direct = await connect((await cluster.get()).nodes[1]!.port, true);
-    direct.send(["DEBUG", "PROTOCOL", "push"]);
+    direct.write(["DEBUG", "PROTOCOL", "push"]);
     const push = await direct.next();
     assert.match(push, /^>2\r\n/, "the node sends a push frame first");
     const reply = await direct.next();
@@ -193,7 +193,7 @@ describe("RESP3 through slotgate", () => {
       commands.push(["DEL", `switch:${i}`, `switch:${i}:n`]);
       expected.push(":2\r\n");
     }
-    client.send(...commands);
+    client.write(...commands);
     for (const [i, want] of expected.entries()) {
       const got = await client.next();
       if (typeof want === "string") assert.equal(got, want, `reply ${i} to ${commands[i]!.join(" ")}`);

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { Redis } from "ioredis";
 import { startLocalCluster, type LocalCluster } from "../../scripts/local-cluster.ts";
+import { connectIoredis } from "../support/launch.ts";
 import { lazy } from "../support/lazy.ts";
 import { startProxy, type RunningProxy } from "../support/proxy.ts";
 import { until, within } from "../support/within.ts";
@@ -40,12 +41,7 @@ describe("SCAN across slot migrations", () => {
     await cluster.stop();
   });
 
-  async function connect(p: RunningProxy): Promise<Redis> {
-    const client = new Redis({ port: p.port, host: "127.0.0.1", lazyConnect: true, maxRetriesPerRequest: 0 });
-    clients.push(client);
-    await client.connect();
-    return client;
-  }
+  const connect = (p: RunningProxy) => connectIoredis(p, clients);
 
   /** The primaries' ports by the lowest slot each owns, as slotgate sees them. */
   function primaries(p: RunningProxy): { port: number; start: number }[] {

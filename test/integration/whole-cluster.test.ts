@@ -12,6 +12,7 @@ import { promisify } from "node:util";
 import { Redis } from "ioredis";
 import { createClient } from "redis";
 import { startLocalCluster, startStandaloneRedis, type LocalCluster } from "../../scripts/local-cluster.ts";
+import { connectIoredis } from "../support/launch.ts";
 import { lazy } from "../support/lazy.ts";
 import { startProxy, type RunningProxy } from "../support/proxy.ts";
 import { until, within } from "../support/within.ts";
@@ -323,12 +324,7 @@ describe("the deny list and the choice of backend", () => {
     await cluster.stop();
   });
 
-  async function connect(p: RunningProxy): Promise<Redis> {
-    const client = new Redis({ port: p.port, host: "127.0.0.1", lazyConnect: true, maxRetriesPerRequest: 0 });
-    clients.push(client);
-    await client.connect();
-    return client;
-  }
+  const connect = (p: RunningProxy) => connectIoredis(p, clients);
 
   it("denied commands are refused with a clear error; others run; a live config change applies at once", SLOW, async () => {
     const p = await proxy.get();

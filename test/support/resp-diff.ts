@@ -1,99 +1,13 @@
 /**
  * Helpers for differential tests, which send the same commands to slotgate and to a plain Redis
- * and compare the replies' bytes: a connection that hands back each reply frame exactly as
- * received, and the few normalisations allowed where Redis itself promises no order (set members,
- * hash fields, SCAN) or picks at random (SPOP, SRANDMEMBER...).
+ * (over test/support/exchange.ts) and compare the replies' bytes: the few normalisations allowed
+ * where Redis itself promises no order (set members, hash fields, SCAN) or picks at random (SPOP,
+ * SRANDMEMBER...).
  */
-import net from "node:net";
-import { encodeCommand } from "../../src/resp/encode.ts";
 import { scanFrame } from "../../src/resp/frame.ts";
-import { ReplyReader } from "../../src/resp/reply-reader.ts";
 
 /** How a reply is compared; see {@link normalise}. */
 export type Normalise = "exact" | "unordered" | "pairs" | "random";
-
-/** Raised by {@link ReplyConnection.command} when the server closed the connection first. */
-export class ConnectionClosedError extends Error {
-  override readonly name = "ConnectionClosedError";
-}
-
-/**
- * One RESP connection used strictly request/reply: `command` sends one command and resolves with
- * its reply frame's bytes (a copy), or rejects if the connection closes or `timeoutMs` passes.
- */
-export class ReplyConnection {
-  #waiters: { resolve: (frame: Uint8Array) => void; reject: (error: Error) => void }[] = [];
-  #closed = false;
-  readonly #closing: Promise<void>;
-  readonly #reader = new ReplyReader((frame) => this.#waiters.shift()?.resolve(frame.slice()));
-
-  private constructor(private readonly socket: net.Socket) {
-    this.#closing = new Promise((resolve) => socket.once("close", () => resolve()));
-    socket.on("data", (chunk: Buffer) => {
-      try {
-        this.#reader.push(chunk);
-      } catch (error) {
-        this.#fail(new Error(`malformed reply: ${(error as Error).message}`));
-        socket.destroy();
-      }
-    });
-    socket.on("close", () => this.#fail(new ConnectionClosedError("connection closed by the server")));
-    socket.on("error", () => {});
-  }
-
-  static connect(port: number): Promise<ReplyConnection> {
-    return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: "127.0.0.1", port }, () => {
-        socket.off("error", reject);
-        resolve(new ReplyConnection(socket));
-      });
-      socket.once("error", reject);
-    });
-  }
-
-  get closed(): boolean {
-    return this.#closed;
-  }
-
-  command(args: readonly (string | Uint8Array)[], timeoutMs = 10_000): Promise<Uint8Array> {
-    if (this.#closed) return Promise.reject(new ConnectionClosedError("connection already closed"));
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        // A late reply would be taken for the next command's: this connection is done.
-        this.#fail(new Error(`no reply within ${timeoutMs} ms`));
-        this.socket.destroy();
-      }, timeoutMs);
-      this.#waiters.push({
-        resolve: (frame) => {
-          clearTimeout(timer);
-          resolve(frame);
-        },
-        reject: (error) => {
-          clearTimeout(timer);
-          reject(error);
-        },
-      });
-      this.socket.write(encodeCommand(args));
-    });
-  }
-
-  /** Resolves once the server has closed the connection, or after `timeoutMs` if it has not. */
-  async closedWithin(timeoutMs: number): Promise<void> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([this.#closing, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
-    clearTimeout(timer);
-  }
-
-  close(): void {
-    this.#closed = true;
-    this.socket.destroy();
-  }
-
-  #fail(error: Error): void {
-    this.#closed = true;
-    for (const waiter of this.#waiters.splice(0)) waiter.reject(error);
-  }
-}
 
 const CR = 13;
 const latin1 = new TextDecoder("latin1");

@@ -11,42 +11,20 @@ import {
   reasonReply,
   sumIntegers,
   tipMerge,
-  type FanOutClient,
 } from "../../src/proxy/fanout.ts";
 import { planOf, wholeClusterBackend } from "../../src/proxy/whole-cluster.ts";
 import { commandInfo } from "../../src/commands/keys.ts";
 import { RouteTable } from "../../src/proxy/routes.ts";
 import type { Backend } from "../../src/proxy/backend.ts";
-import type { Pending, UpstreamRequest } from "../../src/proxy/request.ts";
+import type { UpstreamRequest } from "../../src/proxy/request.ts";
 import { encodeCommand } from "../../src/resp/encode.ts";
+import { FakeClient } from "../support/fake-client.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 const b = (text: string) => enc.encode(text);
 const text = (bytes: Uint8Array | null) => (bytes === null ? null : dec.decode(bytes));
 const info = (...words: string[]) => commandInfo(words[0]!, words.map(b))!;
-
-/** A client that keeps its queue and answers in order, like a session. */
-class FakeClient implements FanOutClient {
-  readonly queue: Pending[] = [];
-  constructor(
-    readonly protocol: 2 | 3 = 2,
-    readonly id = 7,
-  ) {}
-  expect(pending: Pending): void {
-    this.queue.push(pending);
-  }
-  reply(frame: Uint8Array): void {
-    this.queue.push({ reply: frame });
-  }
-  deliver(request: UpstreamRequest, reply: Uint8Array): void {
-    request.reply = reply;
-  }
-  complete(): void {}
-  get replies(): (string | null)[] {
-    return this.queue.map((p) => text(p.reply));
-  }
-}
 
 /** A backend whose requests wait in `sent` until the test answers them. */
 function fakeBackend(name: string, shards: number[]): Backend & { sent: UpstreamRequest[] } {

@@ -6,12 +6,11 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { decodeCursor, encodeCursor, nextSlot, nodeTag, scan, topologyTag, type ScanPosition } from "../../src/proxy/scan.ts";
-import type { FanOutClient } from "../../src/proxy/fanout.ts";
 import type { Backend } from "../../src/proxy/backend.ts";
-import type { Pending, UpstreamRequest } from "../../src/proxy/request.ts";
 import { keySlot } from "../../src/cluster/slot.ts";
 import { decode } from "../../src/resp/decode.ts";
 import { encodeArray, encodeBulk } from "../../src/resp/encode.ts";
+import { FakeClient } from "../support/fake-client.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -110,25 +109,9 @@ class ModelCluster {
   };
 }
 
-class FakeClient implements FanOutClient {
-  readonly id = 1;
-  readonly protocol = 2 as const;
-  readonly queue: Pending[] = [];
-  expect(pending: Pending): void {
-    this.queue.push(pending);
-  }
-  reply(frame: Uint8Array): void {
-    this.queue.push({ reply: frame });
-  }
-  deliver(request: UpstreamRequest, reply: Uint8Array): void {
-    request.reply = reply;
-  }
-  complete(): void {}
-}
-
 /** One SCAN page through slotgate's walk: the client's next cursor and the keys. */
 function page(cluster: ModelCluster, cursor: string, count = 20): { cursor: string; keys: string[] } {
-  const client = new FakeClient();
+  const client = new FakeClient(2, 1);
   scan(client, cluster.backend, ["SCAN", cursor, "COUNT", String(count)].map((s) => enc.encode(s)));
   const reply = client.queue[0]!.reply!;
   if (reply[0] === 45) throw new Error(dec.decode(reply));
@@ -298,7 +281,7 @@ describe("the walk from primary to primary", () => {
 
   it("an invalid cursor: Redis's error", () => {
     const { cluster } = threeNodes();
-    const client = new FakeClient();
+    const client = new FakeClient(2, 1);
     scan(client, cluster.backend, ["SCAN", "x1"].map((s) => enc.encode(s)));
     assert.equal(dec.decode(client.queue[0]!.reply!), "-ERR invalid cursor\r\n");
   });
