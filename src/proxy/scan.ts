@@ -5,10 +5,11 @@
  *
  * - `slot` (14 bits): the walk's position, a slot of the primary being scanned (a pool's server
  *   index); the next page goes to whoever owns that slot now;
- * - `node` (6 bits): a hash of that primary's address: when the slot's owner has changed since
+ * - `node` (12 bits): a hash of that primary's address: when the slot's owner has changed since
  *   the last page, the new owner is scanned from its start instead of with a cursor of another
- *   node's table;
- * - `topology` (6 bits): 1-63, a hash of the slot map when the scan began; 0 once a page has
+ *   node's table (12 bits, not fewer: two primaries whose tags collide would pass one's cursor to
+ *   the other, and keys would be missed);
+ * - `topology` (8 bits): 1-255, a hash of the slot map when the scan began; 0 once a page has
  *   seen another slot map (it stays 0 to the end);
  * - `upstream` (the rest): the primary's own SCAN cursor.
  *
@@ -19,11 +20,12 @@
  * below the position is not skipped — at the price of scanning it again (duplicates are allowed).
  *
  * The guarantee: a key that stays on the same primary for the whole scan is returned at least
- * once, across slot migrations, failovers and topology refreshes (barring a 1-in-63 collision of
- * either hash). A key whose slot migrates while the scan runs may be missed when it moves to a
+ * once, across slot migrations, failovers and topology refreshes (barring a collision of either
+ * hash: 1 in 4096 for two primaries' tags, 1 in 255 for two slot maps). A key whose slot migrates while the scan runs may be missed when it moves to a
  * primary the walk has passed or is scanning; and the walk follows slotgate's slot map, which can
- * lag behind the cluster's until the next refresh. Cursors stay below 2^53 (for clients that read
- * them as numbers) while a primary's own cursor is below 2^27.
+ * lag behind the cluster's until the next refresh. Cursors fit in 64 bits (clients that read them
+ * as unsigned 64-bit numbers) while a primary's own cursor is below 2^30, i.e. for tables of up to
+ * ~1 billion buckets, and stay below 2^53 (clients that read them as doubles) below 2^19.
  */
 import type { Backend } from "./backend.ts";
 import { UpstreamRequest, type Pending, type ReplySink } from "./request.ts";
@@ -51,8 +53,10 @@ export interface SlotOwners {
 }
 
 const SLOT_BITS = 14n;
-const TAG_BITS = 6n;
-const TAG_MASK = (1 << Number(TAG_BITS)) - 1;
+const NODE_BITS = 12n;
+const NODE_MASK = (1 << Number(NODE_BITS)) - 1;
+const TOPOLOGY_BITS = 8n;
+const TOPOLOGY_MASK = (1 << Number(TOPOLOGY_BITS)) - 1;
 /** Longest cursor accepted, in digits: well past anything slotgate hands out. */
 const MAX_CURSOR_DIGITS = 40;
 
@@ -61,7 +65,7 @@ export const INVALID_CURSOR = errorReply("invalid cursor");
 /** The client's cursor as decimal text ("0": the scan is over). */
 export function encodeCursor(position: ScanPosition): string {
   const { upstream, topology, node, slot } = position;
-  return ((((upstream << TAG_BITS) | BigInt(topology)) << TAG_BITS | BigInt(node)) << SLOT_BITS | BigInt(slot)).toString();
+  return ((((upstream << TOPOLOGY_BITS) | BigInt(topology)) << NODE_BITS | BigInt(node)) << SLOT_BITS | BigInt(slot)).toString();
 }
 
 /** The position a client's cursor names: "start" for 0, null when it is not a decimal number. */
@@ -72,9 +76,9 @@ export function decodeCursor(text: Uint8Array): ScanPosition | "start" | null {
   if (cursor === 0n) return "start";
   return {
     slot: Number(cursor & ((1n << SLOT_BITS) - 1n)),
-    node: Number((cursor >> SLOT_BITS) & BigInt(TAG_MASK)),
-    topology: Number((cursor >> (SLOT_BITS + TAG_BITS)) & BigInt(TAG_MASK)),
-    upstream: cursor >> (SLOT_BITS + 2n * TAG_BITS),
+    node: Number((cursor >> SLOT_BITS) & BigInt(NODE_MASK)),
+    topology: Number((cursor >> (SLOT_BITS + NODE_BITS)) & BigInt(TOPOLOGY_MASK)),
+    upstream: cursor >> (SLOT_BITS + NODE_BITS + TOPOLOGY_BITS),
   };
 }
 
@@ -84,9 +88,9 @@ function fnv(text: string, hash = 0x811c9dc5): number {
   return hash >>> 0;
 }
 
-/** A primary's tag: a hash of its address, 0-63. */
+/** A primary's tag: a hash of its address, 0-4095. */
 export function nodeTag(address: string): number {
-  return fnv(address) & TAG_MASK;
+  return fnv(address) & NODE_MASK;
 }
 
 /** `topology` of a cursor whose scan has seen the slot map change. */
@@ -98,7 +102,7 @@ export const CHANGED = 0;
  */
 const tags = new WeakMap<SlotOwners, number>();
 
-/** A hash of the whole slot map, 1-63: each run of slots with its owner's address. */
+/** A hash of the whole slot map, 1-255: each run of slots with its owner's address. */
 export function topologyTag(owners: SlotOwners): number {
   const cached = tags.get(owners);
   if (cached !== undefined) return cached;
@@ -121,7 +125,7 @@ function hashSlotMap(owners: SlotOwners): number {
     previous = owner;
     hash = fnv(`${slot}=${owner === null ? "" : owner.address};`, hash);
   }
-  return 1 + (hash % 63);
+  return 1 + (hash % TOPOLOGY_MASK);
 }
 
 /**

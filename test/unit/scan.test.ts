@@ -140,7 +140,7 @@ describe("whole-cluster SCAN cursor", () => {
   it("encodes and decodes every field, upstream cursors up to 64 bits included", () => {
     for (const position of [
       { upstream: 0n, topology: 0, node: 0, slot: 1 },
-      { upstream: 1n, topology: 63, node: 63, slot: 16383 },
+      { upstream: 1n, topology: 255, node: 4095, slot: 16383 },
       { upstream: 77n, topology: 0, node: 0, slot: 0 },
       { upstream: 123456789n, topology: 17, node: 42, slot: 5461 },
       { upstream: 2n ** 64n - 1n, topology: 5, node: 9, slot: 10923 },
@@ -149,9 +149,11 @@ describe("whole-cluster SCAN cursor", () => {
     }
   });
 
-  it("cursors below 2^53 while the node's own cursor is below 2^27 (clients that parse cursors as numbers)", () => {
-    const cursor = BigInt(encodeCursor({ upstream: 2n ** 27n - 1n, topology: 63, node: 63, slot: 16383 }));
-    assert.ok(cursor < 2n ** 53n, `${cursor} < 2^53`);
+  it("cursors fit in 64 bits while the node's own cursor is below 2^30, and stay below 2^53 below 2^19", () => {
+    const unsigned = BigInt(encodeCursor({ upstream: 2n ** 30n - 1n, topology: 255, node: 4095, slot: 16383 }));
+    assert.equal(unsigned, 2n ** 64n - 1n, "every bit of 64 used, none beyond");
+    const double = BigInt(encodeCursor({ upstream: 2n ** 19n - 1n, topology: 255, node: 4095, slot: 16383 }));
+    assert.ok(double < 2n ** 53n, `${double} < 2^53`);
   });
 
   it("0 starts the scan; anything but decimal digits is an invalid cursor", () => {
@@ -162,13 +164,16 @@ describe("whole-cluster SCAN cursor", () => {
 
   it("tags: a node's from its address; the slot map's (never 0) changes when one slot changes hands", () => {
     assert.equal(nodeTag("10.0.0.1:6379"), nodeTag("10.0.0.1:6379"));
-    const tags = new Set(Array.from({ length: 1000 }, (_, i) => nodeTag(`10.0.${i >> 8}.${i & 255}:6379`)));
-    assert.equal(tags.size, 64, "node tags use all 6 bits");
+    const tags = new Set(Array.from({ length: 65536 }, (_, i) => nodeTag(`10.0.${i >> 8}.${i & 255}:6379`)));
+    assert.equal(tags.size, 4096, "node tags use all 12 bits");
+    // Loopback primaries on nearby ports (as in a local cluster) hardly ever share a tag.
+    const ports = Array.from({ length: 200 }, (_, i) => nodeTag(`127.0.0.1:${30000 + i}`));
+    assert.ok(new Set(ports).size >= 190, `${new Set(ports).size} distinct tags for 200 ports`);
     const { cluster, nodes } = threeNodes();
     const same = threeNodes().cluster;
     assert.equal(topologyTag(cluster.backend), topologyTag(same.backend), "equal maps of equal addresses, other objects");
     const before = topologyTag(cluster.backend);
-    assert.ok(before >= 1 && before <= 63, `${before} in 1-63`);
+    assert.ok(before >= 1 && before <= 255, `${before} in 1-255`);
     cluster.migrate(100, nodes[1]!);
     assert.notEqual(topologyTag(cluster.backend), before, "recomputed after the backend's topology event");
   });
