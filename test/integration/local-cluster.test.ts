@@ -18,6 +18,7 @@ import {
 } from "../../scripts/local-cluster.ts";
 import { requireRedisBinaries, runTool } from "../../scripts/redis-process.ts";
 import { lazy } from "../support/lazy.ts";
+import { Exchange } from "../support/exchange.ts";
 import { isAlive } from "../support/processes.ts";
 
 // Generous: a loaded 2-core CI box. Bun's default per-test timeout is only 5 s, and Bun ignores
@@ -102,8 +103,13 @@ describe("startLocalCluster", () => {
     const victim = (await cluster.primaries())[0]!;
     const slot = Number(await cluster.command(victim.port, "CLUSTER", "KEYSLOT", "survivor"));
     const owner = await cluster.ownerOfSlot(slot);
-    await cluster.command(owner.port, "SET", "survivor", "yes");
-    await cluster.command(owner.port, "WAIT", 1, 5_000); // make sure the replica has it
+    // WAIT counts replicas that have this connection's writes: SET and WAIT on one connection.
+    const writer = await Exchange.connect(owner.port);
+    try {
+      assert.deepEqual(await writer.send(["SET", "survivor", "yes"], ["WAIT", 1, 10_000]), ["+OK\r\n", ":1\r\n"], "the replica has it");
+    } finally {
+      writer.close();
+    }
     await cluster.killNode(owner.port);
     assert.equal(isAlive(owner.pid), false);
     const promoted = await cluster.waitForFailover(owner.port);
