@@ -65,6 +65,8 @@ function isDebugProtocol(name: string, args: Uint8Array[]): boolean {
 
 const CROSSSLOT = errorReply("Keys in request don't hash to the same slot", "CROSSSLOT");
 const decoder = new TextDecoder();
+/** The lookup of a split part's command needs no arguments (none of them has subcommands). */
+const NO_ARGS: readonly Uint8Array[] = [];
 
 /** What the router needs besides the routing table. */
 export interface RouterServices extends WholeClusterServices {
@@ -209,7 +211,7 @@ export class Router {
     }
     const { split, parts: requests } = SplitCommand.build(spec, parts, client, client.id);
     // A part may go to a replica when the part command (GET of MGET, EXISTS) is read-only.
-    const readOnly = ((this.commands.lookup(decoder.decode(spec.part), [])?.flags ?? 0) & READONLY) !== 0;
+    const readOnly = ((this.commands.lookup(spec.partName, NO_ARGS)?.flags ?? 0) & READONLY) !== 0;
     client.expect(split);
     for (let i = 0; i < requests.length; i++) {
       const request = requests[i]!;

@@ -15,13 +15,13 @@ export const SplitKind = { Values: 0, Ok: 1, Sum: 2 } as const;
 export type SplitKind = (typeof SplitKind)[keyof typeof SplitKind];
 
 /** How each splittable command is split: the single-key command, keys per part, and the merge. */
-export const SPLIT_COMMANDS: ReadonlyMap<string, { part: Uint8Array; stride: number; kind: SplitKind }> = new Map([
-  ["MGET", { part: bytes("GET"), stride: 1, kind: SplitKind.Values }],
-  ["MSET", { part: bytes("SET"), stride: 2, kind: SplitKind.Ok }],
-  ["DEL", { part: bytes("DEL"), stride: 1, kind: SplitKind.Sum }],
-  ["UNLINK", { part: bytes("UNLINK"), stride: 1, kind: SplitKind.Sum }],
-  ["EXISTS", { part: bytes("EXISTS"), stride: 1, kind: SplitKind.Sum }],
-  ["TOUCH", { part: bytes("TOUCH"), stride: 1, kind: SplitKind.Sum }],
+export const SPLIT_COMMANDS: ReadonlyMap<string, { partName: string; part: Uint8Array; stride: number; kind: SplitKind }> = new Map([
+  ["MGET", { partName: "GET", part: bytes("GET"), stride: 1, kind: SplitKind.Values }],
+  ["MSET", { partName: "SET", part: bytes("SET"), stride: 2, kind: SplitKind.Ok }],
+  ["DEL", { partName: "DEL", part: bytes("DEL"), stride: 1, kind: SplitKind.Sum }],
+  ["UNLINK", { partName: "UNLINK", part: bytes("UNLINK"), stride: 1, kind: SplitKind.Sum }],
+  ["EXISTS", { partName: "EXISTS", part: bytes("EXISTS"), stride: 1, kind: SplitKind.Sum }],
+  ["TOUCH", { partName: "TOUCH", part: bytes("TOUCH"), stride: 1, kind: SplitKind.Sum }],
 ]);
 
 function bytes(text: string): Uint8Array {

@@ -118,23 +118,22 @@ export class Transaction {
   /** A command placed by its keys; keyless ones wait for the connection when it is not open yet. */
   #keyed(name: string, args: Uint8Array[], frame: Uint8Array, sent: (() => void) | null): true {
     const target = this.#host.router.target(this.#host, name, args, frame);
-    if (target === null) {
-      if (this.#inMulti) this.#doomed = true;
-      else if (!this.#watching) this.#end();
-      return true;
-    }
+    if (target === null) return this.#refused();
     if (target.shard < 0) {
       if (this.#link) this.#send(target.frame);
       else this.#queueLocally(target.frame, QUEUED);
       return true;
     }
-    if (!this.#bind(target)) {
-      if (this.#inMulti) this.#doomed = true;
-      else if (!this.#watching) this.#end();
-      return true;
-    }
+    if (!this.#bind(target)) return this.#refused();
     this.#send(target.frame);
     sent?.();
+    return true;
+  }
+
+  /** A command was refused (already answered): inside MULTI it dooms EXEC; with nothing open the transaction is over. */
+  #refused(): true {
+    if (this.#inMulti) this.#doomed = true;
+    else if (!this.#watching) this.#end();
     return true;
   }
 
