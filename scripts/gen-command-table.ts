@@ -1,5 +1,5 @@
 /**
- * Regenerates src/commands/table.ts from a real Redis: starts a throwaway redis-server (temporary
+ * Regenerates src/commands/generated/redis-7.0.ts from a real Redis: starts a throwaway redis-server (temporary
  * directory, free port, no persistence), reads its COMMAND reply with src/commands/learn.ts (the
  * parser slotgate also learns upstream tables with) and writes the compact table.
  *
@@ -22,7 +22,7 @@ function option(name: string, fallback: string): string {
   return i >= 0 && i + 1 < args.length ? args[i + 1]! : fallback;
 }
 const redisServer = option("--redis-server", "redis-server");
-const outFile = resolve(option("--out", new URL("../src/commands/table.ts", import.meta.url).pathname));
+const outFile = resolve(option("--out", new URL("../src/commands/generated/redis-7.0.ts", import.meta.url).pathname));
 
 async function freePort(): Promise<number> {
   return new Promise((done, fail) => {

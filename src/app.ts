@@ -5,13 +5,13 @@
  * left running.
  */
 import type { Runtime } from "./runtime.ts";
-import { Scope } from "./scope.ts";
+import { Scope } from "./scope/scope.ts";
 import type { Config } from "./config/schema.ts";
 import { createLogger, type Logger } from "./log.ts";
-import { Cluster } from "./cluster/cluster.ts";
-import { parseAddress } from "./cluster/topology.ts";
-import { Router } from "./proxy/router.ts";
-import { denyListOf } from "./proxy/deny-list.ts";
+import { Cluster } from "./backends/cluster/cluster.ts";
+import { parseAddress } from "./backends/cluster/topology.ts";
+import { Router } from "./proxy/routing/router.ts";
+import { denyListOf } from "./proxy/routing/deny-list.ts";
 import { ProxyServer } from "./proxy/server.ts";
 import { LiveConfig } from "./control/control-plane.ts";
 import { startAdminServer, type AdminServer } from "./admin/server.ts";

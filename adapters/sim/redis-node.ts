@@ -20,7 +20,7 @@
 import type { Conn, ConnHandlers, Listener, Runtime } from "../../src/runtime.ts";
 import { RequestParser } from "../../src/resp/request-parser.ts";
 import { encodeArray, encodeBulk, encodeError, encodeInteger, NULL_BULK, OK, PONG } from "../../src/resp/encode.ts";
-import { keySlot } from "../../src/cluster/slot.ts";
+import { keySlot } from "../../src/backends/cluster/slot.ts";
 import type { SimNetwork } from "./network.ts";
 import type { SimConn } from "./network.ts";
 

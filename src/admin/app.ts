@@ -42,7 +42,7 @@
  */
 import { Hono, type Context, type MiddlewareHandler } from "hono";
 import type { ChangeResult, ControlPlane } from "../control/types.ts";
-import { isLoopbackHost } from "../address.ts";
+import { isLoopbackHost } from "../util/address.ts";
 
 export { isLoopbackHost };
 

@@ -4,7 +4,7 @@
  */
 import type { ControlPlane } from "../control/types.ts";
 import { ScopeClosedError } from "../errors.ts";
-import type { Scope } from "../scope.ts";
+import type { Scope } from "../scope/scope.ts";
 import { createAdminApp, isLoopbackHost } from "./app.ts";
 
 export interface AdminServerOptions {

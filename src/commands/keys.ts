@@ -16,7 +16,7 @@ import {
   MOVABLEKEYS,
   type RawCommand,
   type RawKeySpec,
-} from "./table.ts";
+} from "./generated/redis-7.0.ts";
 import { KEY_FINDERS, isKeyword, type KeyFinder } from "./getkeys.ts";
 
 /** A command (or subcommand) of the table, indexed for lookups. */

@@ -10,7 +10,7 @@
  * command is skipped, a flag it does not know is ignored, and a key spec it cannot read becomes an
  * "unknown" one, so that keyIndexes() refuses to guess rather than route by a partial key set.
  */
-import { BS_INDEX, BS_KEYWORD, BS_UNKNOWN, FK_KEYNUM, FK_RANGE, FK_UNKNOWN, type RawCommand, type RawKeySpec } from "./table.ts";
+import { BS_INDEX, BS_KEYWORD, BS_UNKNOWN, FK_KEYNUM, FK_RANGE, FK_UNKNOWN, type RawCommand, type RawKeySpec } from "./generated/redis-7.0.ts";
 
 /** Command flags in bit order (./table.ts exports each as a constant); appending keeps bits stable. */
 export const COMMAND_FLAGS: readonly string[] = [

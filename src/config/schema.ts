@@ -7,11 +7,11 @@
  * catch-all. `clusterDefaults` holds the knobs every cluster inherits unless it sets its own.
  */
 import * as v from "valibot";
-import { parseAddress } from "../cluster/topology.ts";
-import { KETAMA_HASHES } from "../cluster/ketama.ts";
-import { READ_FROM, type ReadFrom } from "../cluster/replica-reads.ts";
-import { isLoopbackHost } from "../address.ts";
-import { denyProblem, normalizeDenied } from "../proxy/deny-list.ts";
+import { parseAddress } from "../backends/cluster/topology.ts";
+import { KETAMA_HASHES } from "../backends/pool/ketama.ts";
+import { READ_FROM, type ReadFrom } from "../backends/cluster/replica-reads.ts";
+import { isLoopbackHost } from "../util/address.ts";
+import { denyProblem, normalizeDenied } from "../proxy/routing/deny-list.ts";
 
 const address = v.pipe(
   v.string("expected a host:port string"),

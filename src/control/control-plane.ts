@@ -13,19 +13,19 @@
  *
  * Routing reads one immutable table per command, so no command ever sees half a change.
  */
-import type { Scope, ScopeInfo } from "../scope.ts";
+import type { Scope, ScopeInfo } from "../scope/scope.ts";
 import type { Logger } from "../log.ts";
 import { ConfigError, isAbort } from "../errors.ts";
 import { validateCluster, validateConfig } from "../config/load.ts";
 import { resolveKnobs, resolveReadFrom, type ClusterDocument, type Config, type LimitsConfig } from "../config/schema.ts";
-import { Cluster } from "../cluster/cluster.ts";
-import { StandalonePool } from "../cluster/standalone.ts";
-import { parseAddress, SLOT_COUNT } from "../cluster/topology.ts";
-import { RouteTable } from "../proxy/routes.ts";
+import { Cluster } from "../backends/cluster/cluster.ts";
+import { StandalonePool } from "../backends/pool/standalone.ts";
+import { parseAddress, SLOT_COUNT } from "../backends/cluster/topology.ts";
+import { RouteTable } from "../proxy/routing/routes.ts";
 import type { ChangeResult, ClusterView, ControlPlane } from "./types.ts";
-import { isoTime } from "../time.ts";
+import { isoTime } from "../util/iso-time.ts";
 import { faults } from "../testing/faults.ts";
-import type { CommandLearner } from "../cluster/command-learning.ts";
+import type { CommandLearner } from "../backends/cluster/command-learning.ts";
 
 type ManagedBackend = Cluster | StandalonePool;
 

@@ -3,7 +3,7 @@
  * replace it whole or cluster by cluster, and look at clusters and scopes. The implementation
  * (src/control/control-plane.ts) validates, serialises writes and applies them atomically.
  */
-import type { ScopeInfo } from "../scope.ts";
+import type { ScopeInfo } from "../scope/scope.ts";
 
 /** A change was refused; nothing changed. `status` is the HTTP status the admin API answers. */
 export interface ChangeRefused {

@@ -4,11 +4,11 @@
  * replies it owes (until the deadline), then closes them all.
  */
 import type { Listener } from "../runtime.ts";
-import type { Scope } from "../scope.ts";
+import type { Scope } from "../scope/scope.ts";
 import type { Logger } from "../log.ts";
-import { ClientSession, type ClientLimits } from "./client-session.ts";
-import type { Router } from "./router.ts";
-import { DedicatedBudget } from "./dedicated.ts";
+import { ClientSession, type ClientLimits } from "./session/client-session.ts";
+import type { Router } from "./routing/router.ts";
+import { DedicatedBudget } from "./own-conn/dedicated.ts";
 
 export interface ServerOptions {
   /** Replaced whole on live reconfiguration (read once per new connection). */

@@ -8,7 +8,7 @@ import { after, before, describe, test } from "node:test";
 import { currentRuntime } from "../../adapters/current.ts";
 import { startAdminServer } from "../../src/admin/server.ts";
 import type { ChangeResult, ClusterView, ControlPlane } from "../../src/control/types.ts";
-import { Scope } from "../../src/scope.ts";
+import { Scope } from "../../src/scope/scope.ts";
 import type { Runtime } from "../../src/runtime.ts";
 import { within as boundedWait } from "../support/within.ts";
 

@@ -10,7 +10,7 @@ import { after, describe, it } from "node:test";
 import { Redis } from "ioredis";
 import { createClient } from "redis";
 import { startLocalCluster } from "../../scripts/local-cluster.ts";
-import { keySlot } from "../../src/cluster/slot.ts";
+import { keySlot } from "../../src/backends/cluster/slot.ts";
 import { lazy } from "../support/lazy.ts";
 import { startProxy } from "../support/proxy.ts";
 import { Exchange } from "../support/exchange.ts";

@@ -8,9 +8,9 @@
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { startLocalCluster } from "../../scripts/local-cluster.ts";
-import { keySlot } from "../../src/cluster/slot.ts";
+import { keySlot } from "../../src/backends/cluster/slot.ts";
 import { CommandTable } from "../../src/commands/keys.ts";
-import { COMMANDS } from "../../src/commands/table.ts";
+import { COMMANDS } from "../../src/commands/generated/redis-7.0.ts";
 import { lazy } from "../support/lazy.ts";
 import { RawClient, resp, startProxy } from "../support/proxy.ts";
 import { until } from "../support/within.ts";

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { after, describe, it, type TestContext } from "node:test";
 import { startLocalCluster, startStandaloneRedis } from "../../scripts/local-cluster.ts";
-import { keySlot } from "../../src/cluster/slot.ts";
+import { keySlot } from "../../src/backends/cluster/slot.ts";
 import { lazy } from "../support/lazy.ts";
 import { startProxy } from "../support/proxy.ts";
 import { ConnectionClosedError, Exchange } from "../support/exchange.ts";

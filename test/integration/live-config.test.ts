@@ -9,7 +9,7 @@ import { Redis } from "ioredis";
 import { startLocalCluster, startStandaloneRedis, type LocalCluster, type StandaloneRedis } from "../../scripts/local-cluster.ts";
 import { lazy } from "../support/lazy.ts";
 import { startProxy, type RunningProxy } from "../support/proxy.ts";
-import { KetamaRing, twemproxyServerName } from "../../src/cluster/ketama.ts";
+import { KetamaRing, twemproxyServerName } from "../../src/backends/pool/ketama.ts";
 
 const SLOW = { timeout: 120_000 };
 const encoder = new TextEncoder();

@@ -11,7 +11,7 @@ import { createClient } from "redis";
 import { startLocalCluster } from "../../scripts/local-cluster.ts";
 import { lazy } from "../support/lazy.ts";
 import { RawClient, resp, startProxy } from "../support/proxy.ts";
-import { keySlot } from "../../src/cluster/slot.ts";
+import { keySlot } from "../../src/backends/cluster/slot.ts";
 
 const SLOW = { timeout: 120_000 };
 const run = promisify(execFile);

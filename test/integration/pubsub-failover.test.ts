@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { Redis } from "ioredis";
 import { startLocalCluster, type ClusterNode, type LocalCluster } from "../../scripts/local-cluster.ts";
-import { keySlot } from "../../src/cluster/slot.ts";
+import { keySlot } from "../../src/backends/cluster/slot.ts";
 import { lazy } from "../support/lazy.ts";
 import { RawClient, resp, startProxy, type RunningProxy } from "../support/proxy.ts";
 import { bulks, splitFrames } from "../support/exchange.ts";

@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { startLocalCluster, startStandaloneRedis } from "../../scripts/local-cluster.ts";
-import { keySlot } from "../../src/cluster/slot.ts";
+import { keySlot } from "../../src/backends/cluster/slot.ts";
 import { lazy } from "../support/lazy.ts";
 import { RawClient, resp, startProxy } from "../support/proxy.ts";
 import { bulks, splitFrames } from "../support/exchange.ts";

@@ -11,7 +11,7 @@ import { after, describe, it } from "node:test";
 import { Redis } from "ioredis";
 import { createClient } from "redis";
 import { startLocalCluster } from "../../scripts/local-cluster.ts";
-import { keySlot } from "../../src/cluster/slot.ts";
+import { keySlot } from "../../src/backends/cluster/slot.ts";
 import { encodeVerbatim } from "../../src/resp/encode.ts";
 import { lazy } from "../support/lazy.ts";
 import { startProxy } from "../support/proxy.ts";

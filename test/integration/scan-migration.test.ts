@@ -12,8 +12,8 @@ import { connectIoredis } from "../support/launch.ts";
 import { lazy } from "../support/lazy.ts";
 import { startProxy, type RunningProxy } from "../support/proxy.ts";
 import { until, within } from "../support/within.ts";
-import { keySlot } from "../../src/cluster/slot.ts";
-import { decodeCursor } from "../../src/proxy/scan.ts";
+import { keySlot } from "../../src/backends/cluster/slot.ts";
+import { decodeCursor } from "../../src/proxy/multi/scan.ts";
 
 const SLOW = { timeout: 240_000 };
 const encoder = new TextEncoder();

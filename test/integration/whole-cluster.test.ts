@@ -16,7 +16,7 @@ import { connectIoredis } from "../support/launch.ts";
 import { lazy } from "../support/lazy.ts";
 import { startProxy, type RunningProxy } from "../support/proxy.ts";
 import { until, within } from "../support/within.ts";
-import { keySlot } from "../../src/cluster/slot.ts";
+import { keySlot } from "../../src/backends/cluster/slot.ts";
 import { startSlotgate } from "../../src/app.ts";
 import { validateConfig } from "../../src/config/load.ts";
 import { createLogger } from "../../src/log.ts";

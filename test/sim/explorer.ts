@@ -20,12 +20,12 @@ import { SimRedisCluster, type SlotMigration } from "../../adapters/sim/redis-cl
 import { SimRandom } from "../../adapters/sim/random.ts";
 import { encodeCommand } from "../../src/resp/encode.ts";
 import { ReplyReader } from "../../src/resp/reply-reader.ts";
-import { keySlot } from "../../src/cluster/slot.ts";
+import { keySlot } from "../../src/backends/cluster/slot.ts";
 import { startSlotgate, type Slotgate } from "../../src/app.ts";
 import { validateConfig } from "../../src/config/load.ts";
-import { lateCallbacks } from "../../src/scope.ts";
+import { lateCallbacks } from "../../src/scope/scope.ts";
 import type { Conn } from "../../src/runtime.ts";
-import type { Cluster } from "../../src/cluster/cluster.ts";
+import type { Cluster } from "../../src/backends/cluster/cluster.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();

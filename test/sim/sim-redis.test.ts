@@ -10,7 +10,7 @@ import { createSimRuntime, type SimRuntime } from "../../adapters/sim/runtime.ts
 import { SimRedisCluster } from "../../adapters/sim/redis-cluster.ts";
 import { encodeCommand } from "../../src/resp/encode.ts";
 import { ReplyReader } from "../../src/resp/reply-reader.ts";
-import { keySlot } from "../../src/cluster/slot.ts";
+import { keySlot } from "../../src/backends/cluster/slot.ts";
 import { startSlotgate } from "../../src/app.ts";
 import { validateConfig } from "../../src/config/load.ts";
 import type { Conn } from "../../src/runtime.ts";

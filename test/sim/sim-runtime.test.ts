@@ -10,9 +10,9 @@ import { SimClock } from "../../adapters/sim/clock.ts";
 import { detLn } from "../../adapters/sim/random.ts";
 import type { SimConn } from "../../adapters/sim/network.ts";
 import type { Conn, ConnHandlers } from "../../src/runtime.ts";
-import { Scope, lateCallbacks } from "../../src/scope.ts";
-import { Discovery } from "../../src/cluster/discovery.ts";
-import type { Topology } from "../../src/cluster/topology.ts";
+import { Scope, lateCallbacks } from "../../src/scope/scope.ts";
+import { Discovery } from "../../src/backends/cluster/discovery.ts";
+import type { Topology } from "../../src/backends/cluster/topology.ts";
 import { RequestParser } from "../../src/resp/request-parser.ts";
 import { pattern } from "../support/within.ts";
 

@@ -29,7 +29,7 @@ import { currentRuntime, detectRuntime } from "../../adapters/current.ts";
 import { startSlotgate, type Slotgate } from "../../src/app.ts";
 import { validateConfig } from "../../src/config/load.ts";
 import { createLogger } from "../../src/log.ts";
-import { lateCallbacks, type ScopeInfo } from "../../src/scope.ts";
+import { lateCallbacks, type ScopeInfo } from "../../src/scope/scope.ts";
 import { ReplyReader } from "../../src/resp/reply-reader.ts";
 import type { ChangeResult } from "../../src/control/types.ts";
 

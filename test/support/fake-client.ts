@@ -2,8 +2,8 @@
  * A stand-in for a client session in unit tests of fan-out commands: it keeps the session's queue
  * of pending replies, in order, and records what the fan-out delivers into it.
  */
-import type { FanOutClient } from "../../src/proxy/fanout.ts";
-import type { Pending, UpstreamRequest } from "../../src/proxy/request.ts";
+import type { FanOutClient } from "../../src/proxy/multi/fanout.ts";
+import type { Pending, UpstreamRequest } from "../../src/backend/request.ts";
 
 const dec = new TextDecoder();
 

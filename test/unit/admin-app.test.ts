@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { createAdminApp, isLoopbackHost, timingSafeEqual, type AdminAppOptions } from "../../src/admin/app.ts";
 import type { ChangeResult, ClusterView, ControlPlane } from "../../src/control/types.ts";
-import type { ScopeInfo } from "../../src/scope.ts";
+import type { ScopeInfo } from "../../src/scope/scope.ts";
 import { deferred, type Deferred } from "../support/manual-runtime.ts";
 
 const TOKEN = "s3cret-token";

@@ -12,7 +12,7 @@ import {
   READONLY,
   REDIS_VERSION,
   WRITE,
-} from "../../src/commands/table.ts";
+} from "../../src/commands/generated/redis-7.0.ts";
 
 const te = new TextEncoder();
 

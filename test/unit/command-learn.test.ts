@@ -8,12 +8,12 @@ import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { currentRuntime } from "../../adapters/current.ts";
 import { startStandaloneRedis } from "../../scripts/local-cluster.ts";
-import { controlRequest } from "../../src/cluster/control-request.ts";
+import { controlRequest } from "../../src/backends/cluster/control-request.ts";
 import { CommandTable, commandInfo, keyIndexes } from "../../src/commands/keys.ts";
 import { COMMAND_FLAGS, KEY_SPEC_FLAGS, commandRows, parseCommandEntry, parseCommandReply } from "../../src/commands/learn.ts";
-import * as table from "../../src/commands/table.ts";
-import { BS_INDEX, BS_KEYWORD, BS_UNKNOWN, COMMANDS, FK_KEYNUM, FK_RANGE, FK_UNKNOWN, KS_RO, KS_ACCESS, MOVABLEKEYS, READONLY, WRITE, type RawCommand } from "../../src/commands/table.ts";
-import { Scope } from "../../src/scope.ts";
+import * as table from "../../src/commands/generated/redis-7.0.ts";
+import { BS_INDEX, BS_KEYWORD, BS_UNKNOWN, COMMANDS, FK_KEYNUM, FK_RANGE, FK_UNKNOWN, KS_RO, KS_ACCESS, MOVABLEKEYS, READONLY, WRITE, type RawCommand } from "../../src/commands/generated/redis-7.0.ts";
+import { Scope } from "../../src/scope/scope.ts";
 import { lazy } from "../support/lazy.ts";
 
 const SLOW = { timeout: 120_000 };

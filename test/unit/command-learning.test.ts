@@ -6,10 +6,10 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { Cluster, type ClusterOptions } from "../../src/cluster/cluster.ts";
+import { Cluster, type ClusterOptions } from "../../src/backends/cluster/cluster.ts";
 import { CommandTable, keyIndexes } from "../../src/commands/keys.ts";
-import { COMMANDS } from "../../src/commands/table.ts";
-import { Scope, lateCallbacks } from "../../src/scope.ts";
+import { COMMANDS } from "../../src/commands/generated/redis-7.0.ts";
+import { Scope, lateCallbacks } from "../../src/scope/scope.ts";
 import { ManualRuntime, settle, type FakeConn } from "../support/manual-runtime.ts";
 
 const SLOTS_REPLY = "*1\r\n*3\r\n:0\r\n:16383\r\n*3\r\n$9\r\n127.0.0.1\r\n:7000\r\n$4\r\nid-1\r\n";

@@ -1,7 +1,7 @@
 /** The deny list: entries as configured, validation, and which commands it refuses. */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { deniedReply, denyListOf, denyProblem, isDenied, normalizeDenied } from "../../src/proxy/deny-list.ts";
+import { deniedReply, denyListOf, denyProblem, isDenied, normalizeDenied } from "../../src/proxy/routing/deny-list.ts";
 import { loadConfig } from "../../src/config/load.ts";
 import { commandInfo } from "../../src/commands/keys.ts";
 import { ConfigError } from "../../src/errors.ts";

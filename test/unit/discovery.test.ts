@@ -4,9 +4,9 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { Discovery, type DiscoveryOptions } from "../../src/cluster/discovery.ts";
-import type { Topology } from "../../src/cluster/topology.ts";
-import { Scope, lateCallbacks } from "../../src/scope.ts";
+import { Discovery, type DiscoveryOptions } from "../../src/backends/cluster/discovery.ts";
+import type { Topology } from "../../src/backends/cluster/topology.ts";
+import { Scope, lateCallbacks } from "../../src/scope/scope.ts";
 import { ManualRuntime, settle, type FakeConn } from "../support/manual-runtime.ts";
 
 const SLOTS_REPLY = "*1\r\n*3\r\n:0\r\n:16383\r\n*3\r\n$9\r\n127.0.0.1\r\n:7000\r\n$4\r\nid-1\r\n";

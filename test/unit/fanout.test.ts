@@ -11,12 +11,12 @@ import {
   reasonReply,
   sumIntegers,
   tipMerge,
-} from "../../src/proxy/fanout.ts";
-import { planOf, wholeClusterBackend } from "../../src/proxy/whole-cluster.ts";
+} from "../../src/proxy/multi/fanout.ts";
+import { planOf, wholeClusterBackend } from "../../src/proxy/multi/whole-cluster.ts";
 import { commandInfo } from "../../src/commands/keys.ts";
-import { RouteTable } from "../../src/proxy/routes.ts";
-import type { Backend } from "../../src/proxy/backend.ts";
-import type { UpstreamRequest } from "../../src/proxy/request.ts";
+import { RouteTable } from "../../src/proxy/routing/routes.ts";
+import type { Backend } from "../../src/backend/contract.ts";
+import type { UpstreamRequest } from "../../src/backend/request.ts";
 import { encodeCommand } from "../../src/resp/encode.ts";
 import { FakeClient } from "../support/fake-client.ts";
 

@@ -1,7 +1,7 @@
 /** INFO: section selection as Redis does it, and the keyspace merged from every primary. */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { addKeyspace, formatSections, infoReply, keyspaceLines, parseSections, requestedSections } from "../../src/proxy/info.ts";
+import { addKeyspace, formatSections, infoReply, keyspaceLines, parseSections, requestedSections } from "../../src/proxy/multi/info.ts";
 
 const enc = new TextEncoder();
 const args = (...words: string[]) => ["INFO", ...words].map((w) => enc.encode(w));

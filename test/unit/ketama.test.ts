@@ -1,7 +1,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { md5 } from "../../src/cluster/md5.ts";
+import { md5 } from "../../src/backends/pool/md5.ts";
 import {
   hashFnv132,
   hashFnv164,
@@ -14,7 +14,7 @@ import {
   twemproxyServerName,
   type KetamaHash,
   type KetamaServer,
-} from "../../src/cluster/ketama.ts";
+} from "../../src/backends/pool/ketama.ts";
 
 const te = new TextEncoder();
 const hex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");

@@ -1,8 +1,8 @@
 /** Choosing the replica that serves a read, backing off from one that failed, and the errors that send a read to the primary. */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { Replica, fallsAway, pickReplica } from "../../src/cluster/replica-reads.ts";
-import type { UpstreamNode } from "../../src/cluster/upstream-node.ts";
+import { Replica, fallsAway, pickReplica } from "../../src/backends/cluster/replica-reads.ts";
+import type { UpstreamNode } from "../../src/upstream/node.ts";
 
 const clock = { now: 0 };
 

@@ -7,8 +7,8 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { encodeArray, encodeBulk, encodeInteger, encodeMap, encodeSet, encodeVerbatim, nullReply } from "../../src/resp/encode.ts";
 import { ReplyReader } from "../../src/resp/reply-reader.ts";
-import { SPLIT_COMMANDS, SplitCommand } from "../../src/proxy/split.ts";
-import type { Pending } from "../../src/proxy/request.ts";
+import { SPLIT_COMMANDS, SplitCommand } from "../../src/proxy/multi/split.ts";
+import type { Pending } from "../../src/backend/request.ts";
 
 const latin1 = (bytes: Uint8Array) => Array.from(bytes, (b) => String.fromCharCode(b)).join("");
 const encoder = new TextEncoder();

@@ -1,9 +1,9 @@
 /** The routing table: longest prefix first, case-insensitive routes, prefix stripping, catch-all. */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { RouteTable } from "../../src/proxy/routes.ts";
-import type { Backend } from "../../src/proxy/backend.ts";
-import { isoTime } from "../../src/time.ts";
+import { RouteTable } from "../../src/proxy/routing/routes.ts";
+import type { Backend } from "../../src/backend/contract.ts";
+import { isoTime } from "../../src/util/iso-time.ts";
 
 const backend = (name: string): Backend => ({
   name,

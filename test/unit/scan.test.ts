@@ -5,9 +5,9 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { decodeCursor, encodeCursor, nextSlot, nodeTag, scan, topologyTag, type ScanPosition } from "../../src/proxy/scan.ts";
-import type { Backend } from "../../src/proxy/backend.ts";
-import { keySlot } from "../../src/cluster/slot.ts";
+import { decodeCursor, encodeCursor, nextSlot, nodeTag, scan, topologyTag, type ScanPosition } from "../../src/proxy/multi/scan.ts";
+import type { Backend } from "../../src/backend/contract.ts";
+import { keySlot } from "../../src/backends/cluster/slot.ts";
 import { decode } from "../../src/resp/decode.ts";
 import { encodeArray, encodeBulk } from "../../src/resp/encode.ts";
 import { FakeClient } from "../support/fake-client.ts";

@@ -4,7 +4,7 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { Scope, lateCallbacks, raceAbort } from "../../src/scope.ts";
+import { Scope, lateCallbacks, raceAbort } from "../../src/scope/scope.ts";
 import { ScopeClosedError, ScopeTeardownError, TimeoutError } from "../../src/errors.ts";
 import type { ConnHandlers } from "../../src/runtime.ts";
 import { FakeConn, ManualRuntime, deferred, mulberry32, settle } from "../support/manual-runtime.ts";

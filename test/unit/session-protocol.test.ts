@@ -6,13 +6,13 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { DedicatedBudget } from "../../src/proxy/dedicated.ts";
-import { ClientSession, type SessionHost } from "../../src/proxy/client-session.ts";
-import { UpstreamRequest } from "../../src/proxy/request.ts";
-import type { RouteClient, Router } from "../../src/proxy/router.ts";
+import { DedicatedBudget } from "../../src/proxy/own-conn/dedicated.ts";
+import { ClientSession, type SessionHost } from "../../src/proxy/session/client-session.ts";
+import { UpstreamRequest } from "../../src/backend/request.ts";
+import type { RouteClient, Router } from "../../src/proxy/routing/router.ts";
 import { commandName } from "../../src/resp/request-parser.ts";
 import { encodeCommand } from "../../src/resp/encode.ts";
-import { Scope } from "../../src/scope.ts";
+import { Scope } from "../../src/scope/scope.ts";
 import { createLogger } from "../../src/log.ts";
 import { FakeConn, ManualRuntime } from "../support/manual-runtime.ts";
 

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { crc16, keySlot, SLOT_COUNT } from "../../src/cluster/slot.ts";
+import { crc16, keySlot, SLOT_COUNT } from "../../src/backends/cluster/slot.ts";
 import { encodeCommand } from "../../src/resp/encode.ts";
 import { readInteger, ReplyReader } from "../../src/resp/reply-reader.ts";
 

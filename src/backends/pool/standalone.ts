@@ -1,0 +1,98 @@
+/**
+ * A pool of standalone Redis servers (no `CLUSTER` command) sharded by consistent hashing,
+ * placing keys exactly where twemproxy's ketama distribution does, so a twemproxy pool can move
+ * behind slotgate with its data in place. There is no topology to learn: the pool is ready as
+ * soon as it is configured, and a server that fails answers errors until it comes back.
+ */
+import type { Scope } from "../../scope/scope.ts";
+import type { Backend, Redirect } from "../../backend/contract.ts";
+import type { UpstreamRequest } from "../../backend/request.ts";
+import { KetamaRing, twemproxyServerName, type KetamaHash } from "./ketama.ts";
+import { UpstreamNode, type UpstreamNodeOptions } from "../../upstream/node.ts";
+import { parseAddress } from "../cluster/topology.ts";
+import { errorReply } from "../../resp/replies.ts";
+
+export interface StandaloneServer {
+  address: string;
+  weight?: number;
+  name?: string;
+}
+
+export interface StandaloneOptions extends UpstreamNodeOptions {
+  servers: StandaloneServer[];
+  hash: KetamaHash;
+  hashTag?: string;
+}
+
+export class StandalonePool implements Backend {
+  readonly scope: Scope;
+  readonly #ring: KetamaRing;
+  readonly #nodes: UpstreamNode[];
+  #closeReason: string | null = null;
+
+  constructor(parent: Scope, readonly name: string, options: StandaloneOptions) {
+    this.scope = parent.child(`cluster ${name}`);
+    const servers = options.servers.map((s) => ({ ...s, ...parseAddress(s.address)! }));
+    this.#ring = new KetamaRing(
+      servers.map((s) => ({ name: twemproxyServerName(s.host, s.port, s.name), weight: s.weight })),
+      { hash: options.hash, hashTag: options.hashTag },
+    );
+    this.#nodes = servers.map(
+      (s) =>
+        new UpstreamNode(this.scope, s.host, s.port, options, {
+          reply: (_node, request, frame) => request.sink.deliver(request, frame),
+          failure: () => {},
+        }, () => this.#closeReason),
+    );
+  }
+
+  get isReady(): boolean {
+    return true;
+  }
+
+  readonly ready: Promise<void> = Promise.resolve();
+
+  nodes(): { address: string; pending: number }[] {
+    return this.#nodes.map((n) => ({ address: n.address, pending: n.pendingCount }));
+  }
+
+  shardOf(key: Uint8Array): number {
+    return this.#ring.serverFor(key);
+  }
+
+  anyShard(): number {
+    return 0;
+  }
+
+  /** Every server, by index. */
+  primaries(): number[] {
+    return this.#nodes.map((_, index) => index);
+  }
+
+  dispatch(request: UpstreamRequest): void {
+    const node = this.#nodes[request.slot];
+    if (node) node.send(request);
+    else request.sink.deliver(request, errorReply(`no server available in '${this.name}'`));
+  }
+
+  nodeFor(shard: number): UpstreamNode | string {
+    if (!this.scope.isOpen) return this.#closeReason ?? `cluster '${this.name}' is closing`;
+    return this.#nodes[shard] ?? `no server available in '${this.name}'`;
+  }
+
+  /** Standalone servers do not redirect. */
+  redirect(): Redirect | string {
+    return "not a redirect";
+  }
+
+  /** The ring never changes while the pool lives. */
+  onTopology(): () => void {
+    return () => {};
+  }
+
+  /** Close the pool: requests in flight may finish until `deadlineMs`; the rest get `reason`. */
+  close(deadlineMs: number, reason: string): Promise<void> {
+    this.#closeReason = reason;
+    return this.scope.close({ deadlineMs });
+  }
+}

@@ -1,0 +1,456 @@
+/**
+ * Pub/sub for one client: SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE and their UNSUBSCRIBEs, the RESP2
+ * subscribed context (only those, PING, QUIT and RESET; PING answers `pong` as an array), and
+ * RESET. A channel or pattern routes like a key, by its own name (never stripped of a route's
+ * prefix), to a backend. In a Redis Cluster a message reaches every node, so the client's channels
+ * and patterns of one backend share one subscriber connection to any of its primaries; shard
+ * channels live with their slot, so they get one connection per primary that owns some of them.
+ * On a standalone pool a channel lives on the server its name hashes to, and patterns are refused.
+ *
+ * slotgate answers the confirmations itself, counting as Redis counts for this client (channels
+ * plus patterns; shard channels apart). A subscribe's confirmations take their place among the
+ * client's replies and are released once the node confirmed, so a message published after the
+ * client saw its confirmation reaches it. Unsubscribes answer at once: from then on the client's
+ * messages for that name are dropped here. Messages go out as they arrive (after any reply still
+ * owed, never in its place).
+ *
+ * A connection that is lost, a shard channel whose slot moves (a new slot map, a MOVED, or Redis
+ * dropping it with an unasked `sunsubscribe`) is subscribed again on a live node, with backoff,
+ * and nothing of it is shown to the client. Messages published in between are lost: Redis
+ * pub/sub delivers at most once. If a subscription cannot be restored within `GIVE_UP_MS`, the
+ * client's connection is closed, as a lost Redis server would close it, so that its library
+ * subscribes again. A subscription stays with the backend its name routed to when the client
+ * subscribed. Once the client is subscribed to nothing, its subscriber connections are closed.
+ */
+import type { Scope, ScopedTimer } from "../../scope/scope.ts";
+import type { Logger } from "../../log.ts";
+import type { Pending } from "../../backend/request.ts";
+import type { Backend } from "../../backend/contract.ts";
+import type { RouteTable } from "../routing/routes.ts";
+import type { UpstreamNode } from "../../upstream/node.ts";
+import { StandalonePool } from "../../backends/pool/standalone.ts";
+import { checkArity, commandInfo } from "../../commands/keys.ts";
+import { EMPTY_BULK, NULL_BULK, NULL_RESP3, concatBytes, encodeArray, encodeBulk, encodeInteger, encodeSimpleString } from "../../resp/encode.ts";
+import { errorReply } from "../../resp/replies.ts";
+import { isRedirect } from "../../resp/reply-reader.ts";
+import { Kind, Link, SUBSCRIBE_WORDS, UNSUBSCRIBE_WORDS, keyOf, type LinkEvents, type Sub } from "./link.ts";
+
+/** The client side of pub/sub (a `ClientSession`). */
+export interface PubSubClient {
+  readonly id: number;
+  protocol: 2 | 3;
+  clientName: string | null;
+  /** Set from the first subscribe until the client is subscribed to nothing. */
+  pubsub: PubSub | null;
+  /** Append to the reply queue; filled in later, then `complete`. */
+  expect(pending: Pending): void;
+  complete(pending: Pending): void;
+  /** Answer now, in order. */
+  reply(frame: Uint8Array): void;
+  /** A message: out now, or right after the replies still owed. */
+  push(frame: Uint8Array): void;
+}
+
+/** What pub/sub needs from the server: the routing table in force, and a log. */
+export interface PubSubHost {
+  readonly router: { routes(): RouteTable };
+  readonly log: Logger;
+}
+
+/** First retry delay after a failed (re)subscription, in milliseconds (the first retry is immediate). */
+const RETRY_BASE_MS = 100;
+/** Longest delay between retries, in milliseconds. */
+const RETRY_MAX_MS = 2000;
+/** How long subscriptions may stay unrestored before the client is disconnected, in milliseconds. */
+const GIVE_UP_MS = 30_000;
+
+const COMMANDS: Record<string, { kind: Kind; unsubscribe: boolean }> = {
+  SUBSCRIBE: { kind: Kind.Channel, unsubscribe: false },
+  PSUBSCRIBE: { kind: Kind.Pattern, unsubscribe: false },
+  SSUBSCRIBE: { kind: Kind.Shard, unsubscribe: false },
+  UNSUBSCRIBE: { kind: Kind.Channel, unsubscribe: true },
+  PUNSUBSCRIBE: { kind: Kind.Pattern, unsubscribe: true },
+  SUNSUBSCRIBE: { kind: Kind.Shard, unsubscribe: true },
+};
+
+const RESET_REPLY = encodeSimpleString("RESET");
+const PONG_WORD = encodeBulk("pong");
+const CROSSSLOT = errorReply("Keys in request don't hash to the same slot", "CROSSSLOT");
+const decoder = new TextDecoder();
+
+/**
+ * Run `name` if pub/sub answers it: a (un)subscribe, RESET, or, for a RESP2 client in subscribed
+ * mode, PING and the refusal of anything else. False: the session runs it as usual.
+ */
+export function pubsubCommand(client: PubSubClient, scope: Scope, host: PubSubHost, name: string, args: Uint8Array[]): boolean {
+  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name]! : null;
+  if (command) {
+    subscription(client, scope, host, name, command.kind, command.unsubscribe, args);
+    return true;
+  }
+  if (name === "RESET" && args.length === 1) {
+    // Redis also discards a transaction, stops tracking and re-authenticates the default user;
+    // slotgate has none of these per client yet, and SELECT is always 0.
+    client.pubsub?.close();
+    client.clientName = null;
+    client.protocol = 2;
+    client.reply(RESET_REPLY);
+    return true;
+  }
+  if (name === "QUIT") {
+    // No message is wanted after QUIT: close the subscriber connections now, not when the
+    // client's socket is finally closed (which may wait for the peer).
+    client.pubsub?.close();
+    return false;
+  }
+  if (client.pubsub === null || client.protocol !== 2) return false;
+  if (name === "PING") {
+    // PING checks its own arity (it accepts any in the command table): too many, and it says so.
+    if (args.length > 2) return false;
+    client.reply(encodeArray([PONG_WORD, args.length === 2 ? encodeBulk(args[1]!) : EMPTY_BULK]));
+    return true;
+  }
+  // Unknown commands, unknown subcommands and wrong arities get their usual errors first.
+  const info = commandInfo(name, args);
+  if (!info || info.subcommands !== null || !checkArity(info, args.length)) return false;
+  client.reply(
+    errorReply(`Can't execute '${info.name.toLowerCase()}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context`),
+  );
+  return true;
+}
+
+function subscription(client: PubSubClient, scope: Scope, host: PubSubHost, name: string, kind: Kind, unsubscribe: boolean, args: Uint8Array[]): void {
+  if (args.length < 2 && !unsubscribe) return client.reply(errorReply(`wrong number of arguments for '${name.toLowerCase()}' command`));
+  const names = args.slice(1);
+  if (!unsubscribe || (kind === Kind.Shard && names.length > 1)) {
+    const targets = route(host.router.routes(), kind, names);
+    if (targets instanceof Uint8Array) return client.reply(targets);
+    if (!unsubscribe) {
+      // A client that is going away subscribes to nothing more.
+      if (!scope.isOpen) return;
+      client.pubsub ??= new PubSub(client, scope, host);
+      return client.pubsub.subscribe(kind, names, targets);
+    }
+  }
+  if (client.pubsub) return client.pubsub.unsubscribe(kind, names);
+  const frames = names.length === 0 ? [confirmation(client.protocol, UNSUBSCRIBE_WORDS[kind], null, 0)] : names.map((n) => confirmation(client.protocol, UNSUBSCRIBE_WORDS[kind], n, 0));
+  client.reply(join(frames));
+}
+
+/** Where each name goes, or the error Redis (Cluster) would give for the command. */
+function route(table: RouteTable, kind: Kind, names: Uint8Array[]): { backend: Backend; slot: number }[] | Uint8Array {
+  const targets: { backend: Backend; slot: number }[] = [];
+  for (const name of names) {
+    const backend = table.match(name)?.backend;
+    if (!backend) return errorReply(`no route for channel '${decoder.decode(name.subarray(0, 128))}'`);
+    if (kind === Kind.Pattern && !broadcasts(backend)) return errorReply(`patterns are not supported on standalone pool '${backend.name}'`);
+    const slot = backend.shardOf(name);
+    const first = targets[0];
+    if (kind === Kind.Shard && first) {
+      if (first.backend !== backend) return errorReply(`keys in request route to different clusters ('${first.backend.name}', '${backend.name}')`);
+      if (first.slot !== slot) return CROSSSLOT;
+    }
+    targets.push({ backend, slot });
+  }
+  return targets;
+}
+
+/** A Redis Cluster delivers every PUBLISH on every node; a standalone pool does not. */
+function broadcasts(backend: Backend): boolean {
+  return !(backend instanceof StandalonePool);
+}
+
+/** `subscribe`-style frame: `[word, name, count]`, an array in RESP2, a push in RESP3. */
+function confirmation(protocol: 2 | 3, word: string, name: Uint8Array | null, count: number): Uint8Array {
+  const frame = encodeArray([encodeBulk(word), name === null ? (protocol === 3 ? NULL_RESP3 : NULL_BULK) : encodeBulk(name), encodeInteger(count)]);
+  if (protocol === 3) frame[0] = 62; // '>'
+  return frame;
+}
+
+function join(frames: Uint8Array[]): Uint8Array {
+  let total = 0;
+  for (const frame of frames) total += frame.length;
+  return concatBytes(frames, total);
+}
+
+/** The confirmations of one client command, released once every subscription it added is confirmed. */
+class Confirmation implements Pending {
+  reply: Uint8Array | null = null;
+  frames: Uint8Array = EMPTY_BULK;
+  remaining = 0;
+
+  constructor(readonly client: PubSubClient) {}
+
+  settle(): void {
+    if (--this.remaining > 0) return;
+    this.reply = this.frames;
+    this.client.complete(this);
+  }
+}
+
+/** Release whatever waits for `sub` to be confirmed. */
+function release(sub: Sub): void {
+  const waiters = sub.waiters;
+  if (waiters.length === 0) return;
+  sub.waiters = [];
+  for (const waiter of waiters) waiter.settle();
+}
+
+export class PubSub {
+  readonly #client: PubSubClient;
+  /** The session's scope: closed to disconnect the client. */
+  readonly #session: Scope;
+  readonly #scope: Scope;
+  readonly #log: Logger;
+  /** The client's subscriptions by kind, then by name. */
+  readonly #subs: [Map<string, Sub>, Map<string, Sub>, Map<string, Sub>] = [new Map(), new Map(), new Map()];
+  readonly #links = new Set<Link>();
+  /** Subscriptions waiting for a connection to carry them. */
+  readonly #homeless = new Set<Sub>();
+  readonly #topology = new Map<Backend, () => void>();
+  #retry: ScopedTimer | null = null;
+  #attempt = 0;
+  /** When subscriptions began waiting to be restored; null while all are confirmed. */
+  #troubleSince: number | null = null;
+  #closed = false;
+
+  constructor(client: PubSubClient, session: Scope, host: PubSubHost) {
+    this.#client = client;
+    this.#session = session;
+    this.#log = host.log;
+    this.#scope = session.child("pubsub");
+    // The client went away: its subscriber connections are closed with the scope.
+    this.#scope.defer(() => this.#shutdown(false));
+  }
+
+  /** How many subscriptions Redis would count for a confirmation of `kind`. */
+  #count(kind: Kind): number {
+    return kind === Kind.Shard ? this.#subs[Kind.Shard].size : this.#subs[Kind.Channel].size + this.#subs[Kind.Pattern].size;
+  }
+
+  subscribe(kind: Kind, names: Uint8Array[], targets: { backend: Backend; slot: number }[]): void {
+    const owed = new Confirmation(this.#client);
+    const frames: Uint8Array[] = [];
+    const map = this.#subs[kind];
+    const added: Sub[] = [];
+    names.forEach((name, i) => {
+      const key = keyOf(name);
+      if (!map.has(key)) {
+        const { backend, slot } = targets[i]!;
+        const sub: Sub = { kind, name: name.slice(), key, backend, slot, link: null, confirmed: false, waiters: [owed] };
+        owed.remaining++;
+        map.set(key, sub);
+        added.push(sub);
+      }
+      frames.push(confirmation(this.#client.protocol, SUBSCRIBE_WORDS[kind], name, this.#count(kind)));
+    });
+    owed.frames = join(frames);
+    if (owed.remaining === 0) this.#client.reply(owed.frames);
+    else this.#client.expect(owed);
+    for (const sub of added) {
+      this.#listen(sub.backend);
+      this.#homeless.add(sub);
+    }
+    this.#place();
+  }
+
+  unsubscribe(kind: Kind, names: Uint8Array[]): void {
+    const map = this.#subs[kind];
+    const word = UNSUBSCRIBE_WORDS[kind];
+    const list = names.length > 0 ? names : [...map.values()].map((sub) => sub.name);
+    const frames: Uint8Array[] = [];
+    if (list.length === 0) frames.push(confirmation(this.#client.protocol, word, null, this.#count(kind)));
+    const touched = new Set<Link>();
+    for (const name of list) {
+      const sub = map.get(keyOf(name));
+      if (sub) {
+        map.delete(sub.key);
+        release(sub);
+        this.#homeless.delete(sub);
+        const link = sub.link;
+        if (link) {
+          link.remove(sub, true);
+          touched.add(link);
+        }
+      }
+      frames.push(confirmation(this.#client.protocol, word, name, this.#count(kind)));
+    }
+    this.#client.reply(join(frames));
+    if (this.#count(Kind.Channel) + this.#count(Kind.Shard) === 0) return this.close();
+    for (const link of touched) {
+      link.flush();
+      this.#settled(link);
+    }
+    this.#checkHealth();
+  }
+
+  /** Leave subscribed mode: close every subscriber connection, release owed confirmations. */
+  close(): void {
+    if (this.#closed) return;
+    this.#shutdown(true);
+    this.#scope.close().catch((error) => this.#log.debug("pubsub scope teardown failed", { id: this.#client.id, error: String(error) }));
+  }
+
+  /** `answer`: release confirmations still owed (not when the client is gone: nobody reads them). */
+  #shutdown(answer: boolean): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#client.pubsub === this) this.#client.pubsub = null;
+    for (const map of this.#subs) {
+      if (answer) for (const sub of map.values()) release(sub);
+      map.clear();
+    }
+    this.#homeless.clear();
+    this.#retry?.cancel();
+    this.#retry = null;
+    for (const stop of this.#topology.values()) stop();
+    this.#topology.clear();
+    for (const link of this.#links) link.close("the client left subscribed mode");
+    this.#links.clear();
+  }
+
+  #wants(sub: Sub): boolean {
+    return this.#subs[sub.kind].get(sub.key) === sub;
+  }
+
+  // --- placement --------------------------------------------------------------------------------
+
+  /** Put every homeless subscription on a connection; retry later for those that found none. */
+  #place(): void {
+    // A client going away opens nothing more (its scope admits nothing new).
+    if (this.#closed || !this.#scope.isOpen) return;
+    const touched = new Set<Link>();
+    let why = "";
+    for (const sub of this.#homeless) {
+      const link = this.#linkFor(sub);
+      if (typeof link === "string") {
+        why = link;
+        continue;
+      }
+      this.#homeless.delete(sub);
+      link.add(sub);
+      touched.add(link);
+    }
+    for (const link of touched) link.flush();
+    if (this.#homeless.size > 0) this.#retryLater(why);
+  }
+
+  #linkFor(sub: Sub): Link | string {
+    const backend = sub.backend;
+    const shard = sub.kind === Kind.Shard;
+    if (!shard && broadcasts(backend)) {
+      for (const link of this.#links) if (!link.shard && link.backend === backend) return link;
+      const node = backend.nodeFor(backend.anyShard());
+      return typeof node === "string" ? node : this.#open(node, false, backend);
+    }
+    const node = backend.nodeFor(sub.slot);
+    if (typeof node === "string") return node;
+    for (const link of this.#links) if (link.shard === shard && link.node === node) return link;
+    return this.#open(node, shard, backend);
+  }
+
+  #open(node: UpstreamNode, shard: boolean, backend: Backend): Link | string {
+    const link = Link.open(this.#scope, node, shard, backend, this.#events);
+    if (typeof link !== "string") this.#links.add(link);
+    return link;
+  }
+
+  #retryLater(why: string): void {
+    if (this.#closed || this.#retry || !this.#scope.isOpen) return;
+    const now = this.#scope.runtime.now();
+    this.#troubleSince ??= now;
+    if (now - this.#troubleSince >= GIVE_UP_MS) {
+      this.#log.warn("subscriptions could not be restored: closing the client", { id: this.#client.id, reason: why });
+      this.#shutdown(false);
+      this.#session.close().catch(() => {});
+      return;
+    }
+    const delayMs = this.#attempt === 0 ? 0 : Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (this.#attempt - 1)) * (0.5 + this.#scope.runtime.random() / 2);
+    this.#attempt++;
+    this.#retry = this.#scope.timer("resubscribe", delayMs, () => {
+      this.#retry = null;
+      this.#place();
+    });
+  }
+
+  /** End a spell of trouble once every subscription is on a connection and confirmed there. */
+  #checkHealth(): void {
+    if (this.#troubleSince === null || this.#homeless.size > 0) return;
+    for (const map of this.#subs) for (const sub of map.values()) if (!sub.confirmed) return;
+    this.#troubleSince = null;
+    this.#attempt = 0;
+  }
+
+  #listen(backend: Backend): void {
+    if (this.#topology.has(backend)) return;
+    this.#topology.set(backend, backend.onTopology(this.#scope.guard(() => this.#onTopology(backend), false)));
+  }
+
+  /** A new slot map: shard channels whose slot has another owner now move there. */
+  #onTopology(backend: Backend): void {
+    if (this.#closed) return;
+    for (const sub of this.#subs[Kind.Shard].values()) {
+      const link = sub.link;
+      if (!link || sub.backend !== backend) continue;
+      const node = backend.nodeFor(sub.slot);
+      if (typeof node === "string" || node === link.node) continue;
+      // No SUNSUBSCRIBE: the old owner drops the channels of a slot it loses by itself.
+      link.remove(sub, false);
+      this.#homeless.add(sub);
+      this.#settled(link);
+    }
+    if (this.#homeless.size > 0) this.#place();
+  }
+
+  /** Close a connection that carries nothing and owes nothing. */
+  #settled(link: Link): void {
+    if (link.isIdle) link.close("no subscriptions left on it");
+    if (link.isClosed) this.#links.delete(link);
+  }
+
+  /** Take a subscription off its connection, to be subscribed again elsewhere. */
+  #rehome(link: Link, sub: Sub): void {
+    link.remove(sub, false);
+    sub.confirmed = false;
+    this.#homeless.add(sub);
+  }
+
+  readonly #events: LinkEvents = {
+    confirmed: (link, sub) => {
+      if (sub.link !== link || !this.#wants(sub)) return;
+      sub.confirmed = true;
+      release(sub);
+      this.#checkHealth();
+    },
+    refused: (link, subs, error) => {
+      // A MOVED teaches the backend where the slot went; placement then follows it.
+      if (isRedirect(error)) subs[0]!.backend.redirect(error, link.node);
+      for (const sub of subs) if (sub.link === link && this.#wants(sub)) this.#rehome(link, sub);
+      const why = decoder.decode(error.subarray(1, error.length - 2));
+      this.#log.debug("upstream refused a subscription", { id: this.#client.id, node: link.node.address, error: why });
+      if (this.#homeless.size > 0) this.#retryLater(why);
+    },
+    message: (link, kind, name, frame) => {
+      const sub = this.#subs[kind].get(keyOf(name));
+      if (sub?.link !== link) return;
+      if (this.#client.protocol === 3) {
+        frame = frame.slice();
+        frame[0] = 62; // the same bulk strings, as a push
+      }
+      this.#client.push(frame);
+    },
+    dropped: (link, name) => {
+      const sub = this.#subs[Kind.Shard].get(keyOf(name));
+      if (sub?.link !== link) return;
+      this.#rehome(link, sub);
+      this.#retryLater(`${link.node.address} dropped a shard channel`);
+    },
+    settled: (link) => this.#settled(link),
+    lost: (link, reason) => {
+      this.#links.delete(link);
+      for (const sub of [...link.carried]) this.#rehome(link, sub);
+      this.#log.debug("subscriber connection lost", { id: this.#client.id, node: link.node.address, reason });
+      if (this.#homeless.size > 0) this.#retryLater(reason);
+    },
+  };
+}

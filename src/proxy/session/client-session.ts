@@ -1,0 +1,408 @@
+/**
+ * One client connection: parses its requests, routes each to the cluster (or answers it
+ * locally), and writes the replies back in request order, batched into one write per turn of the
+ * event loop. Memory per client is bounded: at most `maxPendingRequests` requests are unanswered
+ * (the rest of a chunk's requests are held, unsent, and run as replies come back), reading pauses
+ * while requests are held or the socket's send buffer is over its high-water mark, and a client
+ * whose unread replies pass `maxClientOutputBytes` is disconnected. Malformed input gets
+ * `-ERR Protocol error: ...` after the replies already owed, then the connection closes.
+ *
+ * Some commands run alone (`runAlone`): a blocking command or a transaction's command on a
+ * connection of the client's own starts only once every earlier reply is in, and the requests
+ * after it wait for its reply, so the client's order holds across connections.
+ * Subscriptions and their messages are the business of ./pubsub.ts.
+ */
+import type { Conn, ConnHandlers } from "../../runtime.ts";
+import type { Scope } from "../../scope/scope.ts";
+import { Fifo } from "../../util/fifo.ts";
+import { UpstreamRequest, type Pending, type ReplySink } from "../../backend/request.ts";
+import { SplitCommand, type SplitOwner } from "../multi/split.ts";
+import { localHandler, type ConnectionInfo, type LocalContext } from "./local/local-commands.ts";
+import { pubsubCommand, type PubSub, type PubSubClient } from "../pubsub/pubsub.ts";
+import { RequestParser } from "../../resp/request-parser.ts";
+import { errorReply } from "../../resp/replies.ts";
+import { concatBytes } from "../../resp/encode.ts";
+import type { Router, Target } from "../routing/router.ts";
+import type { Backend } from "../../backend/contract.ts";
+import type { Logger } from "../../log.ts";
+import { Blocker } from "../own-conn/blocking.ts";
+import { Transaction, type TransactionHost } from "../own-conn/transaction.ts";
+import type { DedicatedBudget } from "../own-conn/dedicated.ts";
+
+export interface ClientLimits {
+  maxBulkBytes: number;
+  maxArrayLength: number;
+  /** Unanswered requests after which reading pauses (resumes at half). */
+  maxPendingRequests: number;
+  /** Replies written but not yet read by the client, in bytes, before it is disconnected. */
+  maxClientOutputBytes: number;
+}
+
+/** Services a session needs from the server that accepted it. */
+export interface SessionHost {
+  readonly router: Router;
+  readonly limits: ClientLimits;
+  readonly log: Logger;
+  /** Bounds the connections clients hold alone, over all clients. */
+  readonly dedicated: DedicatedBudget;
+  /** The address the server listens on (CLIENT INFO's laddr). */
+  readonly listenHost: string;
+  info(): string;
+}
+
+/** Commands that start (or answer outside) a transaction. */
+const TRANSACTION_COMMANDS = new Set(["MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH"]);
+
+const immediate = (reply: Uint8Array): Pending => ({ reply });
+
+/** A request read while `maxPendingRequests` were unanswered, or the protocol error that ended the input. */
+type Held = { args: Uint8Array[]; frame: Uint8Array } | Uint8Array;
+
+export class ClientSession implements ReplySink, SplitOwner, LocalContext, TransactionHost, PubSubClient {
+  clientName: string | null = null;
+  lastWriteBackend: Backend | null = null;
+  lastWriteShard = 0;
+  /** The protocol `HELLO` chose: 2 (Redis's default) or 3. */
+  protocol: 2 | 3 = 2;
+  /** CLIENT SETINFO's attributes ("" until set). */
+  libName = "";
+  libVer = "";
+  /** Pub/sub state, from the first subscribe until the client is subscribed to nothing. */
+  pubsub: PubSub | null = null;
+  /** Bytes of messages queued behind owed replies since the queue was last empty. */
+  #pushBacklog = 0;
+  readonly #scope: Scope;
+  readonly #host: SessionHost;
+  readonly #parser: RequestParser;
+  readonly #queue = new Fifo<Pending>();
+  /** Requests parsed but not run yet, because `maxPendingRequests` were unanswered; in order. */
+  readonly #held = new Fifo<Held>();
+  /** The input was malformed: nothing more is read. */
+  #inputFailed = false;
+  #conn: Conn | null = null;
+  #out: Uint8Array[] = [];
+  #outBytes = 0;
+  #flushScheduled = false;
+  #readPaused = false;
+  /** A write returned false (over the high-water mark) and no `drain` has followed yet. */
+  #outputBlocked = false;
+  /** Set by QUIT or a protocol error: no more requests; close once the queue is written. */
+  #closeWhenFlushed = false;
+  #closed = false;
+  /**
+   * Set when HELLO switched protocols while earlier requests were still upstream: later requests
+   * travel on the other protocol's connections, so they wait (held) until those are answered,
+   * or they could overtake them.
+   */
+  #fenced = false;
+  #idleWaiters: (() => void)[] = [];
+  readonly #flush: () => void;
+  /** A request running alone, until its reply is in: the requests after it are held. */
+  #alone: Pending | null = null;
+  /** Starts `#alone` once the replies owed before it are in. */
+  #gate: (() => void) | null = null;
+  #transaction: Transaction | null = null;
+  #blocker: Blocker | null = null;
+  /** Runtime clock readings (ms) for CLIENT INFO: the connect, and the last bytes received. */
+  readonly #connectedAt: number;
+  #lastInteraction: number;
+
+  constructor(scope: Scope, readonly id: number, host: SessionHost) {
+    this.#scope = scope;
+    this.#host = host;
+    this.#connectedAt = this.#lastInteraction = scope.runtime.now();
+    this.#parser = new RequestParser((args, frame) => this.#onRequest(args, frame), host.limits);
+    this.#flush = scope.guard(() => this.#write());
+    // Graceful shutdown: stop reading, let owed replies arrive and be written.
+    scope.onDrain(() => {
+      this.#pauseReading();
+      return this.#whenIdle();
+    });
+    // Connections of the client's own go with it: Redis forgets a blocked command or a
+    // transaction when its connection closes.
+    scope.defer(() => {
+      this.#transaction?.close();
+      this.#blocker?.close();
+    });
+  }
+
+  get router(): Router {
+    return this.#host.router;
+  }
+
+  get budget(): DedicatedBudget {
+    return this.#host.dedicated;
+  }
+
+  /** Handlers to give the runtime for the accepted connection. */
+  handlers(): ConnHandlers {
+    return {
+      data: this.#scope.guard((chunk: Uint8Array) => this.#onData(chunk)),
+      drain: this.#scope.guard(() => this.#onDrain()),
+      close: this.#scope.guard(() => this.#onClose(), false),
+    };
+  }
+
+  attach(conn: Conn): void {
+    this.#conn = conn;
+    this.#scope.own("socket", `client ${conn.remoteAddress}:${conn.remotePort}`, () => conn.destroy());
+  }
+
+  get pendingCount(): number {
+    return this.#queue.length;
+  }
+
+  // --- requests -------------------------------------------------------------------------------
+
+  #onData(chunk: Uint8Array): void {
+    if (this.#closeWhenFlushed || this.#inputFailed) return;
+    this.#lastInteraction = this.#scope.runtime.now();
+    try {
+      this.#parser.push(chunk);
+    } catch (error) {
+      this.#inputFailed = true;
+      const reply = errorReply(`Protocol error: ${error instanceof Error ? error.message : String(error)}`);
+      // After the replies of the requests before it, held ones included.
+      if (this.#held.length > 0) this.#held.push(reply);
+      else this.replyAndClose(reply);
+      this.#host.log.debug("client protocol error", { id: this.id, error: String(error) });
+    }
+  }
+
+  #onRequest(args: Uint8Array[], frame: Uint8Array): void {
+    if (this.#closeWhenFlushed) return;
+    // One chunk may carry thousands of requests: past the limit they wait here, unsent.
+    if (this.#fenced || this.#held.length > 0 || this.#alone !== null || this.#queue.length >= this.#host.limits.maxPendingRequests) {
+      this.#held.push({ args, frame });
+      this.#pauseReading();
+      return;
+    }
+    this.#run(args, frame);
+  }
+
+  #run(args: Uint8Array[], frame: Uint8Array): void {
+    // Requests pipelined after QUIT or a protocol error are not executed, as in Redis.
+    if (this.#closeWhenFlushed) return;
+    const name = this.#host.router.commandName(args[0]!);
+    const protocol = this.protocol;
+    // RESET discards a transaction and its WATCH, as in Redis (pub/sub answers it below).
+    if (name === "RESET") this.#endTransaction();
+    if (!this.#inTransaction(name, args, frame) && !pubsubCommand(this, this.#scope, this.#host, name, args)) this.#dispatch(name, args, frame);
+    // A reply of its own queued behind earlier ones means requests upstream: those on the other
+    // protocol's connections must not be overtaken.
+    if (this.protocol !== protocol && this.#queue.length > 0) this.#fenced = true;
+    if (this.#queue.length >= this.#host.limits.maxPendingRequests) this.#pauseReading();
+  }
+
+  /** Answer locally, or route upstream. */
+  #dispatch(name: string, args: Uint8Array[], frame: Uint8Array): void {
+    const local = localHandler(name);
+    if (local) local(this, args);
+    else this.#host.router.route(this, name, args, frame);
+  }
+
+  #endTransaction(): void {
+    this.#transaction?.close();
+    this.#transaction = null;
+  }
+
+  /** Give the command to the open transaction (or to a new one it opens); true when taken. */
+  #inTransaction(name: string, args: Uint8Array[], frame: Uint8Array): boolean {
+    if (this.#transaction === null) {
+      if (!TRANSACTION_COMMANDS.has(name)) return false;
+      this.#transaction = new Transaction(this);
+    }
+    return this.#transaction.command(name, args, frame);
+  }
+
+  transactionEnded(): void {
+    this.#transaction = null;
+  }
+
+  /** Run a blocking command on the client's own connection, alone. */
+  block(target: Target): void {
+    const request = new UpstreamRequest(target.frame, target.shard, this, this.id);
+    request.blocking = true;
+    request.resp3 = this.protocol === 3;
+    this.runAlone(request, () => (this.#blocker ??= new Blocker(this)).run(target, request));
+  }
+
+  /**
+   * Queue `pending` now, in order, but `start` it only once every earlier reply is in; requests
+   * read after it are held until its reply is in.
+   */
+  runAlone(pending: Pending, start: () => void): void {
+    this.#queue.push(pending);
+    this.#alone = pending;
+    if (this.#queue.length === 1) start();
+    else this.#gate = start;
+  }
+
+  /** Run held requests while fewer than `maxPendingRequests` are unanswered. */
+  #runHeld(): void {
+    const max = this.#host.limits.maxPendingRequests;
+    if (this.#fenced && this.#queue.length === 0) this.#fenced = false;
+    while (this.#held.length > 0 && this.#alone === null && this.#queue.length < max && !this.#fenced && !this.#closeWhenFlushed && !this.#closed) {
+      const held = this.#held.shift()!;
+      if (held instanceof Uint8Array) this.replyAndClose(held);
+      else this.#run(held.args, held.frame);
+    }
+  }
+
+  /** Queue a request sent upstream; its reply comes back through `deliver`. */
+  expect(pending: Pending): void {
+    this.#queue.push(pending);
+  }
+
+  // --- replies --------------------------------------------------------------------------------
+
+  reply(frame: Uint8Array): void {
+    this.#queue.push(immediate(frame));
+    this.complete();
+  }
+
+  /**
+   * A pub/sub message: written now when no reply is owed, else right after the owed replies, so
+   * that a RESP2 client never reads it in place of one. Messages held that way past
+   * `maxClientOutputBytes` disconnect the client, as Redis's pubsub output buffer limit does.
+   */
+  push(frame: Uint8Array): void {
+    if (this.#closed || this.#closeWhenFlushed) return;
+    if (this.#queue.length > 0 && (this.#pushBacklog += frame.length) > this.#host.limits.maxClientOutputBytes) {
+      this.#host.log.warn("client output buffer limit reached by messages: closing the client", { id: this.id, bytes: this.#pushBacklog });
+      this.#conn?.destroy();
+      return;
+    }
+    this.reply(frame);
+  }
+
+  replyAndClose(frame: Uint8Array): void {
+    this.reply(frame);
+    this.#closeWhenFlushed = true;
+    this.#pauseReading();
+  }
+
+  info(): string {
+    return this.#host.info();
+  }
+
+  connectionInfo(): ConnectionInfo {
+    const conn = this.#conn;
+    const now = this.#scope.runtime.now();
+    return {
+      remoteAddress: conn?.remoteAddress ?? "",
+      remotePort: conn?.remotePort ?? 0,
+      localAddress: this.#host.listenHost,
+      localPort: conn?.localPort ?? 0,
+      ageMs: now - this.#connectedAt,
+      idleMs: now - this.#lastInteraction,
+    };
+  }
+
+  deliver(request: UpstreamRequest, reply: Uint8Array): void {
+    request.reply = reply;
+    this.complete();
+  }
+
+  /** Move every reply that is ready, in order, from the queue to the output. */
+  complete(): void {
+    if (this.#closed) return;
+    let head = this.#queue.peek();
+    if (!head || head.reply === null) return this.#openGate(head);
+    do {
+      this.#queue.shift();
+      if (head === this.#alone) this.#alone = null;
+      this.#out.push(head.reply!);
+      this.#outBytes += head.reply!.length;
+      head = this.#queue.peek();
+    } while (head && head.reply !== null);
+    this.#openGate(head);
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      this.#scope.runtime.defer(this.#flush);
+    }
+  }
+
+  /** The request running alone reached the head of the queue: start it. */
+  #openGate(head: Pending | undefined): void {
+    if (this.#gate === null || head !== this.#alone) return;
+    const start = this.#gate;
+    this.#gate = null;
+    start();
+  }
+
+  #write(): void {
+    this.#flushScheduled = false;
+    this.#runHeld();
+    const conn = this.#conn;
+    if (!conn || this.#closed) return;
+    if (this.#outBytes > 0) {
+      const chunk = concatBytes(this.#out, this.#outBytes);
+      this.#out = [];
+      this.#outBytes = 0;
+      const belowHighWater = conn.write(chunk);
+      if (conn.bufferedBytes > this.#host.limits.maxClientOutputBytes) {
+        this.#host.log.warn("client output buffer limit reached: closing the client", { id: this.id, bytes: conn.bufferedBytes });
+        conn.destroy();
+        return;
+      }
+      if (!belowHighWater) {
+        this.#outputBlocked = true;
+        this.#pauseReading();
+      }
+    }
+    if (this.#queue.length === 0) {
+      this.#pushBacklog = 0;
+      if (this.#closeWhenFlushed) {
+        conn.end();
+        // Read on (and ignore) until the peer closes too: a paused socket may never report it.
+        conn.resume();
+        return;
+      }
+      this.#wakeIdle();
+    }
+    this.#maybeResume();
+  }
+
+  #onDrain(): void {
+    this.#outputBlocked = false;
+    this.#maybeResume();
+  }
+
+  #pauseReading(): void {
+    if (this.#readPaused) return;
+    this.#readPaused = true;
+    this.#conn?.pause();
+  }
+
+  #maybeResume(): void {
+    if (!this.#readPaused || this.#closeWhenFlushed || !this.#scope.isOpen) return;
+    const conn = this.#conn;
+    // Not `bufferedBytes > 0`: adapters that write asynchronously (Deno) or partially (Bun) hold
+    // bytes below the high-water mark with no `drain` to follow, and reading would never resume.
+    if (!conn || this.#outputBlocked || this.#held.length > 0) return;
+    if (this.#queue.length > this.#host.limits.maxPendingRequests / 2) return;
+    this.#readPaused = false;
+    conn.resume();
+  }
+
+  #whenIdle(): Promise<void> {
+    if (this.#closed || (this.#queue.length === 0 && this.#held.length === 0 && this.#outBytes === 0)) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  #wakeIdle(): void {
+    const waiters = this.#idleWaiters;
+    if (waiters.length === 0) return;
+    this.#idleWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  #onClose(): void {
+    this.#closed = true;
+    this.#conn = null;
+    this.#wakeIdle();
+    // Requests still upstream will deliver into a closed session; their replies are dropped.
+    this.#scope.close().catch(() => {});
+  }
+}

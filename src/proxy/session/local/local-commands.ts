@@ -1,0 +1,164 @@
+/**
+ * Commands the proxy answers itself, per client, as a Redis server would: PING, ECHO, QUIT,
+ * SELECT 0 (another database gets Redis Cluster's error), HELLO (RESP2 or RESP3), CLIENT (see
+ * ./client-command.ts), READONLY/READWRITE and AUTH (no password is configured yet: Redis's
+ * answers for a server whose default user has none). Every reply is in the client's protocol.
+ * INFO is the router's: it merges the primaries' keyspace.
+ */
+import { OK, PONG, EMPTY_ARRAY, encodeArray, encodeMap, encodeBulk as bulkReply, encodeInteger as integerReply } from "../../../resp/encode.ts";
+import { errorReply } from "../../../resp/replies.ts";
+import { INVALID_NAME, clientCommand, isValidName } from "./client-command.ts";
+
+/** Where a client is connected from and to, and since when: what CLIENT INFO reports. */
+export interface ConnectionInfo {
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+  /** Milliseconds since the connection was accepted. */
+  readonly ageMs: number;
+  /** Milliseconds since the client last sent bytes. */
+  readonly idleMs: number;
+}
+
+/** What a local command may do to the client that sent it. */
+export interface LocalContext {
+  readonly id: number;
+  clientName: string | null;
+  /** The protocol `HELLO` chose: 2 (Redis's default) or 3. */
+  protocol: 2 | 3;
+  /** CLIENT SETINFO's library name and version ("" until set). */
+  libName: string;
+  libVer: string;
+  /** Queue a reply, in order with the client's other replies. */
+  reply(frame: Uint8Array): void;
+  /** Reply, then close the connection once every earlier reply is written. */
+  replyAndClose(frame: Uint8Array): void;
+  /** Text of the INFO reply (server-wide). */
+  info(): string;
+  /** The connection's addresses and times, read when CLIENT INFO runs. */
+  connectionInfo(): ConnectionInfo;
+}
+
+export type LocalHandler = (context: LocalContext, args: Uint8Array[]) => void;
+
+const decoder = new TextDecoder();
+const text = (value: Uint8Array | undefined) => (value ? decoder.decode(value) : "");
+
+function arityError(name: string): Uint8Array {
+  return errorReply(`wrong number of arguments for '${name.toLowerCase()}' command`);
+}
+
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+const INT32_MIN = -(2n ** 31n);
+const INT32_MAX = 2n ** 31n - 1n;
+
+/**
+ * The integer `text` spells with the strictness of Redis's string2ll: an optional '-', no '+',
+ * no spaces, no leading zeros, no "-0", within 64 bits. Null otherwise.
+ */
+export function parseInteger(text: string): bigint | null {
+  if (!/^(?:0|-?[1-9][0-9]{0,18})$/.test(text)) return null;
+  const n = BigInt(text);
+  return n >= INT64_MIN && n <= INT64_MAX ? n : null;
+}
+
+const NO_PASSWORD = errorReply(
+  "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+);
+const WRONGPASS = errorReply("invalid username-password pair or user is disabled.", "WRONGPASS");
+
+/**
+ * AUTH/HELLO AUTH with a user name: Redis's default user has no password (`nopass`), so any
+ * password authenticates it; no other user exists. Null when authenticated, else the error.
+ */
+function authenticate(user: Uint8Array): Uint8Array | null {
+  return text(user) === "default" ? null : WRONGPASS;
+}
+
+/** HELLO's description of the server in the client's protocol: a map in RESP3, a flat array in RESP2. */
+function helloReply(context: LocalContext): Uint8Array {
+  // "standalone", as INFO says: slotgate is one endpoint and serves no CLUSTER SLOTS, so a
+  // client told "cluster" could try a topology discovery the proxy does not offer.
+  const fields = [
+    bulkReply("server"), bulkReply("redis"),
+    bulkReply("version"), bulkReply("7.0.0"),
+    bulkReply("proto"), integerReply(context.protocol),
+    bulkReply("id"), integerReply(context.id),
+    bulkReply("mode"), bulkReply("standalone"),
+    bulkReply("role"), bulkReply("master"),
+    bulkReply("modules"), EMPTY_ARRAY,
+  ];
+  return context.protocol === 3 ? encodeMap(fields) : encodeArray(fields);
+}
+
+const handlers: Record<string, LocalHandler> = {
+  PING(context, args) {
+    if (args.length > 2) context.reply(arityError("ping"));
+    else context.reply(args.length === 2 ? bulkReply(args[1]!) : PONG);
+  },
+  ECHO(context, args) {
+    context.reply(args.length === 2 ? bulkReply(args[1]!) : arityError("echo"));
+  },
+  QUIT(context) {
+    context.replyAndClose(OK);
+  },
+  SELECT(context, args) {
+    if (args.length !== 2) return context.reply(arityError("select"));
+    const db = parseInteger(text(args[1]));
+    if (db === null) return context.reply(errorReply("value is not an integer or out of range"));
+    if (db < INT32_MIN || db > INT32_MAX) return context.reply(errorReply(`value is out of range, value must between ${INT32_MIN} and ${INT32_MAX}`));
+    context.reply(db === 0n ? OK : errorReply("SELECT is not allowed in cluster mode"));
+  },
+  READONLY(context) {
+    context.reply(OK);
+  },
+  READWRITE(context) {
+    context.reply(OK);
+  },
+  AUTH(context, args) {
+    if (args.length < 2) return context.reply(arityError("auth"));
+    if (args.length > 3) return context.reply(errorReply("syntax error"));
+    // The one-argument form names no user: Redis refuses it while the default user has no password.
+    if (args.length === 2) return context.reply(NO_PASSWORD);
+    context.reply(authenticate(args[1]!) ?? OK);
+  },
+  HELLO(context, args) {
+    let protocol = context.protocol;
+    if (args.length > 1) {
+      const version = parseInteger(text(args[1]));
+      if (version === null) return context.reply(errorReply("Protocol version is not an integer or out of range"));
+      if (version !== 2n && version !== 3n) return context.reply(errorReply("unsupported protocol version", "NOPROTO"));
+      protocol = version === 3n ? 3 : 2;
+    }
+    // As in Redis 7.0, each option takes effect where it appears and the first failure is the
+    // answer: a name set before a failing option stays set. The protocol switches only on success.
+    for (let i = 2; i < args.length; i++) {
+      const more = args.length - 1 - i;
+      const option = text(args[i]);
+      const upper = option.toUpperCase();
+      if (upper === "AUTH" && more >= 2) {
+        const refused = authenticate(args[i + 1]!);
+        if (refused) return context.reply(refused);
+        i += 2;
+      } else if (upper === "SETNAME" && more >= 1) {
+        const name = args[++i]!;
+        if (!isValidName(name)) return context.reply(INVALID_NAME);
+        context.clientName = name.length > 0 ? text(name) : null;
+      } else {
+        return context.reply(errorReply(`Syntax error in HELLO option '${option}'`));
+      }
+    }
+    context.protocol = protocol;
+    context.reply(helloReply(context));
+  },
+  CLIENT(context, args) {
+    clientCommand(context, args);
+  },
+};
+
+/** The handler of a locally answered command, by upper-case name. */
+export function localHandler(name: string): LocalHandler | undefined {
+  return Object.hasOwn(handlers, name) ? handlers[name] : undefined;
+}

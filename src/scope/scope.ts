@@ -1,0 +1,487 @@
+/**
+ * Structured concurrency for slotgate. A `Scope` owns everything its owner starts — child scopes,
+ * tasks, timers, sockets, DNS lookups, listeners — and tears all of it down on `close`: admit
+ * nothing new, let in-flight work finish until a deadline, then abort the signal, destroy children
+ * in reverse order, dispose resources, await tasks and run finalizers last-in first-out. Nothing
+ * registered with a scope can run after its teardown: a timer armed in a closed scope cannot fire,
+ * a socket callback of a destroyed scope is dropped (and counted, see `lateCallbacks`).
+ */
+import type { Conn, ConnectOptions, ConnHandlers, Listener, ListenOptions, Runtime } from "../runtime.ts";
+import { ScopeClosedError, ScopeTeardownError, TimeoutError, isAbort } from "../errors.ts";
+
+export type ResourceKind = "task" | "timer" | "socket" | "lookup" | "listener" | "resource";
+
+/** A snapshot of one scope and its subtree, as shown by `GET /debug/scopes`. */
+export interface ScopeInfo {
+  path: string;
+  state: ScopeState;
+  resources: { kind: ResourceKind; name: string }[];
+  children: ScopeInfo[];
+}
+
+export type ScopeState = "open" | "closing" | "destroying" | "closed";
+
+/** Handle of a resource registered with `Scope.own`; `release()` unregisters it without disposing. */
+export interface Owned {
+  release(): void;
+}
+
+/** A one-shot timer owned by a scope. */
+export interface ScopedTimer extends Disposable {
+  cancel(): void;
+}
+
+export interface CloseOptions {
+  /** How long in-flight work may run before it is cancelled, in milliseconds (default 0). */
+  deadlineMs?: number;
+}
+
+interface Entry {
+  kind: ResourceKind;
+  name: string;
+  /** Cancels the resource; called once during teardown if it is still registered. */
+  dispose: (() => void | Promise<void>) | null;
+  /** Timers of future work end as soon as close begins; I/O and deadlines wait for destroy. */
+  stopAtClose: boolean;
+}
+
+type ErrorSink = (error: unknown, scopePath: string) => void;
+
+const MAX_COLLECTED_ERRORS = 64;
+
+let lateCallbackCount = 0;
+
+/** How many callbacks were dropped because their scope had already been torn down (tests assert 0 ran). */
+export function lateCallbacks(): number {
+  return lateCallbackCount;
+}
+
+export class Scope implements AsyncDisposable {
+  readonly path: string;
+  readonly runtime: Runtime;
+  readonly #controller = new AbortController();
+  readonly #parent: Scope | null;
+  readonly #onError: ErrorSink;
+  #state: ScopeState = "open";
+  readonly #children = new Set<Scope>();
+  readonly #entries = new Set<Entry>();
+  readonly #tasks = new Set<Promise<unknown>>();
+  readonly #drains: (() => void | Promise<void>)[] = [];
+  readonly #finalizers: (() => void | Promise<void>)[] = [];
+  readonly #errors: unknown[] = [];
+  #closing: Promise<void> | null = null;
+  #cutDrain: (() => void) | null = null;
+  /** Set while a closing parent holds this scope's teardown until it destroys its children in order. */
+  #release: (() => void) | null = null;
+
+  private constructor(runtime: Runtime, path: string, parent: Scope | null, onError: ErrorSink) {
+    this.runtime = runtime;
+    this.path = path;
+    this.#parent = parent;
+    this.#onError = onError;
+  }
+
+  /** The root of a scope tree. `onError` hears task and callback failures as they happen. */
+  static root(runtime: Runtime, name = "root", onError: ErrorSink = () => {}): Scope {
+    return new Scope(runtime, name, null, onError);
+  }
+
+  /** Aborted when teardown starts (after the drain deadline); every wait of this scope takes it. */
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  get state(): ScopeState {
+    return this.#state;
+  }
+
+  /** True until close begins: new work is admitted only while open. */
+  get isOpen(): boolean {
+    return this.#state === "open";
+  }
+
+  #admit(what: string): void {
+    if (this.#state !== "open") throw new ScopeClosedError(this.path, what);
+  }
+
+  #collect(error: unknown): void {
+    if (isAbort(error)) return;
+    if (this.#errors.length < MAX_COLLECTED_ERRORS) this.#errors.push(error);
+    this.#onError(error, this.path);
+  }
+
+  /** Open a child scope; it is closed with this one, or earlier by its owner. */
+  child(name: string): Scope {
+    this.#admit(`open child scope '${name}'`);
+    const child = new Scope(this.runtime, `${this.path}/${name}`, this, this.#onError);
+    this.#children.add(child);
+    return child;
+  }
+
+  /**
+   * Run a task owned by this scope and return its result. It receives the scope's signal; close
+   * waits for it (until the deadline), then aborts the signal and awaits it.
+   */
+  run<T>(name: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    this.#admit(`start task '${name}'`);
+    const entry: Entry = { kind: "task", name, dispose: null, stopAtClose: false };
+    this.#entries.add(entry);
+    const task = (async () => fn(this.signal))();
+    const tracked = task.then(
+      () => this.#entries.delete(entry),
+      () => this.#entries.delete(entry),
+    );
+    this.#tasks.add(tracked);
+    tracked.then(() => this.#tasks.delete(tracked));
+    return task;
+  }
+
+  /** Start a task whose outcome the scope owns: a failure other than cancellation is collected and reported. */
+  spawn(name: string, fn: (signal: AbortSignal) => Promise<void>): void {
+    this.run(name, fn).catch((error) => this.#collect(error));
+  }
+
+  /**
+   * Arm a one-shot timer. It is disposed as soon as close begins, so it never fires in a closing
+   * or closed scope; an error thrown by `fn` is collected, never thrown into the runtime.
+   */
+  timer(name: string, ms: number, fn: () => void): ScopedTimer {
+    return this.#timer(name, ms, fn, true);
+  }
+
+  #timer(name: string, ms: number, fn: () => void, stopAtClose: boolean): ScopedTimer {
+    this.#admit(`arm timer '${name}'`);
+    const entry: Entry = { kind: "timer", name, dispose: null, stopAtClose };
+    const handle = this.runtime.setTimer(ms, () => {
+      // The runtime may have queued the callback just before cancel(); the entry is the truth.
+      if (!this.#entries.delete(entry)) return;
+      try {
+        fn();
+      } catch (error) {
+        this.#collect(error);
+      }
+    });
+    const cancel = () => {
+      this.#entries.delete(entry);
+      handle.cancel();
+    };
+    entry.dispose = cancel;
+    this.#entries.add(entry);
+    return { cancel, [Symbol.dispose]: cancel };
+  }
+
+  /** Wait `ms` milliseconds; rejects with `ScopeClosedError` as soon as the scope begins closing. */
+  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      if (this.#state !== "open") return reject(new ScopeClosedError(this.path, "sleep"));
+      if (signal?.aborted) return reject(signal.reason);
+      const entry: Entry = { kind: "timer", name: "sleep", dispose: null, stopAtClose: true };
+      const settle = (outcome: () => void) => {
+        handle.cancel();
+        signal?.removeEventListener("abort", onAbort);
+        outcome();
+      };
+      const onAbort = () => {
+        if (this.#entries.delete(entry)) settle(() => reject(signal!.reason));
+      };
+      const handle = this.runtime.setTimer(ms, () => {
+        if (this.#entries.delete(entry)) settle(resolve);
+      });
+      // Teardown removes the entry itself, then calls dispose.
+      entry.dispose = () => settle(() => reject(new ScopeClosedError(this.path, "sleep")));
+      this.#entries.add(entry);
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+
+  /**
+   * Run `fn` with a signal that aborts after `timeoutMs` (rejecting with `TimeoutError`) or when
+   * this scope is torn down. The deadline timer belongs to this scope and ends with `fn`.
+   */
+  async withTimeout<T>(what: string, timeoutMs: number, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const controller = new AbortController();
+    const timeout = new TimeoutError(what, timeoutMs);
+    const timer = this.#timer(`deadline ${what}`, timeoutMs, () => controller.abort(timeout), false);
+    const onAbort = () => controller.abort(this.signal.reason);
+    this.signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      return await raceAbort(fn(controller.signal), controller.signal);
+    } finally {
+      timer.cancel();
+      this.signal.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /** Resolve a hostname through the runtime; the lookup is listed while pending and aborted on teardown. */
+  async lookup(hostname: string): Promise<string[]> {
+    this.#admit(`look up '${hostname}'`);
+    const controller = new AbortController();
+    const entry: Entry = { kind: "lookup", name: hostname, dispose: () => controller.abort(new ScopeClosedError(this.path, "finish lookup")), stopAtClose: false };
+    this.#entries.add(entry);
+    try {
+      return await this.runtime.lookup(hostname, controller.signal);
+    } finally {
+      this.#entries.delete(entry);
+    }
+  }
+
+  /**
+   * Open a TCP connection owned by this scope. Its handlers are dropped once the scope is torn
+   * down; teardown destroys the socket (or aborts the pending connect).
+   */
+  async connect(options: ConnectOptions, handlers: ConnHandlers): Promise<Conn> {
+    this.#admit(`connect to ${options.host}:${options.port}`);
+    const controller = new AbortController();
+    const external = options.signal;
+    const onExternalAbort = () => controller.abort(external!.reason);
+    if (external?.aborted) controller.abort(external.reason);
+    else external?.addEventListener("abort", onExternalAbort, { once: true });
+    const name = `${options.host}:${options.port}`;
+    const entry: Entry = { kind: "socket", name: `connecting ${name}`, dispose: () => controller.abort(new ScopeClosedError(this.path, `connect to ${name}`)), stopAtClose: false };
+    this.#entries.add(entry);
+    let conn: Conn | null = null;
+    const guarded: ConnHandlers = {
+      data: this.guard(handlers.data),
+      drain: this.guard(handlers.drain),
+      // The close that follows our own teardown is expected, so it is dropped without counting.
+      close: this.guard((error?: Error) => {
+        this.#entries.delete(entry);
+        handlers.close(error);
+      }, false),
+    };
+    try {
+      conn = await this.runtime.connect({ ...options, signal: controller.signal }, guarded);
+    } catch (error) {
+      this.#entries.delete(entry);
+      throw error;
+    } finally {
+      external?.removeEventListener("abort", onExternalAbort);
+    }
+    const opened = conn;
+    if (controller.signal.aborted) {
+      // Resolved after (or in the same turn as) the abort: teardown already disposed the entry,
+      // so nobody else would ever destroy this socket.
+      this.#entries.delete(entry);
+      const reason: unknown = controller.signal.reason;
+      opened.destroy(reason instanceof Error ? reason : undefined);
+      throw reason;
+    }
+    entry.name = name;
+    entry.dispose = () => opened.destroy(new ScopeClosedError(this.path, "keep socket open"));
+    return opened;
+  }
+
+  /** Listen for TCP connections; the listener is closed on teardown. */
+  async listen(options: ListenOptions, accept: (conn: Conn) => ConnHandlers): Promise<Listener> {
+    this.#admit(`listen on ${options.host}:${options.port}`);
+    const listener = await this.runtime.listen(options, accept);
+    if (!this.isOpen) {
+      // Close began while listening: admit nothing new, and do not leak the socket.
+      await listener.close().catch(() => {});
+      throw new ScopeClosedError(this.path, `listen on ${options.host}:${options.port}`);
+    }
+    this.own("listener", `${listener.host}:${listener.port}`, () => listener.close());
+    return listener;
+  }
+
+  /** Register an externally created resource (an accepted socket, a server) for listing and teardown. */
+  own(kind: ResourceKind, name: string, dispose: () => void | Promise<void>): Owned {
+    this.#admit(`own ${kind} '${name}'`);
+    const entry: Entry = { kind, name, dispose, stopAtClose: false };
+    this.#entries.add(entry);
+    return { release: () => void this.#entries.delete(entry) };
+  }
+
+  /**
+   * Wrap a callback so that it runs only while the scope is alive (open or draining). Once the
+   * scope is torn down the callback is dropped and counted as a late callback.
+   */
+  guard<A extends unknown[]>(fn: (...args: A) => void, countLate = true): (...args: A) => void {
+    return (...args: A) => {
+      if (this.#state === "destroying" || this.#state === "closed") {
+        if (countLate) lateCallbackCount++;
+        return;
+      }
+      try {
+        fn(...args);
+      } catch (error) {
+        this.#collect(error);
+      }
+    };
+  }
+
+  /**
+   * Register work to wait for when close begins (stop reading, flush replies...). Close waits
+   * for every drain until the deadline, then tears down regardless.
+   */
+  onDrain(fn: () => void | Promise<void>): void {
+    this.#admit("register a drain");
+    this.#drains.push(fn);
+  }
+
+  /** Register a finalizer; finalizers run last, in reverse order of registration. */
+  defer(fn: () => void | Promise<void>): void {
+    this.#admit("register a finalizer");
+    this.#finalizers.push(fn);
+  }
+
+  /**
+   * Close gracefully: admit nothing new, stop timers, wait for tasks, drains and children until
+   * `deadlineMs`, then tear down. Idempotent; resolves when teardown is complete; rejects with
+   * `ScopeTeardownError` when anything failed along the way.
+   */
+  close(options: CloseOptions = {}): Promise<void> {
+    this.#closing ??= this.#close(options.deadlineMs ?? 0, null, () => {});
+    // An explicit close by the owner does not wait for the parent's turn (see #closeForParent).
+    this.#release?.();
+    return this.#closing;
+  }
+
+  /**
+   * Close as part of the parent's close: drain now with the parent's deadline, but wait for the
+   * parent's `destroy()` (children in reverse order) before tearing down. Resolves once drained.
+   */
+  #closeForParent(deadlineMs: number): Promise<void> {
+    if (this.#closing) return this.#closing.then(() => {}, () => {});
+    let drained!: () => void;
+    const done = new Promise<void>((resolve) => (drained = resolve));
+    const held = new Promise<void>((resolve) => (this.#release = resolve));
+    this.#closing = this.#close(deadlineMs, held, drained);
+    return done;
+  }
+
+  /** Tear down now, cancelling in-flight work. Safe to call during a graceful close. */
+  destroy(): Promise<void> {
+    const closing = this.close({ deadlineMs: 0 });
+    this.#cutDrain?.();
+    return closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  async #close(deadlineMs: number, held: Promise<void> | null, drained: () => void): Promise<void> {
+    this.#state = "closing";
+    for (const entry of [...this.#entries]) {
+      if (entry.stopAtClose) this.#disposeEntry(entry);
+    }
+    await this.#drain(deadlineMs);
+    drained();
+    if (held) await held;
+    this.#state = "destroying";
+    this.#controller.abort(new ScopeClosedError(this.path, "continue"));
+    for (const child of [...this.#children].reverse()) {
+      try {
+        await child.destroy();
+      } catch (error) {
+        this.#collectChild(error);
+      }
+    }
+    for (const entry of [...this.#entries].reverse()) {
+      if (entry.kind !== "task") this.#disposeEntry(entry);
+    }
+    await Promise.all([...this.#tasks]);
+    for (const finalizer of this.#finalizers.reverse()) {
+      try {
+        await finalizer();
+      } catch (error) {
+        this.#errors.push(error);
+      }
+    }
+    this.#finalizers.length = 0;
+    this.#entries.clear();
+    this.#state = "closed";
+    if (this.#parent) this.#parent.#children.delete(this);
+    if (this.#errors.length > 0) throw new ScopeTeardownError(this.path, this.#errors);
+  }
+
+  /** Phase one of close: wait for in-flight work, bounded by the deadline (or cut by destroy). */
+  async #drain(deadlineMs: number): Promise<void> {
+    const pending: Promise<unknown>[] = [...this.#tasks];
+    for (const drain of this.#drains) {
+      pending.push(Promise.resolve().then(drain).catch((error) => this.#collect(error)));
+    }
+    for (const child of this.#children) {
+      pending.push(child.#closeForParent(deadlineMs));
+      // A child may finish (and leave #children) before teardown reaches it: collect its error here too.
+      child.#closing!.catch((error) => this.#collectChild(error));
+    }
+    if (pending.length === 0) return;
+    if (deadlineMs <= 0) {
+      // Drains still get their synchronous part (stop accepting, stop reading) before teardown.
+      return;
+    }
+    await new Promise<void>((resolve) => {
+      const deadline = this.runtime.setTimer(deadlineMs, () => resolve());
+      this.#cutDrain = () => {
+        deadline.cancel();
+        resolve();
+      };
+      Promise.all(pending).then(() => {
+        deadline.cancel();
+        resolve();
+      });
+    });
+    this.#cutDrain = null;
+  }
+
+  /** A child's teardown error can arrive through the drain and through destroy: keep it once. */
+  #collectChild(error: unknown): void {
+    if (!this.#errors.includes(error)) this.#errors.push(error);
+  }
+
+  #disposeEntry(entry: Entry): void {
+    if (!this.#entries.delete(entry)) return;
+    try {
+      const result = entry.dispose?.();
+      if (result instanceof Promise) {
+        this.#tasks.add(result.catch((error) => this.#errors.push(error)));
+      }
+    } catch (error) {
+      this.#errors.push(error);
+    }
+  }
+
+  /** A snapshot of this scope's live resources and those of its descendants. */
+  inspect(): ScopeInfo {
+    return {
+      path: this.path,
+      state: this.#state,
+      resources: [...this.#entries].map((e) => ({ kind: e.kind, name: e.name })),
+      children: [...this.#children].map((c) => c.inspect()),
+    };
+  }
+
+  /** How many live resources this scope and its descendants hold (child scopes count one each). */
+  liveCount(): number {
+    let count = this.#entries.size;
+    for (const child of this.#children) count += 1 + child.liveCount();
+    return count;
+  }
+}
+
+/** Settle with `promise`, or reject with the signal's reason as soon as it aborts. */
+export function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    promise.catch(() => {});
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      promise.catch(() => {});
+      reject(signal.reason);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (error) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error);
+      },
+    );
+  });
+}

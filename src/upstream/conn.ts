@@ -1,0 +1,242 @@
+/**
+ * One pipelined connection to a Redis node, shared by many clients. Requests are written in
+ * batches (one write per turn of the event loop) and matched to replies in FIFO order; replies
+ * are relayed as raw RESP frames, never decoded. A request that outlives `opTimeoutMs` fails with
+ * a timeout and takes the connection down with it: its late replies would otherwise be handed
+ * to the requests behind it.
+ *
+ * A connection may open with a prelude (`HELLO 3` for RESP3 clients, `READONLY` on a replica),
+ * queued ahead of everything else; a prelude that fails takes the connection down. RESP3 push
+ * frames (`>`) are never matched to requests: they go to `events.push`. A subscriber connection
+ * matches nothing at all: every frame it reads is handed to `events.push`.
+ */
+import type { Conn } from "../runtime.ts";
+import type { Scope, ScopedTimer } from "../scope/scope.ts";
+import { Fifo } from "../util/fifo.ts";
+import { UpstreamRequest, type ReplySink } from "../backend/request.ts";
+import { ReplyReader } from "../resp/reply-reader.ts";
+import { errorReply, ASKING_COMMAND } from "../resp/replies.ts";
+import { concatBytes, encodeCommand } from "../resp/encode.ts";
+
+/** What a connection reports to the node that owns it. */
+export interface UpstreamEvents {
+  /** A reply arrived for `request` (the node decides about redirects). */
+  reply(request: UpstreamRequest, frame: Uint8Array): void;
+  /** The connection is gone; `reason` says why (already used to fail its pending requests). */
+  lost(conn: UpstreamConn, reason: string, wasOpen: boolean): void;
+  /** A RESP3 push frame, or any frame on a subscriber connection. Dropped when absent. */
+  push?(frame: Uint8Array): void;
+}
+
+export interface UpstreamConnOptions {
+  host: string;
+  port: number;
+  opTimeoutMs: number;
+  connectTimeoutMs: number;
+  maxBulkBytes: number;
+  /** 3: say `HELLO 3` first, so replies come in RESP3 (default 2: Redis's default). */
+  protocol?: 2 | 3;
+  /** Say `READONLY` first (a replica serving reads). */
+  readOnly?: boolean;
+  /** A pub/sub connection: frames are not replies to requests, all go to `events.push`. */
+  subscriber?: boolean;
+}
+
+/** Takes the `+OK` that answers an `ASKING`: nothing waits for it. */
+const DISCARD: ReplySink = { deliver() {} };
+
+const HELLO_3 = encodeCommand(["HELLO", "3"]);
+const READONLY = encodeCommand(["READONLY"]);
+const MINUS = 45;
+/** `part` of the requests a connection makes for itself. */
+const INTERNAL = -1;
+const PUSH = 62; // '>'
+
+export class UpstreamConn {
+  readonly #scope: Scope;
+  readonly #options: UpstreamConnOptions;
+  readonly #events: UpstreamEvents;
+  readonly #pending = new Fifo<UpstreamRequest>();
+  readonly #reader: ReplyReader;
+  #conn: Conn | null = null;
+  #out: Uint8Array[] = [];
+  #outBytes = 0;
+  #flushScheduled = false;
+  #timer: ScopedTimer | null = null;
+  #dead = false;
+  #wasOpen = false;
+  /** Aborts a connect still pending when the connection fails (a timeout while connecting). */
+  readonly #connecting = new AbortController();
+  #idleWaiters: (() => void)[] = [];
+  readonly #flush: () => void;
+  readonly #onTimer: () => void;
+
+  constructor(scope: Scope, options: UpstreamConnOptions, events: UpstreamEvents) {
+    this.#scope = scope;
+    this.#options = options;
+    this.#events = events;
+    this.#reader = new ReplyReader((frame) => this.#onReply(frame), {
+      maxBulkBytes: options.maxBulkBytes,
+      maxArrayLength: Number.MAX_SAFE_INTEGER,
+    });
+    this.#flush = scope.guard(() => this.#write());
+    this.#onTimer = () => this.#checkTimeout();
+    if (options.protocol === 3) this.#prelude(HELLO_3, "HELLO 3");
+    if (options.readOnly) this.#prelude(READONLY, "READONLY");
+    scope.spawn(`connect ${options.host}:${options.port}`, () => this.#open());
+  }
+
+  /** Requests written and not yet answered (ASKING placeholders included). */
+  get pendingCount(): number {
+    return this.#pending.length;
+  }
+
+  get isDead(): boolean {
+    return this.#dead;
+  }
+
+  /** Resolves once no request is pending (at once if none is), or when the connection dies. */
+  whenIdle(): Promise<void> {
+    if (this.#pending.length === 0 || this.#dead) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  /** Queue a request; it is written with the others at the end of this turn. */
+  send(request: UpstreamRequest): void {
+    if (this.#dead) {
+      request.sink.deliver(request, errorReply(`upstream connection to ${this.#address()} is closed`));
+      return;
+    }
+    const deadline = request.blocking ? Number.POSITIVE_INFINITY : this.#scope.runtime.now() + this.#options.opTimeoutMs;
+    if (request.asking) this.#push(new UpstreamRequest(ASKING_COMMAND, request.slot, DISCARD, 0, INTERNAL), deadline);
+    this.#push(request, deadline);
+    this.#timer ??= this.#scope.timer("op timeout", this.#options.opTimeoutMs, this.#onTimer);
+  }
+
+  /** Write `frame` with no reply expected (subscriber connections: their replies are pushes). */
+  write(frame: Uint8Array): void {
+    if (!this.#dead) this.#enqueue(frame);
+  }
+
+  /** Queue a command whose error fails the connection and whose success is dropped. */
+  #prelude(frame: Uint8Array, what: string): void {
+    const sink: ReplySink = {
+      deliver: (_request, reply) => {
+        if (reply[0] === MINUS) this.fail(`upstream ${this.#address()} refused ${what}: ${new TextDecoder().decode(reply.subarray(1, reply.length - 2))}`);
+      },
+    };
+    this.#push(new UpstreamRequest(frame, 0, sink, 0, INTERNAL), this.#scope.runtime.now() + this.#options.connectTimeoutMs + this.#options.opTimeoutMs);
+  }
+
+  #push(request: UpstreamRequest, deadline: number): void {
+    request.deadline = deadline;
+    this.#enqueue(request.frame);
+    this.#pending.push(request);
+  }
+
+  /** Close the socket and fail every pending request with `reason`. Idempotent. */
+  fail(reason: string): void {
+    if (this.#dead) return;
+    this.#dead = true;
+    this.#timer?.cancel();
+    this.#timer = null;
+    this.#connecting.abort();
+    this.#conn?.destroy();
+    this.#conn = null;
+    this.#out = [];
+    const reply = errorReply(reason);
+    for (const request of this.#pending.drain()) request.sink.deliver(request, reply);
+    this.#wakeIdle();
+    this.#events.lost(this, reason, this.#wasOpen);
+  }
+
+  async #open(): Promise<void> {
+    const { host, port, connectTimeoutMs } = this.#options;
+    try {
+      this.#conn = await this.#scope.withTimeout(`connect to ${host}:${port}`, connectTimeoutMs, (timeout) =>
+        this.#scope.connect({ host, port, signal: AbortSignal.any([timeout, this.#connecting.signal]) }, {
+          data: (chunk) => this.#onData(chunk),
+          drain: () => {},
+          close: (error) => this.fail(`upstream connection to ${this.#address()} lost${error ? `: ${error.message}` : ""}`),
+        }),
+      );
+    } catch (error) {
+      this.fail(`upstream ${this.#address()} unreachable: ${error instanceof Error ? error.message : String(error)}`);
+      return;
+    }
+    this.#wasOpen = true;
+    if (this.#outBytes > 0) this.#schedule();
+  }
+
+  #wakeIdle(): void {
+    if (this.#idleWaiters.length === 0) return;
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  #enqueue(bytes: Uint8Array): void {
+    this.#out.push(bytes);
+    this.#outBytes += bytes.length;
+    if (this.#conn) this.#schedule();
+  }
+
+  #schedule(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    this.#scope.runtime.defer(this.#flush);
+  }
+
+  #write(): void {
+    this.#flushScheduled = false;
+    const conn = this.#conn;
+    if (!conn || this.#outBytes === 0) return;
+    conn.write(concatBytes(this.#out, this.#outBytes));
+    this.#out = [];
+    this.#outBytes = 0;
+  }
+
+  #onData(chunk: Uint8Array): void {
+    try {
+      this.#reader.push(chunk);
+    } catch (error) {
+      this.fail(`protocol error from ${this.#address()}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+
+  #onReply(frame: Uint8Array): void {
+    if (frame[0] === PUSH || this.#options.subscriber) {
+      this.#events.push?.(frame);
+      return;
+    }
+    const request = this.#pending.shift();
+    if (request === undefined) {
+      this.fail(`unexpected reply from ${this.#address()}`);
+      return;
+    }
+    // The connection's own commands (ASKING, a prelude) are answered to their sink directly.
+    if (request.part === INTERNAL) request.sink.deliver(request, frame);
+    else this.#events.reply(request, frame);
+    if (this.#pending.length === 0) this.#wakeIdle();
+  }
+
+  #checkTimeout(): void {
+    this.#timer = null;
+    const head = this.#pending.peek();
+    if (!head) return;
+    // A blocked command waits as long as Redis makes it wait.
+    if (head.deadline === Number.POSITIVE_INFINITY) return;
+    const now = this.#scope.runtime.now();
+    if (now >= head.deadline) {
+      this.#pending.shift();
+      head.sink.deliver(head, errorReply(`upstream ${this.#address()} did not answer within ${this.#options.opTimeoutMs} ms`));
+      this.fail(`upstream connection to ${this.#address()} reset after a timed-out request`);
+      return;
+    }
+    this.#timer = this.#scope.timer("op timeout", head.deadline - now, this.#onTimer);
+  }
+
+  #address(): string {
+    return `${this.#options.host}:${this.#options.port}`;
+  }
+}
