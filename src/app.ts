@@ -100,13 +100,13 @@ export async function startSlotgate(runtime: Runtime, config: Config, log: Logge
       const table = control.config();
       const names = [table.catchAll, ...Object.keys(table.clusters)];
       for (const name of names) {
-        const backend = name ? control.backend(name) : undefined;
-        if (backend instanceof Cluster) return backend;
+        const cluster = name ? control.redisCluster(name) : undefined;
+        if (cluster) return cluster;
       }
       throw new Error("no Redis Cluster is configured");
     },
     async ready() {
-      for (const backend of control.table.backends()) await (backend as Cluster).ready;
+      for (const backend of control.table.backends()) await backend.ready;
     },
     close() {
       // The server drains first, while the clusters still answer its in-flight requests.

@@ -20,17 +20,17 @@ import { validateCluster, validateConfig } from "../config/load.ts";
 import { resolveKnobs, resolveReadFrom, type ClusterDocument, type Config, type LimitsConfig } from "../config/schema.ts";
 import { Cluster } from "../backends/cluster/cluster.ts";
 import { StandalonePool } from "../backends/pool/standalone.ts";
-import { parseAddress, SLOT_COUNT } from "../backends/cluster/topology.ts";
+import { parseAddress } from "../backends/cluster/topology.ts";
+import type { Backend } from "../backend/contract.ts";
 import { RouteTable } from "../proxy/routing/routes.ts";
 import type { ChangeResult, ClusterView, ControlPlane } from "./types.ts";
-import { isoTime } from "../util/iso-time.ts";
 import { faults } from "../testing/faults.ts";
 import type { CommandLearner } from "../backends/cluster/command-learning.ts";
 
-type ManagedBackend = Cluster | StandalonePool;
-
 interface Entry {
-  backend: ManagedBackend;
+  backend: Backend;
+  /** The same object when it is a Redis Cluster (for its stats and topology); null for a pool. */
+  redisCluster: Cluster | null;
   /** What the backend was built from; a change to it means a replacement. */
   fingerprint: string;
   readyTimeoutMs: number;
@@ -72,9 +72,14 @@ export class LiveConfig implements ControlPlane {
     return this.#table;
   }
 
-  /** A configured backend by name (tests and the entry points look at its stats). */
-  backend(name: string): ManagedBackend | undefined {
+  /** A configured backend by name. */
+  backend(name: string): Backend | undefined {
     return this.#entries.get(name)?.backend;
+  }
+
+  /** A configured Redis Cluster by name (tests and the entry points look at its stats and topology). */
+  redisCluster(name: string): Cluster | undefined {
+    return this.#entries.get(name)?.redisCluster ?? undefined;
   }
 
   config(): Config {
@@ -124,7 +129,7 @@ export class LiveConfig implements ControlPlane {
 
   cluster(name: string): ClusterView | null {
     const entry = this.#entries.get(name);
-    return entry ? view(name, entry.backend) : null;
+    return entry ? { name, ...entry.backend.status() } : null;
   }
 
   scopes(): ScopeInfo {
@@ -132,7 +137,7 @@ export class LiveConfig implements ControlPlane {
   }
 
   ready(): { ready: boolean; notReady: string[] } {
-    const notReady = [...this.#table.backends()].filter((b) => !(b as ManagedBackend).isReady).map((b) => b.name);
+    const notReady = [...this.#table.backends()].filter((b) => !b.isReady).map((b) => b.name);
     return { ready: notReady.length === 0, notReady };
   }
 
@@ -217,21 +222,24 @@ export class LiveConfig implements ControlPlane {
   #open(name: string, document: ClusterDocument, config: Config): Entry {
     const knobs = resolveKnobs(document, config.clusterDefaults);
     const options = { ...knobs, ...config.limits };
-    const backend =
-      document.type === "standalone"
-        ? new StandalonePool(this.#scope, name, {
-            ...options,
-            servers: document.servers.map((s) => (typeof s === "string" ? { address: s } : s)),
-            hash: document.hash,
-            hashTag: document.hashTag,
-          })
-        : new Cluster(this.#scope, name, {
-            ...options,
-            seeds: document.seeds.map((s) => parseAddress(s)!),
-            readFrom: resolveReadFrom(document, config.clusterDefaults),
-            commands: this.#commands,
-          });
-    return { backend, fingerprint: fingerprintOf(document, config), readyTimeoutMs: knobs.readyTimeoutMs, drainTimeoutMs: knobs.drainTimeoutMs };
+    let backend: Backend;
+    let redisCluster: Cluster | null = null;
+    if (document.type === "standalone") {
+      backend = new StandalonePool(this.#scope, name, {
+        ...options,
+        servers: document.servers.map((s) => (typeof s === "string" ? { address: s } : s)),
+        hash: document.hash,
+        hashTag: document.hashTag,
+      });
+    } else {
+      backend = redisCluster = new Cluster(this.#scope, name, {
+        ...options,
+        seeds: document.seeds.map((s) => parseAddress(s)!),
+        readFrom: resolveReadFrom(document, config.clusterDefaults),
+        commands: this.#commands,
+      });
+    }
+    return { backend, redisCluster, fingerprint: fingerprintOf(document, config), readyTimeoutMs: knobs.readyTimeoutMs, drainTimeoutMs: knobs.drainTimeoutMs };
   }
 
   #buildTable(config: Config, entries: Map<string, Entry>): RouteTable {
@@ -253,36 +261,4 @@ export class LiveConfig implements ControlPlane {
 /** Everything a backend is built from: its document and the knobs and limits it inherits. */
 function fingerprintOf(document: ClusterDocument, config: Config): string {
   return JSON.stringify([document, resolveKnobs(document, config.clusterDefaults), config.limits.maxBulkBytes, resolveReadFrom(document, config.clusterDefaults)]);
-}
-
-function view(name: string, backend: ManagedBackend): ClusterView {
-  if (backend instanceof StandalonePool) {
-    return {
-      name,
-      type: "standalone",
-      ready: true,
-      coveredSlots: backend.nodes().length,
-      nodes: backend.nodes(),
-      lastRefreshAt: null,
-      lastError: null,
-      redirects: { moved: 0, ask: 0 },
-      refreshes: 0,
-      refreshFailures: 0,
-      scope: backend.scope.inspect(),
-    };
-  }
-  const stats = backend.stats;
-  return {
-    name,
-    type: "cluster",
-    ready: stats.coveredSlots === SLOT_COUNT,
-    coveredSlots: stats.coveredSlots,
-    nodes: backend.nodes(),
-    lastRefreshAt: stats.lastRefreshAt === null ? null : isoTime(stats.lastRefreshAt),
-    lastError: stats.lastError,
-    redirects: { moved: stats.moved, ask: stats.ask },
-    refreshes: stats.refreshes,
-    refreshFailures: stats.refreshFailures,
-    scope: backend.scope.inspect(),
-  };
 }

@@ -4,6 +4,7 @@
  * (src/control/control-plane.ts) validates, serialises writes and applies them atomically.
  */
 import type { ScopeInfo } from "../scope/scope.ts";
+import type { BackendStatus } from "../backend/contract.ts";
 
 /** A change was refused; nothing changed. `status` is the HTTP status the admin API answers. */
 export interface ChangeRefused {
@@ -22,22 +23,8 @@ export interface ChangeApplied {
 export type ChangeResult = ChangeApplied | ChangeRefused;
 
 /** One cluster as `GET /clusters/:name` shows it. */
-export interface ClusterView {
+export interface ClusterView extends BackendStatus {
   name: string;
-  /** "cluster" (Redis Cluster, slot map learnt by discovery) or "standalone" (ketama over servers). */
-  type: "cluster" | "standalone";
-  ready: boolean;
-  /** Slots (cluster) with an owner, out of 16384; servers (standalone) configured. */
-  coveredSlots: number;
-  /** Replicas (`role: "replica"`) are listed when the cluster's `readFrom` lets reads use them. */
-  nodes: { address: string; pending: number; role?: "primary" | "replica" }[];
-  lastRefreshAt: string | null;
-  lastError: string | null;
-  redirects: { moved: number; ask: number };
-  refreshes: number;
-  refreshFailures: number;
-  /** Live resources of the cluster's scope (tasks, timers, sockets, lookups, child scopes). */
-  scope: ScopeInfo;
 }
 
 export interface ControlPlane {

@@ -5,6 +5,7 @@
  * `FrameTail`) instead of starting over when the next chunk arrives.
  */
 import { ProtocolError } from "./errors.ts";
+import { BANG, COLON, COMMA, CR, DOLLAR, EQUALS, HASH, LF, LPAREN, MINUS, PERCENT, PIPE, PLUS, PUSH, STAR, TILDE, UNDERSCORE } from "./bytes.ts";
 
 /** Bounds enforced as soon as a header is read, before any payload it announces has arrived. */
 export interface RespLimits {
@@ -25,23 +26,6 @@ export const DEFAULT_LIMITS: RespLimits = {
 /** Longest inline command line, as Redis's PROTO_INLINE_MAX_SIZE. */
 export const INLINE_MAX_BYTES = 64 * 1024;
 
-const CR = 13;
-const LF = 10;
-const STAR = 42; // *
-const DOLLAR = 36; // $
-const PLUS = 43; // +
-const MINUS = 45; // -
-const COLON = 58; // :
-const UNDERSCORE = 95; // _
-const COMMA = 44; // ,
-const HASH = 35; // #
-const LPAREN = 40; // (
-const BANG = 33; // !
-const EQUALS = 61; // =
-const PERCENT = 37; // %
-const TILDE = 126; // ~
-const GT = 62; // >
-const PIPE = 124; // |
 
 /** Largest negative length accepted; only -1 means anything, the rest is for Redis's `*-N` leniency. */
 const MAX_NEGATIVE = 1e15;
@@ -183,7 +167,7 @@ function readHeader(
     case STAR:
     case PERCENT:
     case TILDE:
-    case GT:
+    case PUSH:
     case PIPE: {
       const n = readLength(buf, p + 1, end, limits.maxArrayLength, "invalid multibulk length");
       if (lengthEnd < 0) return -1;

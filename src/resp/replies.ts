@@ -4,6 +4,7 @@
  * decoding on the forward path.
  */
 import { encodeCommand, encodeError } from "./encode.ts";
+import { MINUS } from "./bytes.ts";
 
 /** `-PREFIX message\r\n` (CR and LF in the message become spaces). */
 export function errorReply(message: string, prefix = "ERR"): Uint8Array {
@@ -22,7 +23,6 @@ export const ErrorKind = {
 } as const;
 export type ErrorKind = (typeof ErrorKind)[keyof typeof ErrorKind];
 
-const MINUS = 45;
 
 function startsWith(frame: Uint8Array, word: string): boolean {
   if (frame.length < word.length + 1) return false;

@@ -3,11 +3,8 @@
  * (is it an error, which one, where does a redirect point), all without decoding the reply.
  */
 import { DEFAULT_LIMITS, FrameTail, scanFrom, type RespLimits } from "./frame.ts";
+import { BANG, COLON, CR, MINUS } from "./bytes.ts";
 
-const BANG = 33; // !
-const CR = 13;
-const COLON = 58; // :
-const MINUS = 45; // -
 const SPACE = 32;
 
 /** Receives one complete reply frame, relay-ready. */

@@ -8,11 +8,11 @@ import RedisParser from "redis-parser";
 import { encodeCommand } from "./encode.ts";
 import { ProtocolError } from "./errors.ts";
 import { DEFAULT_LIMITS, FrameTail, scanFrom, scanInline, type RespLimits } from "./frame.ts";
+import { STAR } from "./bytes.ts";
 
 /** Receives one request: its arguments (command name first) and its exact multibulk bytes. */
 export type RequestHandler = (args: Uint8Array[], frame: Uint8Array) => void;
 
-const STAR = 42;
 const EMPTY = new Uint8Array(0);
 
 /**

@@ -14,9 +14,11 @@ import type { Conn } from "../runtime.ts";
 import type { Scope, ScopedTimer } from "../scope/scope.ts";
 import { Fifo } from "../util/fifo.ts";
 import { UpstreamRequest, type ReplySink } from "../backend/request.ts";
+import type { DedicatedConn } from "../backend/contract.ts";
 import { ReplyReader } from "../resp/reply-reader.ts";
 import { errorReply, ASKING_COMMAND } from "../resp/replies.ts";
 import { concatBytes, encodeCommand } from "../resp/encode.ts";
+import { MINUS, PUSH } from "../resp/bytes.ts";
 
 /** What a connection reports to the node that owns it. */
 export interface UpstreamEvents {
@@ -47,12 +49,10 @@ const DISCARD: ReplySink = { deliver() {} };
 
 const HELLO_3 = encodeCommand(["HELLO", "3"]);
 const READONLY = encodeCommand(["READONLY"]);
-const MINUS = 45;
 /** `part` of the requests a connection makes for itself. */
 const INTERNAL = -1;
-const PUSH = 62; // '>'
 
-export class UpstreamConn {
+export class UpstreamConn implements DedicatedConn {
   readonly #scope: Scope;
   readonly #options: UpstreamConnOptions;
   readonly #events: UpstreamEvents;

@@ -10,8 +10,8 @@
  */
 import type { Scope } from "../scope/scope.ts";
 import type { UpstreamRequest } from "../backend/request.ts";
-import { UpstreamConn, type UpstreamConnOptions, type UpstreamEvents } from "./conn.ts";
-import { errorReply } from "../resp/replies.ts";
+import { Unavailable, type DedicatedOptions, type NodeHandle } from "../backend/contract.ts";
+import { UpstreamConn, type UpstreamConnOptions } from "./conn.ts";
 
 export interface NodeEvents {
   reply(node: UpstreamNode, request: UpstreamRequest, frame: Uint8Array): void;
@@ -23,18 +23,10 @@ export interface UpstreamNodeOptions extends Omit<UpstreamConnOptions, "host" | 
   connectionsPerNode: number;
 }
 
-/** How a dedicated connection speaks, and who hears it. */
-export interface DedicatedOptions {
-  protocol: 2 | 3;
-  subscriber?: boolean;
-  /** Replies (and, for a subscriber, every frame through `push`); `lost` when it goes away. */
-  events: UpstreamEvents;
-}
-
 const MIN_DOWN_MS = 100;
 const MAX_DOWN_MS = 2000;
 
-export class UpstreamNode {
+export class UpstreamNode implements NodeHandle {
   readonly address: string;
   readonly scope: Scope;
   readonly #conns: (UpstreamConn | null)[];
@@ -45,7 +37,8 @@ export class UpstreamNode {
   readonly #events: NodeEvents;
   #downUntil = 0;
   #downMs = 0;
-  #downReason = "";
+  #down: Unavailable | null = null;
+  readonly #closing: Unavailable;
 
   /**
    * `closeReason` says why requests still pending at teardown fail (e.g. "cluster 'a' was
@@ -60,6 +53,7 @@ export class UpstreamNode {
     closeReason: () => string | null = () => null,
   ) {
     this.address = `${host}:${port}`;
+    this.#closing = new Unavailable("closing", `upstream ${this.address} is shutting down`);
     this.scope = parent.child(`node ${this.address}`);
     this.#conns = new Array(Math.max(1, options.connectionsPerNode)).fill(null);
     this.#connOptions = { ...options, host, port };
@@ -94,12 +88,12 @@ export class UpstreamNode {
   }
 
   /**
-   * A connection for one client alone, or null (with the reason) when the node is shutting down
-   * or marked down. The caller closes it with `fail` when done.
+   * A connection for one client alone, or why not (the node is shutting down or marked down).
+   * The caller closes it with `fail` when done.
    */
-  dedicated(options: DedicatedOptions): UpstreamConn | string {
-    if (!this.scope.isOpen) return `upstream ${this.address} is shutting down`;
-    if (!this.isUp) return this.#downReason;
+  dedicated(options: DedicatedOptions): UpstreamConn | Unavailable {
+    if (!this.scope.isOpen) return this.#closing;
+    if (!this.isUp && this.#down) return this.#down;
     const conn = new UpstreamConn(this.scope, { ...this.#connOptions, protocol: options.protocol, subscriber: options.subscriber ?? false }, {
       reply: options.events.reply,
       push: options.events.push,
@@ -115,15 +109,15 @@ export class UpstreamNode {
   send(request: UpstreamRequest): void {
     // A node leaving the topology finishes what it has but takes nothing new.
     if (!this.scope.isOpen) {
-      request.sink.deliver(request, errorReply(`upstream ${this.address} is shutting down`));
+      request.sink.deliver(request, this.#closing.reply);
       return;
     }
     const conns = request.resp3 ? (this.#conns3 ??= new Array(this.#conns.length).fill(null)) : this.#conns;
     const index = request.affinity % conns.length;
     let conn = conns[index];
     if (!conn || conn.isDead) {
-      if (this.scope.runtime.now() < this.#downUntil) {
-        request.sink.deliver(request, errorReply(this.#downReason));
+      if (this.scope.runtime.now() < this.#downUntil && this.#down) {
+        request.sink.deliver(request, this.#down.reply);
         return;
       }
       conn = conns[index] = this.#open(conns, request.resp3 ? 3 : 2);
@@ -142,7 +136,7 @@ export class UpstreamNode {
         } else {
           this.#downMs = Math.min(MAX_DOWN_MS, Math.max(MIN_DOWN_MS, this.#downMs * 2));
           this.#downUntil = this.scope.runtime.now() + this.#downMs;
-          this.#downReason = reason;
+          this.#down = new Unavailable("nodeDown", reason);
         }
         this.#events.failure(this, reason);
       },

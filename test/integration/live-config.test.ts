@@ -152,7 +152,7 @@ describe("live configuration with several clusters", () => {
 
   it("replacing a cluster keeps serving it: the new scope takes over once ready, the old one is closed", SLOW, async () => {
     const w = await world.get();
-    const oldScope = w.proxy.app.control.backend("users")!.scope;
+    const oldScope = w.proxy.app.control.redisCluster("users")!.scope;
     const writes = (async () => {
       for (let i = 0; i < 200; i++) {
         await w.client.set(`user:r${i}`, String(i));

@@ -170,7 +170,7 @@ export async function runChurn(proxy: ChurnProxy, seeds: string[], options: Chur
     readyTimeoutMs: options.readyTimeoutMs ?? 2000,
     drainTimeoutMs: options.drainTimeoutMs ?? 500,
   });
-  const main = app.control.backend(MAIN)!;
+  const main = app.control.redisCluster(MAIN)!;
   const collect = garbageCollector();
   const lateBefore = lateCallbacks();
 

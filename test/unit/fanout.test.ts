@@ -8,14 +8,14 @@ import {
   fanOut,
   logicalAnd,
   oneSucceeded,
-  reasonReply,
   sumIntegers,
   tipMerge,
 } from "../../src/proxy/multi/fanout.ts";
 import { planOf, wholeClusterBackend } from "../../src/proxy/multi/whole-cluster.ts";
 import { commandInfo } from "../../src/commands/keys.ts";
 import { RouteTable } from "../../src/proxy/routing/routes.ts";
-import type { Backend } from "../../src/backend/contract.ts";
+import { Unavailable, type Backend } from "../../src/backend/contract.ts";
+import { fakeBackend as baseBackend } from "../support/fake-backend.ts";
 import type { UpstreamRequest } from "../../src/backend/request.ts";
 import { encodeCommand } from "../../src/resp/encode.ts";
 import { FakeClient } from "../support/fake-client.ts";
@@ -30,15 +30,12 @@ const info = (...words: string[]) => commandInfo(words[0]!, words.map(b))!;
 function fakeBackend(name: string, shards: number[]): Backend & { sent: UpstreamRequest[] } {
   const sent: UpstreamRequest[] = [];
   return {
-    name,
+    ...baseBackend(name, {
+      dispatch: (request) => void sent.push(request),
+      anyShard: () => shards[0]!,
+      primaries: () => shards.slice(),
+    }),
     sent,
-    shardOf: () => 0,
-    dispatch: (request) => void sent.push(request),
-    anyShard: () => shards[0]!,
-    primaries: () => shards.slice(),
-    nodeFor: () => "not in this test",
-    redirect: () => "not in this test",
-    onTopology: () => () => {},
   };
 }
 
@@ -109,9 +106,10 @@ describe("merges of per-primary replies", () => {
     assert.equal(kinds(["SCRIPT", "DEBUG", "YES"]), undefined);
   });
 
-  it("an error reason keeps its own code, or gets ERR", () => {
-    assert.equal(text(reasonReply("CLUSTERDOWN Hash slot not served")), "-CLUSTERDOWN Hash slot not served\r\n");
-    assert.equal(text(reasonReply("cluster 'a' is closing")), "-ERR cluster 'a' is closing\r\n");
+  it("a refusal replies with its own code: CLUSTERDOWN for a slot no node serves, else ERR", () => {
+    assert.equal(text(new Unavailable("clusterDown", "Hash slot not served").reply), "-CLUSTERDOWN Hash slot not served\r\n");
+    assert.equal(text(new Unavailable("closing", "cluster 'a' is closing").reply), "-ERR cluster 'a' is closing\r\n");
+    assert.equal(text(new Unavailable("limit", "max number of dedicated upstream connections reached (1)").reply), "-ERR max number of dedicated upstream connections reached (1)\r\n");
   });
 });
 

@@ -3,18 +3,10 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { RouteTable } from "../../src/proxy/routing/routes.ts";
 import type { Backend } from "../../src/backend/contract.ts";
+import { fakeBackend } from "../support/fake-backend.ts";
 import { isoTime } from "../../src/util/iso-time.ts";
 
-const backend = (name: string): Backend => ({
-  name,
-  shardOf: () => 0,
-  dispatch() {},
-  anyShard: () => 0,
-  primaries: () => [0],
-  nodeFor: () => "not in this test",
-  redirect: () => "not in this test",
-  onTopology: () => () => {},
-});
+const backend = (name: string): Backend => fakeBackend(name);
 const key = (text: string) => new TextEncoder().encode(text);
 
 describe("routing table", () => {

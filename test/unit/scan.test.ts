@@ -6,7 +6,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { decodeCursor, encodeCursor, nextSlot, nodeTag, scan, topologyTag, type ScanPosition } from "../../src/proxy/multi/scan.ts";
-import type { Backend } from "../../src/backend/contract.ts";
+import { Unavailable, type Backend } from "../../src/backend/contract.ts";
+import { fakeBackend } from "../support/fake-backend.ts";
+
+const SLOT_NOT_SERVED = new Unavailable("clusterDown", "Hash slot not served");
 import { keySlot } from "../../src/backends/cluster/slot.ts";
 import { decode } from "../../src/resp/decode.ts";
 import { encodeArray, encodeBulk } from "../../src/resp/encode.ts";
@@ -89,13 +92,12 @@ class ModelCluster {
     for (const listener of this.#listeners) listener();
   }
 
-  readonly backend: Backend = {
-    name: "model",
+  readonly backend: Backend = fakeBackend("model", {
     shardOf: () => 0,
     anyShard: () => 0,
     primaries: () => [],
-    nodeFor: (slot) => (this.owners[slot] as never) ?? "CLUSTERDOWN Hash slot not served",
-    redirect: () => "not in this test",
+    nodeFor: (slot) => (this.owners[slot] as never) ?? SLOT_NOT_SERVED,
+    redirect: () => null,
     onTopology: (listener) => {
       this.#listeners.add(listener);
       return () => void this.#listeners.delete(listener);
@@ -106,7 +108,7 @@ class ModelCluster {
       const { next, keys } = node.scan(Number(args[1]), Number(args[3] ?? 10));
       request.sink.deliver(request, encodeArray([encodeBulk(String(next)), encodeArray(keys.map((k) => encodeBulk(k)))]));
     },
-  };
+  });
 }
 
 /** One SCAN page through slotgate's walk: the client's next cursor and the keys. */

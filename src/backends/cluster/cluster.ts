@@ -8,7 +8,8 @@
  */
 import type { Scope } from "../../scope/scope.ts";
 import type { ReplySink, UpstreamRequest } from "../../backend/request.ts";
-import type { Backend, Redirect } from "../../backend/contract.ts";
+import { Unavailable, type Backend, type BackendCapabilities, type BackendStatus, type NodeHandle, type Redirect } from "../../backend/contract.ts";
+import { isoTime } from "../../util/iso-time.ts";
 import { keySlot } from "./slot.ts";
 import { Discovery, type DiscoveryOptions } from "./discovery.ts";
 import { UpstreamNode, type UpstreamNodeOptions } from "../../upstream/node.ts";
@@ -44,10 +45,13 @@ export interface ClusterStats {
 
 const NO_REPLICAS: readonly Replica[] = [];
 
-const CLUSTER_DOWN = errorReply("Hash slot not served", "CLUSTERDOWN");
+const SLOT_NOT_SERVED = new Unavailable("clusterDown", "Hash slot not served");
+const CLUSTER_DOWN = SLOT_NOT_SERVED.reply;
+const CAPABILITIES: BackendCapabilities = { publishReachesEveryNode: true };
 
 export class Cluster implements Backend {
   readonly scope: Scope;
+  readonly capabilities = CAPABILITIES;
   readonly stats: ClusterStats = { moved: 0, ask: 0, refreshes: 0, refreshFailures: 0, lastRefreshAt: null, lastError: null, coveredSlots: 0, replicaReads: 0, replicaFallbacks: 0 };
   readonly #options: ClusterOptions;
   readonly #owners: (UpstreamNode | undefined)[] = new Array(SLOT_COUNT);
@@ -62,7 +66,12 @@ export class Cluster implements Backend {
   readonly #discovery: Discovery;
   #topology: Topology = { ranges: [] };
   #redirectsSinceRefresh = 0;
+  /** Why the cluster refuses work once it began closing. */
+  #closing: Unavailable;
+  /** Why requests still pending at teardown fail: set by `close`/`destroy` (null: nodes say their own). */
   #closeReason: string | null = null;
+  /** Routing no longer leads here: a request that still arrives is answered this. */
+  readonly #notConfigured: Unavailable;
   readonly #topologyListeners = new Set<() => void>();
   #ready!: () => void;
   /** Learning the servers' command table (null when no table was given). */
@@ -72,6 +81,8 @@ export class Cluster implements Backend {
 
   constructor(parent: Scope, readonly name: string, options: ClusterOptions) {
     this.scope = parent.child(`cluster ${name}`);
+    this.#closing = new Unavailable("closing", `cluster '${name}' is closing`);
+    this.#notConfigured = new Unavailable("closing", `cluster '${name}' is not configured`);
     this.#options = options;
     this.#readFrom = options.readFrom ?? "primary";
     this.#replicasOf = this.#readFrom === "primary" ? null : new Array<readonly Replica[]>(SLOT_COUNT).fill(NO_REPLICAS);
@@ -113,7 +124,7 @@ export class Cluster implements Backend {
   /** Send a request to the primary that owns its slot, or a read to one of its replicas. */
   dispatch(request: UpstreamRequest): void {
     // A cluster being removed or replaced takes nothing new (routing no longer leads here).
-    if (!this.scope.isOpen) return request.sink.deliver(request, errorReply(`cluster '${this.name}' is not configured`));
+    if (!this.scope.isOpen) return request.sink.deliver(request, this.#notConfigured.reply);
     const node = this.#owners[request.slot];
     if (!node) return request.sink.deliver(request, CLUSTER_DOWN);
     if (request.readOnly && this.#replicasOf) {
@@ -138,9 +149,9 @@ export class Cluster implements Backend {
     return range.start;
   }
 
-  nodeFor(shard: number): UpstreamNode | string {
-    if (!this.scope.isOpen) return this.#closeReason ?? `cluster '${this.name}' is closing`;
-    return this.#owners[shard] ?? "CLUSTERDOWN Hash slot not served";
+  nodeFor(shard: number): UpstreamNode | Unavailable {
+    if (!this.scope.isOpen) return this.#closing;
+    return this.#owners[shard] ?? SLOT_NOT_SERVED;
   }
 
   /** The lowest slot of each primary, ascending (a MOVED already learnt counts). */
@@ -156,11 +167,12 @@ export class Cluster implements Backend {
     return shards;
   }
 
-  redirect(frame: Uint8Array, from: UpstreamNode): Redirect | string {
+  redirect(frame: Uint8Array, from: NodeHandle, followed = 0): Redirect | Unavailable | null {
     const kind = errorKind(frame);
     const target = kind === ErrorKind.Moved || kind === ErrorKind.Ask ? parseRedirect(frame) : null;
-    if (!target) return "not a redirect";
-    if (!this.scope.isOpen) return this.#closeReason ?? `cluster '${this.name}' is closing`;
+    if (!target) return null;
+    if (!this.scope.isOpen) return this.#closing;
+    if (followed > this.#options.maxRedirects) return new Unavailable("limit", tooManyRedirects(frame));
     return { node: this.#learnRedirect(from, target, kind), slot: target.slot, ask: kind === ErrorKind.Ask };
   }
 
@@ -218,14 +230,14 @@ export class Cluster implements Backend {
   #redirect(from: UpstreamNode, request: UpstreamRequest, frame: Uint8Array, kind: ErrorKind): void {
     const target = parseRedirect(frame);
     if (!target || ++request.redirects > this.#options.maxRedirects) {
-      request.sink.deliver(request, target ? errorReply(`too many cluster redirections (last: ${new TextDecoder().decode(frame.subarray(1, frame.length - 2))})`) : frame);
+      request.sink.deliver(request, target ? errorReply(tooManyRedirects(frame)) : frame);
       return;
     }
     // A closing cluster opens no node, and every node it has refuses new work: a redirect that
     // arrives while it drains ends here (opening a node would throw, and the request would never
     // be answered).
     if (!this.scope.isOpen) {
-      request.sink.deliver(request, errorReply(this.#closeReason ?? `cluster '${this.name}' is closing`));
+      request.sink.deliver(request, this.#closing.reply);
       return;
     }
     if (kind === ErrorKind.Ask && faults.ignoreAsk) return request.sink.deliver(request, frame); // test-only fault
@@ -238,7 +250,7 @@ export class Cluster implements Backend {
   }
 
   /** Count a redirect, believe a MOVED at once, refresh after enough of them; the node to follow to. */
-  #learnRedirect(from: UpstreamNode, target: { host: string; port: number; slot: number }, kind: ErrorKind): UpstreamNode {
+  #learnRedirect(from: NodeHandle, target: { host: string; port: number; slot: number }, kind: ErrorKind): UpstreamNode {
     const node = this.#node(target.host === "" ? from.host : target.host, target.port);
     if (kind === ErrorKind.Moved) {
       this.stats.moved++;
@@ -353,14 +365,47 @@ export class Cluster implements Backend {
     for (const listener of this.#topologyListeners) listener();
   }
 
+  /** What the admin API shows. */
+  status(): BackendStatus {
+    const stats = this.stats;
+    return {
+      type: "cluster",
+      ready: this.isReady,
+      coveredSlots: stats.coveredSlots,
+      nodes: this.nodes(),
+      lastRefreshAt: stats.lastRefreshAt === null ? null : isoTime(stats.lastRefreshAt),
+      lastError: stats.lastError,
+      redirects: { moved: stats.moved, ask: stats.ask },
+      refreshes: stats.refreshes,
+      refreshFailures: stats.refreshFailures,
+      scope: this.scope.inspect(),
+    };
+  }
+
   /**
    * Close the cluster: discovery stops at once, in-flight requests may finish until `deadlineMs`,
    * then everything is cancelled and requests still pending are answered `-ERR <reason>`.
    */
   close(deadlineMs: number, reason = `cluster '${this.name}' was removed`): Promise<void> {
-    this.#closeReason = reason;
+    this.#closeWith(reason);
     return this.scope.close({ deadlineMs });
+  }
+
+  /** Close with no grace: what is pending is answered `-ERR <reason>` now. */
+  destroy(reason = `cluster '${this.name}' was removed`): Promise<void> {
+    this.#closeWith(reason);
+    return this.scope.destroy();
+  }
+
+  #closeWith(reason: string): void {
+    if (this.#closeReason !== null) return;
+    this.#closeReason = reason;
+    this.#closing = new Unavailable("closing", reason);
   }
 }
 
 export type { SlotRange };
+
+function tooManyRedirects(frame: Uint8Array): string {
+  return `too many cluster redirections (last: ${new TextDecoder().decode(frame.subarray(1, frame.length - 2))})`;
+}

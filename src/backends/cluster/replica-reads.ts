@@ -14,6 +14,7 @@
  */
 import { UpstreamRequest, type ReplySink } from "../../backend/request.ts";
 import type { UpstreamNode } from "../../upstream/node.ts";
+import { MINUS } from "../../resp/bytes.ts";
 
 export const READ_FROM = ["primary", "preferReplica", "replica", "any"] as const;
 export type ReadFrom = (typeof READ_FROM)[number];
@@ -90,7 +91,6 @@ export function fallsAway(frame: Uint8Array): boolean {
   return frame[0] === MINUS && (startsWith(frame, "LOADING") || startsWith(frame, "MASTERDOWN") || startsWith(frame, "CLUSTERDOWN"));
 }
 
-const MINUS = 45;
 
 function startsWith(frame: Uint8Array, word: string): boolean {
   if (frame.length < word.length + 1) return false;

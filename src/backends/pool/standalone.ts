@@ -5,12 +5,11 @@
  * soon as it is configured, and a server that fails answers errors until it comes back.
  */
 import type { Scope } from "../../scope/scope.ts";
-import type { Backend, Redirect } from "../../backend/contract.ts";
+import { Unavailable, type Backend, type BackendCapabilities, type BackendStatus, type Redirect } from "../../backend/contract.ts";
 import type { UpstreamRequest } from "../../backend/request.ts";
 import { KetamaRing, twemproxyServerName, type KetamaHash } from "./ketama.ts";
 import { UpstreamNode, type UpstreamNodeOptions } from "../../upstream/node.ts";
 import { parseAddress } from "../cluster/topology.ts";
-import { errorReply } from "../../resp/replies.ts";
 
 export interface StandaloneServer {
   address: string;
@@ -24,14 +23,21 @@ export interface StandaloneOptions extends UpstreamNodeOptions {
   hashTag?: string;
 }
 
+const CAPABILITIES: BackendCapabilities = { publishReachesEveryNode: false };
+
 export class StandalonePool implements Backend {
   readonly scope: Scope;
+  readonly capabilities = CAPABILITIES;
   readonly #ring: KetamaRing;
   readonly #nodes: UpstreamNode[];
   #closeReason: string | null = null;
+  #closing: Unavailable;
+  readonly #noServer: Unavailable;
 
   constructor(parent: Scope, readonly name: string, options: StandaloneOptions) {
     this.scope = parent.child(`cluster ${name}`);
+    this.#closing = new Unavailable("closing", `cluster '${name}' is closing`);
+    this.#noServer = new Unavailable("noServer", `no server available in '${name}'`);
     const servers = options.servers.map((s) => ({ ...s, ...parseAddress(s.address)! }));
     this.#ring = new KetamaRing(
       servers.map((s) => ({ name: twemproxyServerName(s.host, s.port, s.name), weight: s.weight })),
@@ -72,17 +78,17 @@ export class StandalonePool implements Backend {
   dispatch(request: UpstreamRequest): void {
     const node = this.#nodes[request.slot];
     if (node) node.send(request);
-    else request.sink.deliver(request, errorReply(`no server available in '${this.name}'`));
+    else request.sink.deliver(request, this.#noServer.reply);
   }
 
-  nodeFor(shard: number): UpstreamNode | string {
-    if (!this.scope.isOpen) return this.#closeReason ?? `cluster '${this.name}' is closing`;
-    return this.#nodes[shard] ?? `no server available in '${this.name}'`;
+  nodeFor(shard: number): UpstreamNode | Unavailable {
+    if (!this.scope.isOpen) return this.#closing;
+    return this.#nodes[shard] ?? this.#noServer;
   }
 
   /** Standalone servers do not redirect. */
-  redirect(): Redirect | string {
-    return "not a redirect";
+  redirect(): Redirect | Unavailable | null {
+    return null;
   }
 
   /** The ring never changes while the pool lives. */
@@ -90,9 +96,37 @@ export class StandalonePool implements Backend {
     return () => {};
   }
 
+  status(): BackendStatus {
+    const nodes = this.nodes();
+    return {
+      type: "standalone",
+      ready: this.isReady,
+      coveredSlots: nodes.length,
+      nodes,
+      lastRefreshAt: null,
+      lastError: null,
+      redirects: { moved: 0, ask: 0 },
+      refreshes: 0,
+      refreshFailures: 0,
+      scope: this.scope.inspect(),
+    };
+  }
+
   /** Close the pool: requests in flight may finish until `deadlineMs`; the rest get `reason`. */
   close(deadlineMs: number, reason: string): Promise<void> {
-    this.#closeReason = reason;
+    this.#closeWith(reason);
     return this.scope.close({ deadlineMs });
+  }
+
+  /** Close with no grace: what is pending is answered `-ERR <reason>` now. */
+  destroy(reason: string): Promise<void> {
+    this.#closeWith(reason);
+    return this.scope.destroy();
+  }
+
+  #closeWith(reason: string): void {
+    if (this.#closeReason !== null) return;
+    this.#closeReason = reason;
+    this.#closing = new Unavailable("closing", reason);
   }
 }

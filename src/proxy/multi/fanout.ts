@@ -6,15 +6,15 @@
  * comes from the command table rather than a hand list. An error reply wins over the others
  * unless the policy says otherwise (`one_succeeded`).
  */
-import type { Backend } from "../../backend/contract.ts";
+import { Unavailable, type Backend, type DedicatedConn } from "../../backend/contract.ts";
 import { UpstreamRequest, type Pending, type ReplySink } from "../../backend/request.ts";
 import type { SplitOwner } from "./split.ts";
 import type { CommandInfo } from "../../commands/keys.ts";
-import type { UpstreamConn } from "../../upstream/conn.ts";
 import { decode } from "../../resp/decode.ts";
 import { concatBytes, encodeArray, encodeArrayHeader, encodeError, encodeInteger } from "../../resp/encode.ts";
 import { errorReply } from "../../resp/replies.ts";
 import { readInteger } from "../../resp/reply-reader.ts";
+import { BANG, CR, DOLLAR, MINUS, STAR, UNDERSCORE } from "../../resp/bytes.ts";
 
 /** Turns the replies of every part, in shard order, into the client's reply. */
 export type Merge = (replies: readonly Uint8Array[]) => Uint8Array;
@@ -27,22 +27,11 @@ export interface FanOutClient extends SplitOwner, ReplySink {
   reply(frame: Uint8Array): void;
 }
 
-const STAR = 42; // *
-const MINUS = 45; // -
-const BANG = 33; // ! (RESP3 blob error)
-const DOLLAR = 36; // $
-const UNDERSCORE = 95; // _
-const CR = 13;
 
 /** Sent when a backend has no primary at all (no slot map yet). */
 export const CLUSTER_DOWN = errorReply("The cluster is down", "CLUSTERDOWN");
 const UNEXPECTED = errorReply("unexpected reply from a primary");
 const NOTBUSY = "-NOTBUSY";
-
-/** An error reply for a reason: one that starts with an error code (`CLUSTERDOWN ...`) keeps it, others get `ERR`. */
-export function reasonReply(reason: string): Uint8Array {
-  return /^[A-Z]+ /.test(reason) ? encodeError(reason) : errorReply(reason);
-}
 
 export function isErrorReply(frame: Uint8Array): boolean {
   return frame[0] === MINUS || frame[0] === BANG;
@@ -210,11 +199,11 @@ export function fanOutAlone(client: FanOutClient, backend: Backend, shards: read
   client.expect(fan);
   for (const request of requests) {
     const node = backend.nodeFor(request.slot);
-    if (typeof node === "string") {
-      fan.deliver(request, reasonReply(node));
+    if (node instanceof Unavailable) {
+      fan.deliver(request, node.reply);
       continue;
     }
-    let conn: UpstreamConn | null = null;
+    let conn: DedicatedConn | null = null;
     const opened = node.dedicated({
       protocol: client.protocol,
       events: {
@@ -225,8 +214,8 @@ export function fanOutAlone(client: FanOutClient, backend: Backend, shards: read
         lost: () => {},
       },
     });
-    if (typeof opened === "string") {
-      fan.deliver(request, reasonReply(opened));
+    if (opened instanceof Unavailable) {
+      fan.deliver(request, opened.reply);
       continue;
     }
     conn = opened;

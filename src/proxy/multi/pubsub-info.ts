@@ -12,15 +12,14 @@ import type { RouteTable } from "../routing/routes.ts";
 import type { RouteClient } from "../routing/router.ts";
 import type { SplitOwner } from "./split.ts";
 import { UpstreamRequest, type Pending, type ReplySink } from "../../backend/request.ts";
-import { SLOT_COUNT } from "../../backends/cluster/topology.ts";
 import { decode } from "../../resp/decode.ts";
 import { encodeArray, encodeBulk, encodeCommand, encodeInteger } from "../../resp/encode.ts";
 import { keyOf } from "../pubsub/link.ts";
+import { MINUS } from "../../resp/bytes.ts";
 
 /** The PUBSUB subcommands merged here, by their table name. */
 export const MERGED_PUBSUB = new Set(["PUBSUB|CHANNELS", "PUBSUB|NUMSUB", "PUBSUB|NUMPAT", "PUBSUB|SHARDCHANNELS", "PUBSUB|SHARDNUMSUB"]);
 
-const MINUS = 45;
 
 /** Answer `PUBSUB <sub> ...` (`sub` upper-case, one of MERGED_PUBSUB) from every primary concerned. */
 export function pubsubIntrospect(client: RouteClient, table: RouteTable, sub: string, args: Uint8Array[], frame: Uint8Array): void {
@@ -62,7 +61,7 @@ export function pubsubIntrospect(client: RouteClient, table: RouteTable, sub: st
   const merged = new MergedReply(client, merge);
   const sends: { backend: Backend; request: UpstreamRequest }[] = [];
   for (const { backend, frame } of parts) {
-    for (const shard of primaryShards(backend)) {
+    for (const shard of backend.primaries()) {
       // RESP2 whatever the client speaks: the merged reply is encoded here, valid in both.
       sends.push({ backend, request: new UpstreamRequest(frame, shard, merged, client.id, sends.length) });
     }
@@ -71,19 +70,6 @@ export function pubsubIntrospect(client: RouteClient, table: RouteTable, sub: st
   client.expect(merged);
   if (sends.length === 0) client.complete(merged);
   for (const { backend, request } of sends) backend.dispatch(request);
-}
-
-/** One shard served by each distinct primary (or server) of `backend`. */
-function primaryShards(backend: Backend): number[] {
-  const seen = new Set<unknown>();
-  const shards: number[] = [];
-  for (let shard = 0; shard < SLOT_COUNT; shard++) {
-    const node = backend.nodeFor(shard);
-    if (typeof node === "string" || seen.has(node)) continue;
-    seen.add(node);
-    shards.push(shard);
-  }
-  return shards;
 }
 
 /** Collects one reply per primary and answers their merge, or the first error among them. */

@@ -27,12 +27,13 @@
  * as unsigned 64-bit numbers) while a primary's own cursor is below 2^30, i.e. for tables of up to
  * ~1 billion buckets, and stay below 2^53 (clients that read them as doubles) below 2^19.
  */
-import type { Backend } from "../../backend/contract.ts";
+import { Unavailable, type Backend } from "../../backend/contract.ts";
 import { UpstreamRequest, type Pending, type ReplySink } from "../../backend/request.ts";
-import { arrayHeader, isErrorReply, reasonReply, CLUSTER_DOWN, type FanOutClient } from "./fanout.ts";
+import { arrayHeader, isErrorReply, CLUSTER_DOWN, type FanOutClient } from "./fanout.ts";
 import { SLOT_COUNT } from "../../backends/cluster/topology.ts";
 import { concatBytes, encodeArrayHeader, encodeBulk, encodeCommand } from "../../resp/encode.ts";
 import { errorReply } from "../../resp/replies.ts";
+import { CR } from "../../resp/bytes.ts";
 
 /** Where a whole-cluster scan stands, as encoded in its cursor. */
 export interface ScanPosition {
@@ -48,7 +49,7 @@ export interface ScanPosition {
 
 /** What the walk needs of a backend: who serves each slot, and when that changes (a `Backend` is one). */
 export interface SlotOwners {
-  nodeFor(shard: number): { readonly address: string } | string;
+  nodeFor(shard: number): { readonly address: string } | Unavailable;
   onTopology(listener: () => void): () => void;
 }
 
@@ -120,7 +121,7 @@ function hashSlotMap(owners: SlotOwners): number {
   let previous: unknown = undefined;
   for (let slot = 0; slot < SLOT_COUNT; slot++) {
     const node = owners.nodeFor(slot);
-    const owner = typeof node === "string" ? null : node;
+    const owner = node instanceof Unavailable ? null : node;
     if (slot > 0 && owner === previous) continue;
     previous = owner;
     hash = fnv(`${slot}=${owner === null ? "" : owner.address};`, hash);
@@ -138,7 +139,7 @@ export function nextSlot(owners: SlotOwners, after: number, finished: object | n
   const lowest = new Map<object, number>();
   for (let slot = 0; slot < SLOT_COUNT; slot++) {
     const node = owners.nodeFor(slot);
-    if (typeof node === "string") continue;
+    if (node instanceof Unavailable) continue;
     if (!lowest.has(node)) lowest.set(node, slot);
     if (slot <= after || node === finished) continue;
     if (!stable || lowest.get(node) === slot) return slot;
@@ -165,7 +166,7 @@ export function scan(client: FanOutClient, backend: Backend, args: readonly Uint
     if (topology !== CHANGED && topologyTag(backend) !== topology) topology = CHANGED;
   }
   const node = backend.nodeFor(slot);
-  if (typeof node === "string") return client.reply(reasonReply(node));
+  if (node instanceof Unavailable) return client.reply(node.reply);
   const tag = nodeTag(node.address);
   // The slot changed hands since the last page: that cursor belongs to another node's table.
   if (position !== "start" && position.node !== tag) upstream = 0n;
@@ -219,7 +220,7 @@ export function parseScanReply(reply: Uint8Array): { upstream: bigint; keys: Uin
   if (!outer || outer.count !== 2 || reply[outer.body] !== 36) return null;
   let i = outer.body + 1;
   let length = 0;
-  for (; reply[i] !== 13; i++) length = length * 10 + reply[i]! - 48;
+  for (; reply[i] !== CR; i++) length = length * 10 + reply[i]! - 48;
   const start = i + 2;
   const text = decoder.decode(reply.subarray(start, start + length));
   if (!/^\d+$/.test(text)) return null;

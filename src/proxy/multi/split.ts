@@ -10,6 +10,7 @@ import { UpstreamRequest, type Pending } from "../../backend/request.ts";
 import { readInteger } from "../../resp/reply-reader.ts";
 import { commandBytes, errorKind, ErrorKind } from "../../resp/replies.ts";
 import { OK, encodeArray, encodeInteger, nullReply } from "../../resp/encode.ts";
+import { MINUS } from "../../resp/bytes.ts";
 
 export const SplitKind = { Values: 0, Ok: 1, Sum: 2 } as const;
 export type SplitKind = (typeof SplitKind)[keyof typeof SplitKind];
@@ -28,7 +29,6 @@ function bytes(text: string): Uint8Array {
   return new TextEncoder().encode(text);
 }
 
-const MINUS = 45;
 
 /** Called when a split command has its merged reply. */
 export interface SplitOwner {

@@ -5,19 +5,19 @@
  * kept for the client's next blocking command on the same node and closed with the client, which
  * makes Redis forget a command still blocked.
  *
- * A MOVED or ASK on the link is followed like on shared connections (bounded). WAIT counts the
+ * A MOVED or ASK on the link is followed like on shared connections (bounded by the backend's
+ * `maxRedirects`). WAIT counts the
  * replicas that acknowledged the client's writes; its link carried none of them, so it first
  * runs a script that writes and deletes a key of the same node atomically: the link's replication
  * offset then covers everything the client wrote there before.
  */
-import type { Backend } from "../../backend/contract.ts";
+import { Unavailable, type Backend, type NodeHandle } from "../../backend/contract.ts";
 import type { Target } from "../routing/router.ts";
 import { UpstreamRequest, type ReplySink } from "../../backend/request.ts";
-import { DedicatedLink, reasonReply, type DedicatedBudget } from "./dedicated.ts";
+import { DedicatedLink, type DedicatedBudget } from "./dedicated.ts";
 import { encodeCommand } from "../../resp/encode.ts";
 import { errorKind, ErrorKind } from "../../resp/replies.ts";
 
-const MAX_REDIRECTS = 5;
 const NOTHING: ReplySink = { deliver() {} };
 const TOUCH_SCRIPT = "redis.call('SET', KEYS[1], '1') redis.call('DEL', KEYS[1]) return 1";
 
@@ -37,9 +37,9 @@ export class Blocker {
   /** Send `request` (built from `target`, answered through its sink) on the client's link. */
   run(target: Target, request: UpstreamRequest): void {
     const node = target.backend.nodeFor(target.shard);
-    if (typeof node === "string") return request.sink.deliver(request, reasonReply(node));
+    if (node instanceof Unavailable) return request.sink.deliver(request, node.reply);
     const link = this.#linkTo(node);
-    if (link instanceof Uint8Array) return request.sink.deliver(request, link);
+    if (link instanceof Unavailable) return request.sink.deliver(request, link.reply);
     this.#backends.set(request, target.backend);
     if (target.info.name === "WAIT") link.send(this.#touch(target, request));
     link.send(request);
@@ -52,7 +52,7 @@ export class Blocker {
     this.#link = null;
   }
 
-  #linkTo(node: DedicatedLink["node"]): DedicatedLink | Uint8Array {
+  #linkTo(node: NodeHandle): DedicatedLink | Unavailable {
     const current = this.#link;
     if (current && !current.isDead && current.node === node) return current;
     current?.close("client moved on to another node");
@@ -69,14 +69,15 @@ export class Blocker {
   #onReply(request: UpstreamRequest, frame: Uint8Array): void {
     const kind = errorKind(frame);
     const backend = this.#backends.get(request);
-    if ((kind !== ErrorKind.Moved && kind !== ErrorKind.Ask) || !backend || this.#closed || ++request.redirects > MAX_REDIRECTS) {
+    const link = this.#link;
+    if ((kind !== ErrorKind.Moved && kind !== ErrorKind.Ask) || !backend || !link || this.#closed) {
       return request.sink.deliver(request, frame);
     }
-    const link = this.#link;
-    const redirect = link ? backend.redirect(frame, link.node) : "no link";
-    if (typeof redirect === "string") return request.sink.deliver(request, frame);
+    const redirect = backend.redirect(frame, link.node, ++request.redirects);
+    if (redirect === null) return request.sink.deliver(request, frame);
+    if (redirect instanceof Unavailable) return request.sink.deliver(request, redirect.reply);
     const next = this.#linkTo(redirect.node);
-    if (next instanceof Uint8Array) return request.sink.deliver(request, next);
+    if (next instanceof Unavailable) return request.sink.deliver(request, next.reply);
     request.slot = redirect.slot;
     request.asking = redirect.ask;
     next.send(request);

@@ -1,13 +1,16 @@
 /**
  * Connections one client holds alone — for a blocked command or a transaction — and the budget
  * that bounds them over all clients (`limits.maxDedicatedConnections`). A link counts against the
- * budget from the moment it is opened until it is closed or lost, whichever comes first.
+ * budget from the moment it is opened until it is closed or lost, whichever comes first: it holds
+ * one `BudgetSlot`, whose release is idempotent, so the count can never go below zero.
  */
-import type { UpstreamConn } from "../../upstream/conn.ts";
-import type { UpstreamNode } from "../../upstream/node.ts";
+import { Unavailable, type DedicatedConn, type NodeHandle } from "../../backend/contract.ts";
 import type { UpstreamRequest } from "../../backend/request.ts";
-import { encodeError } from "../../resp/encode.ts";
-import { errorReply } from "../../resp/replies.ts";
+
+/** One unit of a budget, given back once (a second `release` does nothing). */
+export interface BudgetSlot {
+  release(): void;
+}
 
 export class DedicatedBudget {
   #open = 0;
@@ -19,14 +22,18 @@ export class DedicatedBudget {
     return this.#open;
   }
 
-  tryAcquire(): boolean {
-    if (this.#open >= this.limit()) return false;
+  /** A slot, or null when `limit` are taken. */
+  tryAcquire(): BudgetSlot | null {
+    if (this.#open >= this.limit()) return null;
     this.#open++;
-    return true;
-  }
-
-  release(): void {
-    this.#open--;
+    let held = true;
+    return {
+      release: () => {
+        if (!held) return;
+        held = false;
+        this.#open--;
+      },
+    };
   }
 }
 
@@ -39,38 +46,35 @@ export interface LinkEvents {
 }
 
 export class DedicatedLink {
-  #released = false;
-
   private constructor(
-    readonly node: UpstreamNode,
-    readonly conn: UpstreamConn,
-    readonly budget: DedicatedBudget,
+    readonly node: NodeHandle,
+    readonly conn: DedicatedConn,
+    readonly slot: BudgetSlot,
   ) {}
 
-  /** Open a link to `node`, or say why not (as an error reply). */
-  static open(budget: DedicatedBudget, node: UpstreamNode, protocol: 2 | 3, events: LinkEvents): DedicatedLink | Uint8Array {
-    if (!budget.tryAcquire()) return errorReply(`max number of dedicated upstream connections reached (${budget.limit()})`);
-    let link: DedicatedLink | null = null;
+  /** Open a link to `node`, or say why not. */
+  static open(budget: DedicatedBudget, node: NodeHandle, protocol: 2 | 3, events: LinkEvents): DedicatedLink | Unavailable {
+    const slot = budget.tryAcquire();
+    if (!slot) return new Unavailable("limit", `max number of dedicated upstream connections reached (${budget.limit()})`);
     const conn = node.dedicated({
       protocol,
       events: {
         reply: events.reply,
         lost: (_conn, reason) => {
-          if (link) link.#release();
+          slot.release();
           events.lost(reason);
         },
       },
     });
-    if (typeof conn === "string") {
-      budget.release();
-      return reasonReply(conn);
+    if (conn instanceof Unavailable) {
+      slot.release();
+      return conn;
     }
-    link = new DedicatedLink(node, conn, budget);
-    return link;
+    return new DedicatedLink(node, conn, slot);
   }
 
   get isDead(): boolean {
-    return this.#released || this.conn.isDead;
+    return this.conn.isDead;
   }
 
   send(request: UpstreamRequest): void {
@@ -79,19 +83,7 @@ export class DedicatedLink {
 
   /** Close the connection (Redis unblocks and forgets whatever it held for it). Idempotent. */
   close(reason: string): void {
-    if (this.#released) return;
-    this.#release();
+    this.slot.release();
     this.conn.fail(reason);
   }
-
-  #release(): void {
-    if (this.#released) return;
-    this.#released = true;
-    this.budget.release();
-  }
-}
-
-/** A reason from a backend or node as an error reply: kept as it is when it names its own code. */
-export function reasonReply(reason: string): Uint8Array {
-  return reason.startsWith("CLUSTERDOWN ") ? encodeError(reason) : errorReply(reason);
 }

@@ -13,10 +13,10 @@
  * order (`runAlone`), so nothing the client sends on the shared connections overtakes it, or is
  * overtaken by it.
  */
-import type { Backend } from "../../backend/contract.ts";
+import { Unavailable, type Backend } from "../../backend/contract.ts";
 import type { Router, RouteClient, Target } from "../routing/router.ts";
 import { UpstreamRequest, type Pending, type ReplySink } from "../../backend/request.ts";
-import { DedicatedLink, reasonReply, type DedicatedBudget } from "./dedicated.ts";
+import { DedicatedLink, type DedicatedBudget } from "./dedicated.ts";
 import { OK, encodeError, encodeSimpleString } from "../../resp/encode.ts";
 import { errorKind, ErrorKind, errorReply } from "../../resp/replies.ts";
 import { parseRedirect } from "../../resp/reply-reader.ts";
@@ -157,7 +157,7 @@ export class Transaction {
     this.#backend = backend;
     this.#shard = shard;
     const node = backend.nodeFor(shard);
-    const link = typeof node === "string" ? reasonReply(node) : DedicatedLink.open(this.#host.budget, node, this.#host.protocol, {
+    const link = node instanceof Unavailable ? node : DedicatedLink.open(this.#host.budget, node, this.#host.protocol, {
       reply: (request, frame) => this.#onReply(request, frame),
       lost: (reason) => {
         if (this.#link !== link) return;
@@ -165,9 +165,9 @@ export class Transaction {
         this.#lost = `connection to the transaction's node lost (${reason})`;
       },
     });
-    if (link instanceof Uint8Array) {
-      this.#lost = decoder.decode(link.subarray(1, link.length - 2));
-      this.#host.reply(link);
+    if (link instanceof Unavailable) {
+      this.#lost = link.message;
+      this.#host.reply(link.reply);
       return false;
     }
     this.#link = link;

@@ -8,12 +8,11 @@
  * same bulk strings in RESP3, so a frame is converted by its first byte alone.
  */
 import type { Scope, Owned } from "../../scope/scope.ts";
-import type { UpstreamConn } from "../../upstream/conn.ts";
-import type { UpstreamNode } from "../../upstream/node.ts";
-import type { Backend } from "../../backend/contract.ts";
+import { Unavailable, type Backend, type DedicatedConn, type NodeHandle } from "../../backend/contract.ts";
 import { Fifo } from "../../util/fifo.ts";
 import { encodeCommand } from "../../resp/encode.ts";
 import { parseRedirect } from "../../resp/reply-reader.ts";
+import { MINUS } from "../../resp/bytes.ts";
 
 /** What a subscription names: a channel, a pattern or a shard channel. */
 export const Kind = { Channel: 0, Pattern: 1, Shard: 2 } as const;
@@ -76,7 +75,6 @@ interface Expected {
 const SUBSCRIBE_COMMANDS = ["SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE"];
 const UNSUBSCRIBE_COMMANDS = ["UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE"];
 const MESSAGE_KINDS: Record<string, Kind> = { message: Kind.Channel, pmessage: Kind.Pattern, smessage: Kind.Shard };
-const MINUS = 45;
 
 export class Link {
   /** The subscriptions placed on this connection (the client still wants each of them). */
@@ -85,12 +83,12 @@ export class Link {
   /** Subscribes and unsubscribes queued by the current operation, written by `flush`. */
   #batch: { unsubscribe: boolean; sub: Sub }[] = [];
   #commands = 0;
-  #conn!: UpstreamConn;
+  #conn!: DedicatedConn;
   #owned!: Owned;
   #closed = false;
 
   private constructor(
-    readonly node: UpstreamNode,
+    readonly node: NodeHandle,
     /** Carries shard channels (SSUBSCRIBE), else channels and patterns. */
     readonly shard: boolean,
     readonly backend: Backend,
@@ -98,7 +96,7 @@ export class Link {
   ) {}
 
   /** Open a subscriber connection to `node`, owned by `scope` (closed with it), or say why not. */
-  static open(scope: Scope, node: UpstreamNode, shard: boolean, backend: Backend, events: LinkEvents): Link | string {
+  static open(scope: Scope, node: NodeHandle, shard: boolean, backend: Backend, events: LinkEvents): Link | Unavailable {
     const link = new Link(node, shard, backend, events);
     const conn = node.dedicated({
       protocol: 2,
@@ -106,10 +104,10 @@ export class Link {
       events: {
         reply() {},
         push: scope.guard((frame: Uint8Array) => link.#onFrame(frame), false),
-        lost: scope.guard((_conn: UpstreamConn, reason: string) => link.#onLost(reason), false),
+        lost: scope.guard((_conn: DedicatedConn, reason: string) => link.#onLost(reason), false),
       },
     });
-    if (typeof conn === "string") return conn;
+    if (conn instanceof Unavailable) return conn;
     link.#conn = conn;
     link.#owned = scope.own("resource", `subscriber ${node.address}${shard ? " (shard)" : ""}`, () => link.close("the client is gone"));
     return link;

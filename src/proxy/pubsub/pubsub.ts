@@ -25,10 +25,8 @@
 import type { Scope, ScopedTimer } from "../../scope/scope.ts";
 import type { Logger } from "../../log.ts";
 import type { Pending } from "../../backend/request.ts";
-import type { Backend } from "../../backend/contract.ts";
+import { Unavailable, type Backend, type NodeHandle } from "../../backend/contract.ts";
 import type { RouteTable } from "../routing/routes.ts";
-import type { UpstreamNode } from "../../upstream/node.ts";
-import { StandalonePool } from "../../backends/pool/standalone.ts";
 import { checkArity, commandInfo } from "../../commands/keys.ts";
 import { EMPTY_BULK, NULL_BULK, NULL_RESP3, concatBytes, encodeArray, encodeBulk, encodeInteger, encodeSimpleString } from "../../resp/encode.ts";
 import { errorReply } from "../../resp/replies.ts";
@@ -143,7 +141,7 @@ function route(table: RouteTable, kind: Kind, names: Uint8Array[]): { backend: B
   for (const name of names) {
     const backend = table.match(name)?.backend;
     if (!backend) return errorReply(`no route for channel '${decoder.decode(name.subarray(0, 128))}'`);
-    if (kind === Kind.Pattern && !broadcasts(backend)) return errorReply(`patterns are not supported on standalone pool '${backend.name}'`);
+    if (kind === Kind.Pattern && !backend.capabilities.publishReachesEveryNode) return errorReply(`patterns are not supported on standalone pool '${backend.name}'`);
     const slot = backend.shardOf(name);
     const first = targets[0];
     if (kind === Kind.Shard && first) {
@@ -153,11 +151,6 @@ function route(table: RouteTable, kind: Kind, names: Uint8Array[]): { backend: B
     targets.push({ backend, slot });
   }
   return targets;
-}
-
-/** A Redis Cluster delivers every PUBLISH on every node; a standalone pool does not. */
-function broadcasts(backend: Backend): boolean {
-  return !(backend instanceof StandalonePool);
 }
 
 /** `subscribe`-style frame: `[word, name, count]`, an array in RESP2, a push in RESP3. */
@@ -323,8 +316,8 @@ export class PubSub {
     let why = "";
     for (const sub of this.#homeless) {
       const link = this.#linkFor(sub);
-      if (typeof link === "string") {
-        why = link;
+      if (link instanceof Unavailable) {
+        why = link.message;
         continue;
       }
       this.#homeless.delete(sub);
@@ -335,23 +328,23 @@ export class PubSub {
     if (this.#homeless.size > 0) this.#retryLater(why);
   }
 
-  #linkFor(sub: Sub): Link | string {
+  #linkFor(sub: Sub): Link | Unavailable {
     const backend = sub.backend;
     const shard = sub.kind === Kind.Shard;
-    if (!shard && broadcasts(backend)) {
+    if (!shard && backend.capabilities.publishReachesEveryNode) {
       for (const link of this.#links) if (!link.shard && link.backend === backend) return link;
       const node = backend.nodeFor(backend.anyShard());
-      return typeof node === "string" ? node : this.#open(node, false, backend);
+      return node instanceof Unavailable ? node : this.#open(node, false, backend);
     }
     const node = backend.nodeFor(sub.slot);
-    if (typeof node === "string") return node;
+    if (node instanceof Unavailable) return node;
     for (const link of this.#links) if (link.shard === shard && link.node === node) return link;
     return this.#open(node, shard, backend);
   }
 
-  #open(node: UpstreamNode, shard: boolean, backend: Backend): Link | string {
+  #open(node: NodeHandle, shard: boolean, backend: Backend): Link | Unavailable {
     const link = Link.open(this.#scope, node, shard, backend, this.#events);
-    if (typeof link !== "string") this.#links.add(link);
+    if (link instanceof Link) this.#links.add(link);
     return link;
   }
 
@@ -393,7 +386,7 @@ export class PubSub {
       const link = sub.link;
       if (!link || sub.backend !== backend) continue;
       const node = backend.nodeFor(sub.slot);
-      if (typeof node === "string" || node === link.node) continue;
+      if (node instanceof Unavailable || node === link.node) continue;
       // No SUNSUBSCRIBE: the old owner drops the channels of a slot it loses by itself.
       link.remove(sub, false);
       this.#homeless.add(sub);
