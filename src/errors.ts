@@ -49,3 +49,13 @@ export function isAbort(error: unknown): boolean {
     (error instanceof Error && (error.name === "AbortError" || error.name === "ScopeClosedError"))
   );
 }
+
+/**
+ * An invariant of the proxy broke (a request answered twice, a part merged twice). It closes
+ * the one client whose stream it would corrupt, with an internal error, and is logged with its
+ * stack; it never reaches a shared connection or another client.
+ */
+export class InvariantError extends Error {
+  override readonly name = "InvariantError";
+  readonly code = "INVARIANT";
+}

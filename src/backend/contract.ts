@@ -27,7 +27,9 @@ export type UnavailableKind =
   /** A limit is reached (dedicated connections). */
   | "limit"
   /** The backend has nothing of the kind asked (a standalone server does not redirect). */
-  | "unsupported";
+  | "unsupported"
+  /** No backend is configured for the command (no catch-all, several clusters). */
+  | "unrouted";
 
 /** A refusal as a value: what kind, and the text a client reads. */
 export class Unavailable {

@@ -12,6 +12,9 @@ import { KETAMA_HASHES } from "../backends/pool/ketama.ts";
 import { READ_FROM, type ReadFrom } from "../backends/cluster/replica-reads.ts";
 import { isLoopbackHost } from "../util/address.ts";
 import { denyProblem, normalizeDenied } from "../proxy/routing/deny-list.ts";
+import { localHandler } from "../proxy/session/local/local-commands.ts";
+
+const answeredLocally = (name: string): boolean => localHandler(name) !== undefined;
 
 const address = v.pipe(
   v.string("expected a host:port string"),
@@ -129,7 +132,7 @@ export const AdminSchema = v.strictObject({
 const deniedCommand = v.pipe(
   v.string("expected a command name"),
   v.transform(normalizeDenied),
-  v.check((entry) => denyProblem(entry) === null, (issue) => denyProblem(issue.input as string) ?? "cannot be denied"),
+  v.check((entry) => denyProblem(entry, answeredLocally) === null, (issue) => denyProblem(issue.input as string, answeredLocally) ?? "cannot be denied"),
 );
 
 const clusterName = v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, "expected a name of letters, digits, '_', '.', '-' (at most 64)"));

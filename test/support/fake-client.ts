@@ -23,6 +23,11 @@ export class FakeClient implements FanOutClient {
     request.reply = reply;
   }
   complete(): void {}
+  /** Faults reported by the code under test (an invariant it broke). */
+  readonly faults: Error[] = [];
+  fault(error: Error): void {
+    this.faults.push(error);
+  }
   /** The replies queued so far, as text (null while one is still pending). */
   get replies(): (string | null)[] {
     return this.queue.map((p) => (p.reply === null ? null : dec.decode(p.reply)));

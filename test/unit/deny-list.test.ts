@@ -34,9 +34,11 @@ describe("deny list", () => {
 
   it("normalizes and checks entries", () => {
     assert.equal(normalizeDenied(" script   load "), "SCRIPT|LOAD");
-    assert.equal(denyProblem("SCRIPT|LOAD"), null);
-    assert.equal(denyProblem("SCRIPT"), null);
-    assert.equal(denyProblem("GET|X"), "unknown command 'GET|X'");
+    const local = (name: string) => name === "PING";
+    assert.equal(denyProblem("SCRIPT|LOAD", local), null);
+    assert.equal(denyProblem("SCRIPT", local), null);
+    assert.equal(denyProblem("GET|X", local), "unknown command 'GET|X'");
+    assert.equal(denyProblem("PING", local), "'PING' is answered by slotgate itself and never reaches Redis");
   });
 
   it("a command denies its subcommands; a subcommand only itself", () => {

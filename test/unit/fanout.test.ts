@@ -11,7 +11,7 @@ import {
   sumIntegers,
   tipMerge,
 } from "../../src/proxy/multi/fanout.ts";
-import { planOf, wholeClusterBackend } from "../../src/proxy/multi/whole-cluster.ts";
+import { planOf } from "../../src/proxy/multi/whole-cluster.ts";
 import { commandInfo } from "../../src/commands/keys.ts";
 import { RouteTable } from "../../src/proxy/routing/routes.ts";
 import { Unavailable, type Backend } from "../../src/backend/contract.ts";
@@ -175,14 +175,25 @@ describe("the backend of whole-cluster commands", () => {
   const route = (prefix: string, backend: Backend) => ({ prefix, backend, removePrefix: false, caseInsensitive: false });
 
   it("the catch-all cluster, when there is one", () => {
-    assert.equal(wholeClusterBackend(new RouteTable([route("user:", users), route("cache:", cache)], main)), main);
+    assert.equal(new RouteTable([route("user:", users), route("cache:", cache)], main).datasetBackend(), main);
   });
 
   it("the only cluster, even with no catch-all", () => {
-    assert.equal(wholeClusterBackend(new RouteTable([route("user:", users), route("u2:", users)], null)), users);
+    assert.equal(new RouteTable([route("user:", users), route("u2:", users)], null).datasetBackend(), users);
   });
 
   it("several clusters and no catch-all: a reason, not a guess", () => {
-    assert.match(String(wholeClusterBackend(new RouteTable([route("user:", users), route("cache:", cache)], null))), /several clusters/);
+    const none = new RouteTable([route("user:", users), route("cache:", cache)], null).datasetBackend();
+    assert.ok(none instanceof Unavailable);
+    assert.match(none.message, /several clusters/);
+  });
+
+  it("commands every node answers alike go to the catch-all, else to any backend; none configured is a reason", () => {
+    assert.equal(new RouteTable([route("user:", users)], main).anyBackend(), main);
+    const any = new RouteTable([route("user:", users), route("cache:", cache)], null).anyBackend();
+    assert.ok(any === users || any === cache);
+    const none = new RouteTable([], null).anyBackend();
+    assert.ok(none instanceof Unavailable);
+    assert.equal(none.message, "no cluster is configured");
   });
 });

@@ -6,7 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { localHandler, parseInteger, type ConnectionInfo, type LocalContext } from "../../src/proxy/session/local/local-commands.ts";
+import { localHandler, parseInteger } from "../../src/proxy/session/local/local-commands.ts";
+import type { ConnectionInfo, LocalContext } from "../../src/proxy/session/local/context.ts";
 import { ReplyReader } from "../../src/resp/reply-reader.ts";
 
 const encoder = new TextEncoder();

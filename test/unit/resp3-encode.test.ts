@@ -59,7 +59,7 @@ describe("RESP3 encoders", () => {
 describe("split replies follow the client's protocol", () => {
   const owner = (protocol: 2 | 3) => {
     const done: Pending[] = [];
-    return { done, protocol, complete: (pending: Pending) => void done.push(pending) };
+    return { done, protocol, complete: (pending: Pending) => void done.push(pending), fault: (error: Error) => assert.fail(error) };
   };
   const args = (...words: string[]) => words.map((w) => encoder.encode(w));
 

@@ -7,8 +7,8 @@
  * unless the policy says otherwise (`one_succeeded`).
  */
 import { Unavailable, type Backend, type DedicatedConn } from "../../backend/contract.ts";
+import { InvariantError } from "../../errors.ts";
 import { UpstreamRequest, type Pending, type ReplySink } from "../../backend/request.ts";
-import type { SplitOwner } from "./split.ts";
 import type { CommandInfo } from "../../commands/keys.ts";
 import { decode } from "../../resp/decode.ts";
 import { concatBytes, encodeArray, encodeArrayHeader, encodeError, encodeInteger } from "../../resp/encode.ts";
@@ -18,6 +18,18 @@ import { BANG, CR, DOLLAR, MINUS, STAR, UNDERSCORE } from "../../resp/bytes.ts";
 
 /** Turns the replies of every part, in shard order, into the client's reply. */
 export type Merge = (replies: readonly Uint8Array[]) => Uint8Array;
+
+/** Whoever queues a fanned-out or split command's reply: called when its merged reply is ready. */
+export interface SplitOwner {
+  /** The client's protocol when the command is sent: its parts' replies come in that protocol. */
+  readonly protocol: 2 | 3;
+  complete(pending: Pending): void;
+  /**
+   * An invariant broke while serving this client (a part answered twice): the client is closed
+   * with an internal error and the fault logged; nobody else is affected.
+   */
+  fault(error: Error): void;
+}
 
 /** The client side of a fanned-out command (a `RouteClient` is one). */
 export interface FanOutClient extends SplitOwner, ReplySink {
@@ -57,7 +69,8 @@ export function arrayHeader(frame: Uint8Array): { count: number; body: number } 
   return { count, body: i + 2 };
 }
 
-function firstError(replies: readonly Uint8Array[]): Uint8Array | undefined {
+/** The first error among `replies`, if any. */
+export function firstError(replies: readonly Uint8Array[]): Uint8Array | undefined {
   return replies.find(isErrorReply);
 }
 
@@ -162,6 +175,9 @@ export class FanOut implements Pending, ReplySink {
   }
 
   deliver(request: UpstreamRequest, reply: Uint8Array): void {
+    if (this.#replies[request.part] !== undefined || this.#remaining === 0) {
+      return this.owner.fault(new InvariantError(`part ${request.part} of a fanned-out command was answered twice`));
+    }
     this.#replies[request.part] = reply;
     if (--this.#remaining > 0) return;
     this.reply = this.merge(this.#replies);

@@ -8,7 +8,7 @@
  * for only when it is wanted. A primary that fails does not fail INFO: the Proxy section counts
  * it in `slotgate_keyspace_errors`.
  */
-import type { Backend } from "../../backend/contract.ts";
+import { Unavailable, type Backend } from "../../backend/contract.ts";
 import { fanOut, isErrorReply, type FanOutClient } from "./fanout.ts";
 import { decode } from "../../resp/decode.ts";
 import { encodeBulk, encodeCommand, utf8Length } from "../../resp/encode.ts";
@@ -95,14 +95,14 @@ export function infoReply(text: string, protocol: 2 | 3): Uint8Array {
  * Answer `INFO args...`: `own` is the proxy's text; `backend` the whole-cluster backend whose
  * keyspace is merged, or why there is none.
  */
-export function info(client: FanOutClient, own: string, backend: Backend | string, args: readonly Uint8Array[]): void {
+export function info(client: FanOutClient, own: string, backend: Backend | Unavailable, args: readonly Uint8Array[]): void {
   const wanted = requestedSections(args);
   const picked = parseSections(own).filter((s) => wanted === null || wanted.has(s.name.toLowerCase()));
   if (wanted !== null && !wanted.has(KEYSPACE.toLowerCase())) return client.reply(infoReply(formatSections(picked), client.protocol));
   const proxy = picked.find((s) => s.name === PROXY);
-  const shards = typeof backend === "string" ? [] : backend.primaries();
-  if (typeof backend === "string" || shards.length === 0) {
-    proxy?.lines.push(`slotgate_keyspace_error:${typeof backend === "string" ? backend : `cluster '${backend.name}' knows no primary yet`}`);
+  const shards = backend instanceof Unavailable ? [] : backend.primaries();
+  if (backend instanceof Unavailable || shards.length === 0) {
+    proxy?.lines.push(`slotgate_keyspace_error:${backend instanceof Unavailable ? backend.message : `cluster '${backend.name}' knows no primary yet`}`);
     return client.reply(infoReply(formatSections([...picked, { name: KEYSPACE, lines: [] }]), client.protocol));
   }
   fanOut(client, backend, shards, INFO_KEYSPACE, (replies) => {

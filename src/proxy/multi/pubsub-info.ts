@@ -8,21 +8,24 @@
  * Subscribers connected directly to a replica are not counted.
  */
 import type { Backend } from "../../backend/contract.ts";
-import type { RouteTable } from "../routing/routes.ts";
-import type { RouteClient } from "../routing/router.ts";
-import type { SplitOwner } from "./split.ts";
-import { UpstreamRequest, type Pending, type ReplySink } from "../../backend/request.ts";
+import { UpstreamRequest } from "../../backend/request.ts";
+import { FanOut, firstError, type FanOutClient } from "./fanout.ts";
 import { decode } from "../../resp/decode.ts";
 import { encodeArray, encodeBulk, encodeCommand, encodeInteger } from "../../resp/encode.ts";
-import { keyOf } from "../pubsub/link.ts";
-import { MINUS } from "../../resp/bytes.ts";
+import { keyOf } from "../../util/binary-key.ts";
 
 /** The PUBSUB subcommands merged here, by their table name. */
 export const MERGED_PUBSUB = new Set(["PUBSUB|CHANNELS", "PUBSUB|NUMSUB", "PUBSUB|NUMPAT", "PUBSUB|SHARDCHANNELS", "PUBSUB|SHARDNUMSUB"]);
 
 
+/** Where channels live: the routing table, as far as PUBSUB needs it (a `RouteTable` is one). */
+export interface ChannelRoutes {
+  match(name: Uint8Array): { readonly backend: Backend } | null;
+  backends(): Iterable<Backend>;
+}
+
 /** Answer `PUBSUB <sub> ...` (`sub` upper-case, one of MERGED_PUBSUB) from every primary concerned. */
-export function pubsubIntrospect(client: RouteClient, table: RouteTable, sub: string, args: Uint8Array[], frame: Uint8Array): void {
+export function pubsubIntrospect(client: FanOutClient, table: ChannelRoutes, sub: string, args: Uint8Array[], frame: Uint8Array): void {
   const parts: { backend: Backend; frame: Uint8Array }[] = [];
   let merge: (replies: unknown[]) => Uint8Array;
   if (sub === "NUMSUB" || sub === "SHARDNUMSUB") {
@@ -58,42 +61,13 @@ export function pubsubIntrospect(client: RouteClient, table: RouteTable, sub: st
             return encodeArray([...union.values()].map((name) => encodeBulk(name)));
           };
   }
-  const merged = new MergedReply(client, merge);
-  const sends: { backend: Backend; request: UpstreamRequest }[] = [];
-  for (const { backend, frame } of parts) {
-    for (const shard of backend.primaries()) {
-      // RESP2 whatever the client speaks: the merged reply is encoded here, valid in both.
-      sends.push({ backend, request: new UpstreamRequest(frame, shard, merged, client.id, sends.length) });
-    }
-  }
-  merged.expect(sends.length);
-  client.expect(merged);
-  if (sends.length === 0) client.complete(merged);
-  for (const { backend, request } of sends) backend.dispatch(request);
-}
-
-/** Collects one reply per primary and answers their merge, or the first error among them. */
-class MergedReply implements Pending, ReplySink {
-  reply: Uint8Array | null = null;
-  #replies: Uint8Array[] = [];
-  #remaining = 0;
-
-  constructor(
-    readonly owner: SplitOwner,
-    readonly merge: (replies: unknown[]) => Uint8Array,
-  ) {}
-
-  expect(count: number): void {
-    this.#replies = new Array(count);
-    this.#remaining = count;
-    if (count === 0) this.reply = this.merge([]);
-  }
-
-  deliver(request: UpstreamRequest, reply: Uint8Array): void {
-    this.#replies[request.part] = reply;
-    if (--this.#remaining > 0) return;
-    const error = this.#replies.find((r) => r[0] === MINUS);
-    this.reply = error ?? this.merge(this.#replies.map((r) => decode(r)));
-    this.owner.complete(this);
-  }
+  const sends: { backend: Backend; frame: Uint8Array; shard: number }[] = [];
+  for (const { backend, frame } of parts) for (const shard of backend.primaries()) sends.push({ backend, frame, shard });
+  if (sends.length === 0) return client.reply(merge([]));
+  // The first error wins; otherwise the replies are decoded and merged.
+  const fan = new FanOut(client, sends.length, (replies) => firstError(replies) ?? merge(replies.map((reply) => decode(reply))));
+  // RESP2 whatever the client speaks: the merged reply is encoded here, valid in both.
+  const requests = sends.map(({ frame, shard }, part) => new UpstreamRequest(frame, shard, fan, client.id, part));
+  client.expect(fan);
+  for (let i = 0; i < sends.length; i++) sends[i]!.backend.dispatch(requests[i]!);
 }

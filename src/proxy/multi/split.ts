@@ -5,7 +5,7 @@
  * whose merge is its kind's; part replies are merged from their raw bytes, nothing is decoded but
  * an integer.
  */
-import { FanOut, type Merge } from "./fanout.ts";
+import { FanOut, type Merge, type SplitOwner } from "./fanout.ts";
 import { UpstreamRequest, type Pending } from "../../backend/request.ts";
 import { readInteger } from "../../resp/reply-reader.ts";
 import { commandBytes, errorKind, ErrorKind } from "../../resp/replies.ts";
@@ -29,13 +29,6 @@ function bytes(text: string): Uint8Array {
   return new TextEncoder().encode(text);
 }
 
-
-/** Called when a split command has its merged reply. */
-export interface SplitOwner {
-  /** The client's protocol when the command is split: its parts' replies come in that protocol. */
-  readonly protocol: 2 | 3;
-  complete(pending: Pending): void;
-}
 
 /** MGET: the values in key order; a key holding another type answers nil, where GET says WRONGTYPE. */
 function valuesMerge(nil: Uint8Array): Merge {

@@ -5,12 +5,11 @@
  * tips where they say it — no `request_policy`: any one primary; `all_shards`/`all_nodes`: every
  * primary, merged by its `response_policy` — and from `PLANS` where they do not.
  *
- * They go to the catch-all cluster, or to the only cluster when there is just one; with several
- * clusters and no catch-all they are refused. Prefixed routes do not apply: KEYS and SCAN return
+ * They go to the routing table's dataset backend (the catch-all cluster, or the only cluster
+ * when there is just one); with several clusters and no catch-all they are refused. Prefixed routes do not apply: KEYS and SCAN return
  * the catch-all cluster's keys as they are stored.
  */
-import type { Backend } from "../../backend/contract.ts";
-import type { RouteTable } from "../routing/routes.ts";
+import { Unavailable, type Backend } from "../../backend/contract.ts";
 import { allCommands, type CommandInfo } from "../../commands/keys.ts";
 import { UpstreamRequest } from "../../backend/request.ts";
 import { FirstFound, fanOut, fanOutAlone, oneSucceeded, tip, tipMerge, CLUSTER_DOWN, type FanOutClient, type Merge } from "./fanout.ts";
@@ -80,24 +79,14 @@ export function planOf(info: CommandInfo): Plan | undefined {
   return PLAN_OF.get(info.name);
 }
 
-/** The backend whole-cluster commands use: the catch-all, or the only one; else why none. */
-export function wholeClusterBackend(table: RouteTable): Backend | string {
-  const catchAll = table.match(new Uint8Array(0));
-  if (catchAll) return catchAll.backend;
-  const all = [...table.backends()];
-  if (all.length === 1) return all[0]!;
-  return all.length === 0 ? "no cluster is configured" : "several clusters are configured and none is the catch-all";
-}
-
 export class WholeCluster {
   constructor(readonly services: WholeClusterServices) {}
 
   /** Serve a command `planOf` knows. */
-  route(client: FanOutClient, table: RouteTable, info: CommandInfo, args: readonly Uint8Array[], frame: Uint8Array): void {
+  route(client: FanOutClient, backend: Backend | Unavailable, info: CommandInfo, args: readonly Uint8Array[], frame: Uint8Array): void {
     const plan = planOf(info)!;
-    const backend = wholeClusterBackend(table);
     if (plan.kind === "info") return this.#info(client, backend, args);
-    if (typeof backend === "string") return client.reply(refusal(info, backend));
+    if (backend instanceof Unavailable) return client.reply(refusal(info, backend));
     switch (plan.kind) {
       case "all":
         return fanOut(client, backend, backend.primaries(), frame, plan.merge);
@@ -113,9 +102,8 @@ export class WholeCluster {
   }
 
   /** A script call with no keys (or a numkeys Redis must judge): any one primary. */
-  routeKeyless(client: FanOutClient, table: RouteTable, info: CommandInfo, frame: Uint8Array): void {
-    const backend = wholeClusterBackend(table);
-    if (typeof backend === "string") return client.reply(refusal(info, backend));
+  routeKeyless(client: FanOutClient, backend: Backend | Unavailable, info: CommandInfo, frame: Uint8Array): void {
+    if (backend instanceof Unavailable) return client.reply(refusal(info, backend));
     this.#toOne(client, backend, frame);
   }
 
@@ -128,7 +116,7 @@ export class WholeCluster {
     backend.dispatch(request);
   }
 
-  #info(client: FanOutClient, backend: Backend | string, args: readonly Uint8Array[]): void {
+  #info(client: FanOutClient, backend: Backend | Unavailable, args: readonly Uint8Array[]): void {
     info(client, this.services.info(), backend, args);
   }
 
@@ -142,6 +130,6 @@ export class WholeCluster {
   }
 }
 
-function refusal(info: CommandInfo, reason: string): Uint8Array {
-  return errorReply(`'${info.name.toLowerCase().replace("|", " ")}' goes to every primary of one cluster, but ${reason}`);
+function refusal(info: CommandInfo, why: Unavailable): Uint8Array {
+  return errorReply(`'${info.name.toLowerCase().replace("|", " ")}' goes to every primary of one cluster, but ${why.message}`);
 }

@@ -17,6 +17,7 @@ import { Unavailable, type Backend } from "../../backend/contract.ts";
 import type { Router, RouteClient, Target } from "../routing/router.ts";
 import { UpstreamRequest, type Pending, type ReplySink } from "../../backend/request.ts";
 import { DedicatedLink, type DedicatedBudget } from "./dedicated.ts";
+import { CROSSSLOT, differentClusters } from "../errors.ts";
 import { OK, encodeError, encodeSimpleString } from "../../resp/encode.ts";
 import { errorKind, ErrorKind, errorReply } from "../../resp/replies.ts";
 import { parseRedirect } from "../../resp/reply-reader.ts";
@@ -32,7 +33,6 @@ export interface TransactionHost extends RouteClient {
 
 const QUEUED = encodeSimpleString("QUEUED");
 const EXECABORT = encodeError("EXECABORT Transaction discarded because of previous errors.");
-const CROSSSLOT = encodeError("CROSSSLOT Keys in request don't hash to the same slot");
 /** Takes the replies of commands replayed on the connection (already answered to the client). */
 const REPLAYED: ReplySink = { deliver() {} };
 const decoder = new TextDecoder();
@@ -141,7 +141,7 @@ export class Transaction {
   #bind(target: Target): boolean {
     if (this.#backend !== null) {
       if (target.backend !== this.#backend) {
-        this.#host.reply(errorReply(`keys in request route to different clusters ('${this.#backend.name}', '${target.backend.name}')`));
+        this.#host.reply(differentClusters(this.#backend.name, target.backend.name));
         return false;
       }
       if (target.shard !== this.#shard) {

@@ -12,7 +12,8 @@ import { Unavailable, type Backend, type DedicatedConn, type NodeHandle } from "
 import { Fifo } from "../../util/fifo.ts";
 import { encodeCommand } from "../../resp/encode.ts";
 import { parseRedirect } from "../../resp/reply-reader.ts";
-import { MINUS } from "../../resp/bytes.ts";
+import { MINUS, PUSH, STAR } from "../../resp/bytes.ts";
+import { keyOf } from "../../util/binary-key.ts";
 
 /** What a subscription names: a channel, a pattern or a shard channel. */
 export const Kind = { Channel: 0, Pattern: 1, Shard: 2 } as const;
@@ -227,19 +228,12 @@ export class Link {
   }
 }
 
-/** A map key for a name: its bytes as char codes (binary-safe, unlike a text decoding). */
-export function keyOf(bytes: Uint8Array): string {
-  let key = "";
-  for (let i = 0; i < bytes.length; i += 4096) key += String.fromCharCode(...bytes.subarray(i, i + 4096));
-  return key;
-}
-
 /**
  * The first two elements of a pub/sub frame (`*N` or `>N` of bulk strings): its kind word in
  * lower case and its channel or pattern (null for `$-1`/`_`). Null when the frame is not one.
  */
 export function readHead(frame: Uint8Array): { word: string; name: Uint8Array | null } | null {
-  if (frame[0] !== 42 && frame[0] !== 62) return null;
+  if (frame[0] !== STAR && frame[0] !== PUSH) return null;
   let p = lineEnd(frame, 0);
   const word = readBulk(frame, p);
   if (!word || word.value === null) return null;

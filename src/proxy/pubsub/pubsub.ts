@@ -31,7 +31,9 @@ import { checkArity, commandInfo } from "../../commands/keys.ts";
 import { EMPTY_BULK, NULL_BULK, NULL_RESP3, concatBytes, encodeArray, encodeBulk, encodeInteger, encodeSimpleString } from "../../resp/encode.ts";
 import { errorReply } from "../../resp/replies.ts";
 import { isRedirect } from "../../resp/reply-reader.ts";
-import { Kind, Link, SUBSCRIBE_WORDS, UNSUBSCRIBE_WORDS, keyOf, type LinkEvents, type Sub } from "./link.ts";
+import { Kind, Link, SUBSCRIBE_WORDS, UNSUBSCRIBE_WORDS, type LinkEvents, type Sub } from "./link.ts";
+import { keyOf } from "../../util/binary-key.ts";
+import { CROSSSLOT, differentClusters } from "../errors.ts";
 
 /** The client side of pub/sub (a `ClientSession`). */
 export interface PubSubClient {
@@ -73,7 +75,6 @@ const COMMANDS: Record<string, { kind: Kind; unsubscribe: boolean }> = {
 
 const RESET_REPLY = encodeSimpleString("RESET");
 const PONG_WORD = encodeBulk("pong");
-const CROSSSLOT = errorReply("Keys in request don't hash to the same slot", "CROSSSLOT");
 const decoder = new TextDecoder();
 
 /**
@@ -145,7 +146,7 @@ function route(table: RouteTable, kind: Kind, names: Uint8Array[]): { backend: B
     const slot = backend.shardOf(name);
     const first = targets[0];
     if (kind === Kind.Shard && first) {
-      if (first.backend !== backend) return errorReply(`keys in request route to different clusters ('${first.backend.name}', '${backend.name}')`);
+      if (first.backend !== backend) return differentClusters(first.backend.name, backend.name);
       if (first.slot !== slot) return CROSSSLOT;
     }
     targets.push({ backend, slot });

@@ -5,7 +5,6 @@
  * the proxy answers itself (PING, HELLO, CLIENT...) never reach Redis and cannot be denied.
  */
 import { commandInfo, type CommandInfo } from "../../commands/keys.ts";
-import { localHandler } from "../session/local/local-commands.ts";
 import { errorReply } from "../../resp/replies.ts";
 
 const encoder = new TextEncoder();
@@ -15,10 +14,13 @@ export function normalizeDenied(entry: string): string {
   return entry.trim().toUpperCase().replace(/\s+/, "|");
 }
 
-/** Why a normalized entry cannot be in the deny list, or null when it can. */
-export function denyProblem(entry: string): string | null {
+/**
+ * Why a normalized entry cannot be in the deny list, or null when it can. `answeredLocally` says
+ * which commands the proxy answers itself (they never reach Redis, so denying them means nothing).
+ */
+export function denyProblem(entry: string, answeredLocally: (name: string) => boolean): string | null {
   const [name = "", sub] = entry.split("|");
-  if (localHandler(name)) return `'${entry}' is answered by slotgate itself and never reaches Redis`;
+  if (answeredLocally(name)) return `'${entry}' is answered by slotgate itself and never reaches Redis`;
   const info = commandInfo(name, sub === undefined ? [encoder.encode(name)] : [encoder.encode(name), encoder.encode(sub)]);
   if (info === null || (sub !== undefined && info.name !== entry)) return `unknown command '${entry}'`;
   return null;

@@ -18,9 +18,11 @@ import { commandName } from "../../resp/request-parser.ts";
 import { encodeCommand } from "../../resp/encode.ts";
 import { errorReply } from "../../resp/replies.ts";
 import { UpstreamRequest, type Pending, type ReplySink } from "../../backend/request.ts";
-import { SPLIT_COMMANDS, SplitCommand, type SplitOwner } from "../multi/split.ts";
+import { SPLIT_COMMANDS, SplitCommand } from "../multi/split.ts";
+import type { FanOutClient } from "../multi/fanout.ts";
+import { CROSSSLOT, differentClusters } from "../errors.ts";
 import type { Route, RouteTable } from "./routes.ts";
-import type { Backend } from "../../backend/contract.ts";
+import { Unavailable, type Backend } from "../../backend/contract.ts";
 import { SCRIPT_CALLS, WholeCluster, planOf, type WholeClusterServices } from "../multi/whole-cluster.ts";
 import { deniedReply, isDenied } from "./deny-list.ts";
 
@@ -33,15 +35,11 @@ export interface Target {
 }
 import { MERGED_PUBSUB, pubsubIntrospect } from "../multi/pubsub-info.ts";
 
-/** The client side of a routed command. */
-export interface RouteClient extends ReplySink, SplitOwner {
-  readonly id: number;
-  /** 3 after `HELLO 3`: its requests travel on RESP3 connections. */
-  readonly protocol: 2 | 3;
-  /** Append to the client's reply queue (before dispatching: a reply may come back at once). */
-  expect(pending: Pending): void;
-  /** Answer now, in order. */
-  reply(frame: Uint8Array): void;
+/**
+ * The client side of a routed command: a fan-out client (`expect` a reply before dispatching,
+ * since one may come back at once; `reply` to answer now, in order) that can also block.
+ */
+export interface RouteClient extends FanOutClient {
   /** Run a blocking command (or WAIT, `target.shard` -1) on a connection of the client's own. */
   block(target: Target): void;
   /** Where the client's last write went (for WAIT); set by the router. */
@@ -63,7 +61,6 @@ function isDebugProtocol(name: string, args: Uint8Array[]): boolean {
   return name === "DEBUG" && args.length > 1 && decoder.decode(args[1]!).toUpperCase() === "PROTOCOL";
 }
 
-const CROSSSLOT = errorReply("Keys in request don't hash to the same slot", "CROSSSLOT");
 const decoder = new TextDecoder();
 /** The lookup of a split part's command needs no arguments (none of them has subcommands). */
 const NO_ARGS: readonly Uint8Array[] = [];
@@ -108,12 +105,12 @@ export class Router {
     }
     if (isBlocking(name, info, args)) return this.#block(client, table, name, info, args, frame);
     // Keyless commands about the whole dataset: SCAN, KEYS, FLUSHALL, SCRIPT, FUNCTION, INFO...
-    if (planOf(info)) return this.#wholeCluster.route(client, table, info, args, frame);
+    if (planOf(info)) return this.#wholeCluster.route(client, table.datasetBackend(), info, args, frame);
     if (!supported(name, info)) return client.reply(errorReply(`unsupported command '${name}'`));
     const keys = keyIndexes(info, args);
     if (keys === null || keys.length === 0) {
       // EVAL/FCALL with no keys run on any primary; a numkeys slotgate cannot read is Redis's to refuse.
-      if (SCRIPT_CALLS.has(name)) return this.#wholeCluster.routeKeyless(client, table, info, frame);
+      if (SCRIPT_CALLS.has(name)) return this.#wholeCluster.routeKeyless(client, table.datasetBackend(), info, frame);
       // No keys found in a command that has them (a malformed or zero key count, a missing
       // keyword), or an unknown subcommand: Redis Cluster runs it on the node asked, which
       // answers it (with its own error), so any node may.
@@ -149,8 +146,8 @@ export class Router {
     const keys = keyIndexes(info, args);
     if (keys === null) return client.reply(errorReply(`unsupported command '${name}'`)), null;
     if (keys.length === 0) {
-      const backend = defaultBackend(table);
-      if (!backend) return client.reply(errorReply("no cluster is configured")), null;
+      const backend = table.anyBackend();
+      if (backend instanceof Unavailable) return client.reply(backend.reply), null;
       return { backend, shard: -1, frame, info };
     }
     return this.#place(client, table, info, args, keys, frame, null);
@@ -171,7 +168,7 @@ export class Router {
       const route = table.match(key);
       if (!route) return client.reply(noRoute(key)), null;
       if (route.backend !== backend || backend.shardOf(stripped(key, route)) !== shard) {
-        this.#split(client, table, split, args, route.backend !== backend ? `${backend.name}', '${route.backend.name}` : null);
+        this.#split(client, table, split, args, route.backend !== backend ? [backend.name, route.backend.name] : null);
         return null;
       }
       if (route.strip > 0) rewrite = true;
@@ -182,8 +179,8 @@ export class Router {
   /** A blocking command, or WAIT (which goes where the client's last write went). */
   #block(client: RouteClient, table: RouteTable, name: string, info: CommandInfo, args: Uint8Array[], frame: Uint8Array): void {
     if (name === "WAIT") {
-      const backend = client.lastWriteBackend ?? defaultBackend(table);
-      if (!backend) return client.reply(errorReply("no cluster is configured"));
+      const backend = client.lastWriteBackend ?? table.anyBackend();
+      if (backend instanceof Unavailable) return client.reply(backend.reply);
       return client.block({ backend, shard: client.lastWriteBackend ? client.lastWriteShard : backend.anyShard(), frame, info });
     }
     const keys = keyIndexes(info, args);
@@ -193,11 +190,9 @@ export class Router {
   }
 
   /** Keys span shards (or backends): split the command if it splits, otherwise refuse it. */
-  #split(client: RouteClient, table: RouteTable, name: string | null, args: Uint8Array[], backends: string | null): void {
+  #split(client: RouteClient, table: RouteTable, name: string | null, args: Uint8Array[], backends: [string, string] | null): void {
     const spec = name === null ? undefined : SPLIT_COMMANDS.get(name);
-    if (!spec) {
-      return client.reply(backends ? errorReply(`keys in request route to different clusters ('${backends}')`) : CROSSSLOT);
-    }
+    if (!spec) return client.reply(backends ? differentClusters(...backends) : CROSSSLOT);
     // MSET with a key and no value: Redis's arity error, as a single node would give it.
     if ((args.length - 1) % spec.stride !== 0) return client.reply(errorReply(`wrong number of arguments for '${name!.toLowerCase()}' command`));
     // Route every key on its own; a split part carries one key (or one key-value pair).
@@ -238,18 +233,13 @@ export class Router {
   }
 
   #toAnyNode(client: RouteClient, table: RouteTable, frame: Uint8Array): void {
-    const backend = defaultBackend(table);
-    if (!backend) return client.reply(errorReply("no cluster is configured"));
+    const backend = table.anyBackend();
+    if (backend instanceof Unavailable) return client.reply(backend.reply);
     const request = new UpstreamRequest(frame, backend.anyShard(), client, client.id);
     request.resp3 = client.protocol === 3;
     client.expect(request);
     backend.dispatch(request);
   }
-}
-
-/** The catch-all backend, or any backend when there is none. */
-function defaultBackend(table: RouteTable): Backend | undefined {
-  return table.match(new Uint8Array(0))?.backend ?? [...table.backends()][0];
 }
 
 /** A command that blocks: BLPOP and the like, XREAD/XREADGROUP with BLOCK, and WAIT. */

@@ -3,7 +3,7 @@
  * A table is immutable; reconfiguration builds a new one and swaps it in whole, so a command is
  * always routed by one consistent table.
  */
-import type { Backend } from "../../backend/contract.ts";
+import { Unavailable, type Backend } from "../../backend/contract.ts";
 
 export interface Route {
   readonly prefix: Uint8Array;
@@ -21,6 +21,8 @@ export interface RouteSpec {
 }
 
 const encoder = new TextEncoder();
+const NO_CLUSTER = new Unavailable("unrouted", "no cluster is configured");
+const SEVERAL = new Unavailable("unrouted", "several clusters are configured and none is the catch-all");
 
 export class RouteTable {
   readonly #routes: Route[];
@@ -48,6 +50,26 @@ export class RouteTable {
       if (hasPrefix(key, route.prefix, route.caseInsensitive)) return route;
     }
     return this.#catchAll;
+  }
+
+  /**
+   * Where commands that every node answers alike go (COMMAND, TIME, EXEC with no keys): the
+   * catch-all, else any backend.
+   */
+  anyBackend(): Backend | Unavailable {
+    return this.#catchAll?.backend ?? this.#routes[0]?.backend ?? NO_CLUSTER;
+  }
+
+  /**
+   * Where commands about the whole keyspace go (KEYS, SCAN, FLUSHALL, INFO's keyspace): the
+   * catch-all, or the only backend. With several and no catch-all, none: a guess would answer
+   * for one cluster's keys as if they were all.
+   */
+  datasetBackend(): Backend | Unavailable {
+    if (this.#catchAll) return this.#catchAll.backend;
+    const all = this.backends();
+    if (all.size === 1) return all.values().next().value!;
+    return all.size === 0 ? NO_CLUSTER : SEVERAL;
   }
 
   /** Every backend the table routes to. */

@@ -16,8 +16,12 @@ import type { Conn, ConnHandlers } from "../../runtime.ts";
 import type { Scope } from "../../scope/scope.ts";
 import { Fifo } from "../../util/fifo.ts";
 import { UpstreamRequest, type Pending, type ReplySink } from "../../backend/request.ts";
-import { SplitCommand, type SplitOwner } from "../multi/split.ts";
-import { localHandler, type ConnectionInfo, type LocalContext } from "./local/local-commands.ts";
+import type { SplitOwner } from "../multi/fanout.ts";
+import { internalError } from "../errors.ts";
+import { InvariantError } from "../../errors.ts";
+import { ProtocolError } from "../../resp/errors.ts";
+import { localHandler } from "./local/local-commands.ts";
+import type { ConnectionInfo, LocalContext } from "./local/context.ts";
 import { pubsubCommand, type PubSub, type PubSubClient } from "../pubsub/pubsub.ts";
 import { RequestParser } from "../../resp/request-parser.ts";
 import { errorReply } from "../../resp/replies.ts";
@@ -89,6 +93,8 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
   /** Set by QUIT or a protocol error: no more requests; close once the queue is written. */
   #closeWhenFlushed = false;
   #closed = false;
+  /** An internal fault closed the client (`fault`). */
+  #faulted = false;
   /**
    * Set when HELLO switched protocols while earlier requests were still upstream: later requests
    * travel on the other protocol's connections, so they wait (held) until those are answered,
@@ -161,7 +167,10 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
       this.#parser.push(chunk);
     } catch (error) {
       this.#inputFailed = true;
-      const reply = errorReply(`Protocol error: ${error instanceof Error ? error.message : String(error)}`);
+      // Only malformed input is a protocol error; anything else thrown while running the
+      // client's requests is our fault, reported as such.
+      if (!(error instanceof ProtocolError)) return this.fault(error instanceof Error ? error : new Error(String(error)));
+      const reply = errorReply(error.replyText);
       // After the replies of the requests before it, held ones included.
       if (this.#held.length > 0) this.#held.push(reply);
       else this.replyAndClose(reply);
@@ -300,8 +309,33 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
   }
 
   deliver(request: UpstreamRequest, reply: Uint8Array): void {
+    // A second reply would be written in place of a later request's: the stream is corrupt.
+    if (request.reply !== null) return this.fault(new InvariantError("a request was answered twice"));
     request.reply = reply;
     this.complete();
+  }
+
+  /**
+   * An internal fault while serving this client (a broken invariant, an exception from our own
+   * code): it gets one internal error, is closed, and the fault is logged once with its stack.
+   * Nothing escapes to the caller, which may be a shared upstream connection.
+   */
+  fault(error: Error): void {
+    if (this.#faulted) return;
+    this.#faulted = true;
+    this.#host.log.error("internal error: closing the client", { id: this.id, error: error.stack ?? error.message });
+    const conn = this.#conn;
+    this.#closeWhenFlushed = true;
+    this.#pauseReading();
+    if (conn && !this.#closed) {
+      // Replies still owed are never written: after a broken invariant they cannot be trusted.
+      conn.write(internalError(error));
+      conn.end();
+      // Read on (and ignore) until the peer closes too; its close ends the session's scope.
+      conn.resume();
+    }
+    // Nothing more is written: replies still arriving are dropped.
+    this.#closed = true;
   }
 
   /** Move every reply that is ready, in order, from the queue to the output. */

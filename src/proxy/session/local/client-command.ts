@@ -14,19 +14,12 @@
 import { OK, encodeArray, encodeBulk, encodeInteger, encodeSimpleString, encodeVerbatim, nullReply } from "../../../resp/encode.ts";
 import { errorReply } from "../../../resp/replies.ts";
 import { commandInfo } from "../../../commands/keys.ts";
-import type { ConnectionInfo, LocalContext } from "./local-commands.ts";
+import { INVALID_NAME, isValidName, type ConnectionInfo, type LocalContext } from "./context.ts";
 
-export const INVALID_NAME = errorReply("Client names cannot contain spaces, newlines or special characters.");
 const SYNTAX_ERROR = errorReply("syntax error");
 
 const decoder = new TextDecoder();
 const text = (value: Uint8Array) => decoder.decode(value);
-
-/** Redis's rule for client names and library attributes: printable ASCII, no space ('!' to '~'); empty is allowed. */
-export function isValidName(value: Uint8Array): boolean {
-  for (let i = 0; i < value.length; i++) if (value[i]! < 0x21 || value[i]! > 0x7e) return false;
-  return true;
-}
 
 interface Subcommand {
   /** Redis's arity, subcommand name included: exact. */

@@ -7,40 +7,9 @@
  */
 import { OK, PONG, EMPTY_ARRAY, encodeArray, encodeMap, encodeBulk as bulkReply, encodeInteger as integerReply } from "../../../resp/encode.ts";
 import { errorReply } from "../../../resp/replies.ts";
-import { INVALID_NAME, clientCommand, isValidName } from "./client-command.ts";
+import { clientCommand } from "./client-command.ts";
+import { INVALID_NAME, isValidName, type LocalContext, type LocalHandler } from "./context.ts";
 
-/** Where a client is connected from and to, and since when: what CLIENT INFO reports. */
-export interface ConnectionInfo {
-  readonly remoteAddress: string;
-  readonly remotePort: number;
-  readonly localAddress: string;
-  readonly localPort: number;
-  /** Milliseconds since the connection was accepted. */
-  readonly ageMs: number;
-  /** Milliseconds since the client last sent bytes. */
-  readonly idleMs: number;
-}
-
-/** What a local command may do to the client that sent it. */
-export interface LocalContext {
-  readonly id: number;
-  clientName: string | null;
-  /** The protocol `HELLO` chose: 2 (Redis's default) or 3. */
-  protocol: 2 | 3;
-  /** CLIENT SETINFO's library name and version ("" until set). */
-  libName: string;
-  libVer: string;
-  /** Queue a reply, in order with the client's other replies. */
-  reply(frame: Uint8Array): void;
-  /** Reply, then close the connection once every earlier reply is written. */
-  replyAndClose(frame: Uint8Array): void;
-  /** Text of the INFO reply (server-wide). */
-  info(): string;
-  /** The connection's addresses and times, read when CLIENT INFO runs. */
-  connectionInfo(): ConnectionInfo;
-}
-
-export type LocalHandler = (context: LocalContext, args: Uint8Array[]) => void;
 
 const decoder = new TextDecoder();
 const text = (value: Uint8Array | undefined) => (value ? decoder.decode(value) : "");
