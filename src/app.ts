@@ -8,7 +8,7 @@ import type { Runtime } from "./runtime.ts";
 import { Scope } from "./scope/scope.ts";
 import type { Config } from "./config/schema.ts";
 import { createLogger, type Logger } from "./log.ts";
-import { Cluster } from "./backends/cluster/cluster.ts";
+import type { Cluster } from "./backends/cluster/cluster.ts";
 import { parseAddress } from "./backends/cluster/topology.ts";
 import { Router } from "./proxy/routing/router.ts";
 import { denyListOf } from "./proxy/routing/deny-list.ts";

@@ -1,8 +1,8 @@
 /**
  * Finding RESP frame boundaries without decoding values. A frame is scanned with one counter of
  * values still owed (an aggregate header adds its element count), so nesting depth costs no stack
- * and no memory, and a scan that runs out of bytes can resume where it stopped (`ScanState`,
- * `FrameTail`) instead of starting over when the next chunk arrives.
+ * and no memory, and a scan that runs out of bytes can resume where it stopped (`ScanState`, and
+ * ./frame-tail.ts's `FrameTail`) instead of starting over when the next chunk arrives.
  */
 import { ProtocolError } from "./errors.ts";
 import { BANG, COLON, COMMA, CR, DOLLAR, EQUALS, HASH, LF, LPAREN, MINUS, PERCENT, PIPE, PLUS, PUSH, STAR, TILDE, UNDERSCORE } from "./bytes.ts";
@@ -75,7 +75,7 @@ function showByte(byte: number): string {
 }
 
 /** True for the types whose whole value is one line (+ - : _ , # ( ). */
-function isSimpleType(type: number): boolean {
+export function isSimpleType(type: number): boolean {
   return (
     type === PLUS || type === MINUS || type === COLON || type === UNDERSCORE ||
     type === COMMA || type === HASH || type === LPAREN
@@ -123,7 +123,7 @@ function readLength(buf: Uint8Array, p: number, end: number, max: number, error:
  * whole, a bulk header arms `st.skip`, an aggregate adds its elements to `st.pending`. Returns the
  * offset after the line, or -1 (leaving `st` untouched) when the line is unfinished.
  */
-function readHeader(
+export function readHeader(
   buf: Uint8Array,
   p: number,
   end: number,
@@ -279,162 +279,4 @@ export function scanInline(buf: Uint8Array, start: number, end: number): number 
   for (let i = start; i < stop; i++) if (buf[i] === LF) return i + 1;
   if (end - start > INLINE_MAX_BYTES) throw new ProtocolError("too big inline request");
   return -1;
-}
-
-/** Longest unfinished length header (type, sign, digits, CR): generous, since digits are bounded. */
-const HEADER_PEEK = 48;
-
-/**
- * The unfinished head of a frame, kept by a reader between chunks. Chunks are held by reference
- * (callers hand over ownership, as runtime adapters do) and concatenated once, when the frame is
- * complete, so a large value arriving in many small chunks costs linear time.
- */
-export class FrameTail {
-  /** The stopped scan (reusable as scratch by the owner while the tail is not active). */
-  readonly state = new ScanState();
-  /** The unfinished frame is an inline command line. */
-  inline = false;
-  private parts: Uint8Array[] = [];
-  private size = 0;
-  /** Bytes of an unfinished header line at the end of `parts` (0 when stopped between values). */
-  private lineLen = 0;
-  private lineType = 0;
-  private lineEndsWithCR = false;
-  /** The bytes of an unfinished length header, re-read whole once the rest arrives. */
-  private head: Uint8Array | null = null;
-
-  /** An unfinished frame is held. */
-  get active(): boolean {
-    return this.size > 0;
-  }
-
-  /** Bytes held. */
-  get bufferedBytes(): number {
-    return this.size;
-  }
-
-  /** Drops whatever is held. */
-  clear(): void {
-    this.parts = [];
-    this.size = 0;
-    this.inline = false;
-    this.lineLen = 0;
-    this.head = null;
-  }
-
-  /** Holds `buf[start, end)`, a frame whose scan in `this.state` stopped at `end`. */
-  begin(buf: Uint8Array, start: number, end: number, limits: RespLimits): void {
-    this.inline = false;
-    this.lineLen = 0;
-    this.head = null;
-    this.absorb(buf.subarray(start, end), limits);
-    if (this.state.skip === 0) this.noteLine(buf, this.state.lineStart, end);
-  }
-
-  /** Holds `buf[start, end)`, the start of an inline line with no LF yet. */
-  beginInline(buf: Uint8Array, start: number, end: number): void {
-    this.inline = true;
-    this.parts.push(buf.subarray(start, end));
-    this.size = end - start;
-  }
-
-  /**
-   * Continues the held frame with `chunk`. Returns the offset in `chunk` just past the frame's
-   * end (then call `finish`), or -1 when the whole chunk was absorbed and more is needed.
-   */
-  resume(chunk: Uint8Array, limits: RespLimits): number {
-    const n = chunk.length;
-    if (this.inline) return this.resumeInline(chunk);
-    const st = this.state;
-    let p = 0;
-    if (st.skip === 0 && this.lineLen > 0) {
-      if (isSimpleType(this.lineType)) {
-        let q: number;
-        if (this.lineEndsWithCR) {
-          if (chunk[0] !== LF) throw new ProtocolError("expected '\\n' after '\\r'");
-          q = 1;
-        } else {
-          const cr = chunk.indexOf(CR);
-          if (cr < 0 || cr === n - 1) {
-            this.lineLen += n;
-            this.lineEndsWithCR = cr === n - 1;
-            if (this.lineLen > limits.maxBulkBytes + 3) throw new ProtocolError("too big reply line");
-            this.absorb(chunk, limits);
-            return -1;
-          }
-          if (chunk[cr + 1] !== LF) throw new ProtocolError("expected '\\n' after '\\r'");
-          q = cr + 2;
-        }
-        st.pending--;
-        st.top = false;
-        this.lineLen = 0;
-        if (st.pending === 0) return q;
-        p = q;
-      } else {
-        const held = this.head!;
-        const take = n < HEADER_PEEK ? n : HEADER_PEEK;
-        const joined = new Uint8Array(held.length + take);
-        joined.set(held, 0);
-        joined.set(take === n ? chunk : chunk.subarray(0, take), held.length);
-        const q = readHeader(joined, 0, joined.length, st, limits);
-        if (q < 0) {
-          if (take < n) throw new ProtocolError("invalid bulk length");
-          this.head = joined;
-          this.lineLen = joined.length;
-          this.absorb(chunk, limits);
-          return -1;
-        }
-        this.lineLen = 0;
-        this.head = null;
-        p = q - held.length;
-        if (st.pending === 0 && st.skip === 0) return p;
-      }
-    }
-    const q = scanFrom(chunk, p, n, st, limits);
-    if (q >= 0) return q;
-    this.absorb(chunk, limits);
-    if (st.skip === 0) this.noteLine(chunk, st.lineStart, n);
-    return -1;
-  }
-
-  /** Returns the frame: the held bytes followed by `chunk[0, end)`. The tail is then empty. */
-  finish(chunk: Uint8Array, end: number): Uint8Array {
-    const parts = this.parts;
-    const frame = new Uint8Array(this.size + end);
-    let o = 0;
-    for (let i = 0; i < parts.length; i++) {
-      const part = parts[i]!;
-      frame.set(part, o);
-      o += part.length;
-    }
-    frame.set(end === chunk.length ? chunk : chunk.subarray(0, end), o);
-    this.clear();
-    return frame;
-  }
-
-  private resumeInline(chunk: Uint8Array): number {
-    const n = chunk.length;
-    const room = INLINE_MAX_BYTES + 1 - this.size;
-    const stop = n < room ? n : room;
-    for (let i = 0; i < stop; i++) if (chunk[i] === LF) return i + 1;
-    if (this.size + n > INLINE_MAX_BYTES) throw new ProtocolError("too big inline request");
-    this.parts.push(chunk);
-    this.size += n;
-    return -1;
-  }
-
-  private absorb(part: Uint8Array, limits: RespLimits): void {
-    this.parts.push(part);
-    this.size += part.length;
-    const max = limits.maxFrameBytes;
-    if (max !== undefined && this.size > max) throw new ProtocolError("too big frame");
-  }
-
-  private noteLine(buf: Uint8Array, lineStart: number, end: number): void {
-    this.lineLen = end - lineStart;
-    if (this.lineLen === 0) return;
-    this.lineType = buf[lineStart]!;
-    this.lineEndsWithCR = buf[end - 1] === CR;
-    this.head = isSimpleType(this.lineType) ? null : buf.slice(lineStart, end);
-  }
 }

@@ -2,7 +2,8 @@
  * Upstream reply framing and the few byte-level inspections the proxy needs on the hot path
  * (is it an error, which one, where does a redirect point), all without decoding the reply.
  */
-import { DEFAULT_LIMITS, FrameTail, scanFrom, type RespLimits } from "./frame.ts";
+import { DEFAULT_LIMITS, scanFrom, type RespLimits } from "./frame.ts";
+import { FrameTail } from "./frame-tail.ts";
 import { BANG, COLON, CR, MINUS } from "./bytes.ts";
 
 const SPACE = 32;

@@ -7,7 +7,8 @@
 import RedisParser from "redis-parser";
 import { encodeCommand } from "./encode.ts";
 import { ProtocolError } from "./errors.ts";
-import { DEFAULT_LIMITS, FrameTail, scanFrom, scanInline, type RespLimits } from "./frame.ts";
+import { DEFAULT_LIMITS, scanFrom, scanInline, type RespLimits } from "./frame.ts";
+import { FrameTail } from "./frame-tail.ts";
 import { STAR } from "./bytes.ts";
 
 /** Receives one request: its arguments (command name first) and its exact multibulk bytes. */

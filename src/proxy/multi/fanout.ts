@@ -11,7 +11,7 @@ import { InvariantError } from "../../errors.ts";
 import { UpstreamRequest, type Pending, type ReplySink } from "../../backend/request.ts";
 import type { CommandInfo } from "../../commands/keys.ts";
 import { decode } from "../../resp/decode.ts";
-import { concatBytes, encodeArray, encodeArrayHeader, encodeError, encodeInteger } from "../../resp/encode.ts";
+import { concatBytes, encodeArray, encodeArrayHeader, encodeInteger } from "../../resp/encode.ts";
 import { errorReply } from "../../resp/replies.ts";
 import { readInteger } from "../../resp/reply-reader.ts";
 import { BANG, CR, DOLLAR, MINUS, STAR, UNDERSCORE } from "../../resp/bytes.ts";

@@ -6,7 +6,7 @@
  * an integer.
  */
 import { FanOut, type Merge, type SplitOwner } from "./fanout.ts";
-import { UpstreamRequest, type Pending } from "../../backend/request.ts";
+import { UpstreamRequest } from "../../backend/request.ts";
 import { readInteger } from "../../resp/reply-reader.ts";
 import { commandBytes, errorKind, ErrorKind } from "../../resp/replies.ts";
 import { OK, encodeArray, encodeInteger, nullReply } from "../../resp/encode.ts";

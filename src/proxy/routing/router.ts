@@ -17,7 +17,7 @@ import { BLOCKING, MOVABLEKEYS, PUBSUB, READONLY, WRITE } from "../../commands/g
 import { commandName } from "../../resp/request-parser.ts";
 import { encodeCommand } from "../../resp/encode.ts";
 import { errorReply } from "../../resp/replies.ts";
-import { UpstreamRequest, type Pending, type ReplySink } from "../../backend/request.ts";
+import { UpstreamRequest } from "../../backend/request.ts";
 import { SPLIT_COMMANDS, SplitCommand } from "../multi/split.ts";
 import type { FanOutClient } from "../multi/fanout.ts";
 import { CROSSSLOT, differentClusters } from "../errors.ts";
