@@ -15,6 +15,7 @@
 import type { Conn, ConnHandlers } from "../../runtime.ts";
 import type { Scope } from "../../scope/scope.ts";
 import { Fifo } from "../../util/fifo.ts";
+import { ReplyQueue } from "./reply-queue.ts";
 import { UpstreamRequest, type Pending, type ReplySink } from "../../backend/request.ts";
 import type { SplitOwner } from "../multi/fanout.ts";
 import { internalError } from "../errors.ts";
@@ -79,7 +80,7 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
   readonly #scope: Scope;
   readonly #host: SessionHost;
   readonly #parser: RequestParser;
-  readonly #queue = new Fifo<Pending>();
+  readonly #queue = new ReplyQueue();
   /** Requests parsed but not run yet, because `maxPendingRequests` were unanswered; in order. */
   readonly #held = new Fifo<Held>();
   /** The input was malformed: nothing more is read. */
@@ -104,10 +105,6 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
   #fenced = false;
   #idleWaiters: (() => void)[] = [];
   readonly #flush: () => void;
-  /** A request running alone, until its reply is in: the requests after it are held. */
-  #alone: Pending | null = null;
-  /** Starts `#alone` once the replies owed before it are in. */
-  #gate: (() => void) | null = null;
   #transaction: Transaction | null = null;
   #blocker: Blocker | null = null;
   /** Runtime clock readings (ms) for CLIENT INFO: the connect, and the last bytes received. */
@@ -182,7 +179,7 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
   #onRequest(args: Uint8Array[], frame: Uint8Array): void {
     if (this.#closeWhenFlushed) return;
     // One chunk may carry thousands of requests: past the limit they wait here, unsent.
-    if (this.#fenced || this.#held.length > 0 || this.#alone !== null || this.#queue.length >= this.#host.limits.maxPendingRequests) {
+    if (this.#fenced || this.#held.length > 0 || this.#queue.isRunningAlone || this.#queue.length >= this.#host.limits.maxPendingRequests) {
       this.#held.push({ args, frame });
       this.#pauseReading();
       return;
@@ -242,17 +239,14 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
    * read after it are held until its reply is in.
    */
   runAlone(pending: Pending, start: () => void): void {
-    this.#queue.push(pending);
-    this.#alone = pending;
-    if (this.#queue.length === 1) start();
-    else this.#gate = start;
+    this.#queue.runAlone(pending, start);
   }
 
   /** Run held requests while fewer than `maxPendingRequests` are unanswered. */
   #runHeld(): void {
     const max = this.#host.limits.maxPendingRequests;
     if (this.#fenced && this.#queue.length === 0) this.#fenced = false;
-    while (this.#held.length > 0 && this.#alone === null && this.#queue.length < max && !this.#fenced && !this.#closeWhenFlushed && !this.#closed) {
+    while (this.#held.length > 0 && !this.#queue.isRunningAlone && this.#queue.length < max && !this.#fenced && !this.#closeWhenFlushed && !this.#closed) {
       const held = this.#held.shift()!;
       if (held instanceof Uint8Array) this.replyAndClose(held);
       else this.#run(held.args, held.frame);
@@ -342,28 +336,13 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
   /** Move every reply that is ready, in order, from the queue to the output. */
   complete(): void {
     if (this.#closed) return;
-    let head = this.#queue.peek();
-    if (!head || head.reply === null) return this.#openGate(head);
-    do {
-      this.#queue.shift();
-      if (head === this.#alone) this.#alone = null;
-      this.#out.push(head.reply!);
-      this.#outBytes += head.reply!.length;
-      head = this.#queue.peek();
-    } while (head && head.reply !== null);
-    this.#openGate(head);
+    const bytes = this.#queue.takeReady(this.#out);
+    if (bytes === 0) return;
+    this.#outBytes += bytes;
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       this.#scope.runtime.defer(this.#flush);
     }
-  }
-
-  /** The request running alone reached the head of the queue: start it. */
-  #openGate(head: Pending | undefined): void {
-    if (this.#gate === null || head !== this.#alone) return;
-    const start = this.#gate;
-    this.#gate = null;
-    start();
   }
 
   #write(): void {
