@@ -6,10 +6,11 @@
  *
  * Usage: npx tsx scripts/lint-core.ts [dir]   (default: src, relative to the repo root)
  */
-import { readFileSync, readdirSync } from "node:fs";
-import { dirname, join, relative, resolve, sep } from "node:path";
+import { readFileSync } from "node:fs";
+import { dirname, relative, resolve, sep } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { tsFiles } from "./ts-files.ts";
 import { lineAndColumn, tokenize, type Token } from "./ts-tokenizer.ts";
 
 /** One direct runtime use found in a file. */
@@ -109,20 +110,12 @@ function isPropertyKey(tokens: Token[], k: number): boolean {
 export function lintCore(dir: string, root = process.cwd()): { files: number; findings: LintFinding[] } {
   const findings: LintFinding[] = [];
   let files = 0;
-  for (const path of walk(dir)) {
+  for (const path of tsFiles(dir)) {
     files++;
     const file = relative(root, path).split(sep).join("/");
     findings.push(...lintSource(readFileSync(path, "utf8"), file));
   }
   return { files, findings };
-}
-
-function* walk(dir: string): Generator<string> {
-  for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) yield* walk(path);
-    else if (/\.(m|c)?tsx?$/.test(entry.name)) yield path;
-  }
 }
 
 const isMain = process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url);
