@@ -3,13 +3,16 @@
  * through the `Runtime` port, so that it runs unchanged on Node, Bun, Deno and the simulator.
  * This script fails (exit 1) listing `file:line:column  token` for every direct use. Comments and
  * string literals are stripped by a tokenizer first, so prose mentioning `setTimeout` is fine.
+ * It then checks that every import points down the layers (scripts/import-layers.ts).
  *
  * Usage: npx tsx scripts/lint-core.ts [dir]   (default: src, relative to the repo root)
  */
-import { readFileSync, readdirSync } from "node:fs";
-import { dirname, join, relative, resolve, sep } from "node:path";
+import { readFileSync } from "node:fs";
+import { dirname, relative, resolve, sep } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { checkImportTree, formatFinding } from "./import-layers.ts";
+import { tsFiles } from "./ts-files.ts";
 import { lineAndColumn, tokenize, type Token } from "./ts-tokenizer.ts";
 
 /** One direct runtime use found in a file. */
@@ -109,20 +112,12 @@ function isPropertyKey(tokens: Token[], k: number): boolean {
 export function lintCore(dir: string, root = process.cwd()): { files: number; findings: LintFinding[] } {
   const findings: LintFinding[] = [];
   let files = 0;
-  for (const path of walk(dir)) {
+  for (const path of tsFiles(dir)) {
     files++;
     const file = relative(root, path).split(sep).join("/");
     findings.push(...lintSource(readFileSync(path, "utf8"), file));
   }
   return { files, findings };
-}
-
-function* walk(dir: string): Generator<string> {
-  for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) yield* walk(path);
-    else if (/\.(m|c)?tsx?$/.test(entry.name)) yield path;
-  }
 }
 
 const isMain = process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url);
@@ -136,5 +131,15 @@ if (isMain) {
     process.exitCode = 1;
   } else {
     console.log(`lint-core: ok (${files} files)`);
+  }
+
+  // The import rule looks at the whole repo whatever `dir` is: layers span src/, scripts/, adapters/.
+  const imports = checkImportTree(root);
+  for (const f of imports.findings) console.log(formatFinding(f));
+  if (imports.findings.length > 0) {
+    console.log(`lint-core: ${imports.findings.length} import(s) against the layers, or circles; see scripts/import-layers.ts`);
+    process.exitCode = 1;
+  } else {
+    console.log(`lint-core: imports ok (${imports.files} files)`);
   }
 }

@@ -3,7 +3,25 @@
  * `redis-cli --cluster reshard` does it, with a hook in the middle so tests can send traffic while
  * the slot is half-moved and observe -ASK redirections.
  */
-import type { LocalCluster } from "./local-cluster.ts";
+import type { RespValue } from "./resp-client.ts";
+
+/**
+ * What a migration needs from a cluster. scripts/local-cluster.ts's `LocalCluster` has it all
+ * (and wraps this function as `cluster.migrateSlot`); declaring it here keeps the import one way.
+ */
+export interface MigratableCluster {
+  readonly nodes: ReadonlyArray<{ readonly host: string; readonly port: number; readonly id: string }>;
+  /** Send one command to a node; the reply as text. Error replies reject. */
+  command(port: number, ...args: Array<string | number>): Promise<string>;
+  /** Like `command`, but resolves with the decoded reply. */
+  reply(port: number, ...args: Array<string | number>): Promise<RespValue>;
+  /** Running nodes whose live ROLE is master. */
+  primaries(): Promise<ReadonlyArray<{ readonly port: number }>>;
+  /** The node owning `slot`. */
+  ownerOfSlot(slot: number): Promise<{ readonly port: number }>;
+  /** Wait until every node agrees on the slot map. */
+  waitForStable(): Promise<void>;
+}
 
 /** Options for {@link migrateSlot}. */
 export interface MigrateSlotOptions {
@@ -23,7 +41,7 @@ export interface MigrateSlotOptions {
  * agree that the target owns the slot.
  */
 export async function migrateSlot(
-  cluster: LocalCluster,
+  cluster: MigratableCluster,
   slot: number,
   fromPort: number,
   toPort: number,

@@ -1,22 +1,13 @@
 /**
  * Command lookup and key extraction. A `CommandTable` starts from the built-in Redis 7 table
- * (./table.ts) and takes rows learned from an upstream's `COMMAND` (./learn.ts) over it, so new
+ * (./generated/redis-7.0.ts) and takes rows learned from an upstream's `COMMAND` (./learn.ts) over it, so new
  * commands and module commands route by their own key specs. Fixed-position commands use the
  * legacy first/last/step triple; commands flagged MOVABLEKEYS are resolved from their key specs
  * with the same arithmetic as Redis's getKeysUsingKeySpecs(), falling back, as Redis does, to a
  * command's own key finder (./getkeys.ts) when its specs cannot tell.
  */
-import {
-  BS_INDEX,
-  BS_KEYWORD,
-  COMMANDS,
-  FK_KEYNUM,
-  FK_RANGE,
-  KS_INCOMPLETE,
-  MOVABLEKEYS,
-  type RawCommand,
-  type RawKeySpec,
-} from "./generated/redis-7.0.ts";
+import { BS_INDEX, BS_KEYWORD, FK_KEYNUM, FK_RANGE, KS_INCOMPLETE, MOVABLEKEYS, type RawCommand, type RawKeySpec } from "./flags.ts";
+import { COMMANDS } from "./generated/redis-7.0.ts";
 import { KEY_FINDERS, isKeyword, type KeyFinder } from "./getkeys.ts";
 
 /** A command (or subcommand) of the table, indexed for lookups. */
@@ -25,7 +16,7 @@ export interface CommandInfo {
   readonly name: string;
   /** Redis arity: N means exactly N arguments (name included), -N at least N. */
   readonly arity: number;
-  /** Bitmask of the flag constants exported by ./table.ts (WRITE, READONLY, MOVABLEKEYS...). */
+  /** Bitmask of the flag constants exported by ./flags.ts (WRITE, READONLY, MOVABLEKEYS...). */
   readonly flags: number;
   /** Legacy key positions in the full argument vector (0 = no keys; negative last counts from the end). */
   readonly firstKey: number;

@@ -2,29 +2,26 @@
  * Reads a server's `COMMAND` reply into command-table rows: one row per command and per
  * subcommand, with arity, flags, legacy key positions, key specs of every begin_search and
  * find_keys type, and tips. The same parser feeds the built-in table (scripts/gen-command-table.ts
- * renders its result into ./table.ts) and the table slotgate learns from its upstreams at
- * discovery, so new commands and module commands route by their own key specs.
+ * renders its result into ./generated/redis-7.0.ts) and the table slotgate learns from its
+ * upstreams at discovery, so new commands and module commands route by their own key specs.
  *
  * A reply comes as `decode` gives it: RESP2 arrays (key specs as flat key/value lists; RESP3
  * maps are accepted too), strings as text or bytes. Parsing never throws: an entry that is not a
  * command is skipped, a flag it does not know is ignored, and a key spec it cannot read becomes an
  * "unknown" one, so that keyIndexes() refuses to guess rather than route by a partial key set.
  */
-import { BS_INDEX, BS_KEYWORD, BS_UNKNOWN, FK_KEYNUM, FK_RANGE, FK_UNKNOWN, type RawCommand, type RawKeySpec } from "./generated/redis-7.0.ts";
-
-/** Command flags in bit order (./table.ts exports each as a constant); appending keeps bits stable. */
-export const COMMAND_FLAGS: readonly string[] = [
-  "write", "readonly", "denyoom", "module", "admin", "pubsub", "noscript", "blocking", "loading",
-  "stale", "skip_monitor", "skip_slowlog", "asking", "fast", "no_auth", "may_replicate",
-  "sentinel", "only_sentinel", "no_mandatory_keys", "protected", "module_no_cluster", "no_multi",
-  "movablekeys", "allow_busy", "no_async_loading", "touches_arbitrary_keys",
-];
-
-/** Key spec flags in bit order (./table.ts exports each as `KS_<NAME>`). */
-export const KEY_SPEC_FLAGS: readonly string[] = [
-  "RO", "RW", "OW", "RM", "access", "update", "insert", "delete", "not_key", "incomplete",
-  "variable_flags",
-];
+import {
+  BS_INDEX,
+  BS_KEYWORD,
+  BS_UNKNOWN,
+  COMMAND_FLAGS,
+  FK_KEYNUM,
+  FK_RANGE,
+  FK_UNKNOWN,
+  KEY_SPEC_FLAGS,
+  type RawCommand,
+  type RawKeySpec,
+} from "./flags.ts";
 
 /** Where the search for a spec's first key begins. */
 export type BeginSearch =

@@ -14,6 +14,7 @@
  * Routing reads one immutable table per command, so no command ever sees half a change.
  */
 import type { Scope, ScopeInfo } from "../scope/scope.ts";
+import { sleep } from "../scope/time.ts";
 import type { Logger } from "../log.ts";
 import { ConfigError, isAbort } from "../errors.ts";
 import { validateCluster, validateConfig } from "../config/load.ts";
@@ -211,7 +212,7 @@ export class LiveConfig implements ControlPlane {
     if (entry.backend.isReady || entry.readyTimeoutMs === 0) return;
     const waiter = new AbortController();
     try {
-      await Promise.race([entry.backend.ready, this.#scope.sleep(entry.readyTimeoutMs, waiter.signal)]);
+      await Promise.race([entry.backend.ready, sleep(this.#scope, entry.readyTimeoutMs, waiter.signal)]);
     } catch (error) {
       if (!isAbort(error)) throw error;
     } finally {

@@ -5,6 +5,7 @@
  */
 import type { Listener } from "../runtime.ts";
 import type { Scope } from "../scope/scope.ts";
+import { listen } from "../scope/io.ts";
 import type { Logger } from "../log.ts";
 import { ClientSession, type ClientLimits } from "./session/client-session.ts";
 import type { Router } from "./routing/router.ts";
@@ -57,7 +58,7 @@ export class ProxyServer {
 
   async start(): Promise<void> {
     const listenerScope = this.scope.child("listener");
-    this.#listener = await listenerScope.listen({ host: this.options.host, port: this.options.port }, (conn) => {
+    this.#listener = await listen(listenerScope, { host: this.options.host, port: this.options.port }, (conn) => {
       const id = ++this.#nextId;
       this.#totalConnections++;
       if (this.#connected >= this.options.maxClients || !this.scope.isOpen) {

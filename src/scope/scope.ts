@@ -5,9 +5,13 @@
  * in reverse order, dispose resources, await tasks and run finalizers last-in first-out. Nothing
  * registered with a scope can run after its teardown: a timer armed in a closed scope cannot fire,
  * a socket callback of a destroyed scope is dropped (and counted, see `lateCallbacks`).
+ *
+ * This file is the scope itself. Sockets, listeners and DNS lookups owned by a scope are opened
+ * through ./io.ts; sleeping and deadlines are in ./time.ts. Both build on the public methods
+ * below (`admit`, `own`, `timer`, `guard`), never the reverse.
  */
-import type { Conn, ConnectOptions, ConnHandlers, Listener, ListenOptions, Runtime } from "../runtime.ts";
-import { ScopeClosedError, ScopeTeardownError, TimeoutError, isAbort } from "../errors.ts";
+import type { Runtime } from "../runtime.ts";
+import { ScopeClosedError, ScopeTeardownError, isAbort } from "../errors.ts";
 
 export type ResourceKind = "task" | "timer" | "socket" | "lookup" | "listener" | "resource";
 
@@ -21,9 +25,27 @@ export interface ScopeInfo {
 
 export type ScopeState = "open" | "closing" | "destroying" | "closed";
 
-/** Handle of a resource registered with `Scope.own`; `release()` unregisters it without disposing. */
+/** Handle of a resource registered with `Scope.own`. */
 export interface Owned {
-  release(): void;
+  /**
+   * Unregister it without disposing. True if it was still registered: neither teardown nor an
+   * earlier release took it first, so whoever gets true settles it (and only they).
+   */
+  release(): boolean;
+  /** Rename it in `inspect()`: a socket is listed as "connecting host:port" until it opens. */
+  rename(name: string): void;
+  /** Replace what teardown calls: a pending connect is aborted, an open socket destroyed. */
+  setDispose(dispose: () => void | Promise<void>): void;
+}
+
+/** How a resource registered with `own` or `timer` meets the start of close. */
+export interface EntryOptions {
+  /**
+   * Dispose it as soon as close begins (true), or only at teardown, after the drain (false):
+   * timers of future work stop at close, while I/O and the deadlines of in-flight work must
+   * outlive the drain that waits for them. Default: true for `timer`, false for `own`.
+   */
+  stopAtClose?: boolean;
 }
 
 /** A one-shot timer owned by a scope. */
@@ -100,7 +122,12 @@ export class Scope implements AsyncDisposable {
     return this.#state === "open";
   }
 
-  #admit(what: string): void {
+  /**
+   * Refuse new work once close has begun: throws `ScopeClosedError` saying it cannot `what`.
+   * Every method that registers something calls it first; so do the helpers of ./io.ts, so that
+   * their refusal names what they were asked to do ("connect to host:port").
+   */
+  admit(what: string): void {
     if (this.#state !== "open") throw new ScopeClosedError(this.path, what);
   }
 
@@ -112,7 +139,7 @@ export class Scope implements AsyncDisposable {
 
   /** Open a child scope; it is closed with this one, or earlier by its owner. */
   child(name: string): Scope {
-    this.#admit(`open child scope '${name}'`);
+    this.admit(`open child scope '${name}'`);
     const child = new Scope(this.runtime, `${this.path}/${name}`, this, this.#onError);
     this.#children.add(child);
     return child;
@@ -123,7 +150,7 @@ export class Scope implements AsyncDisposable {
    * waits for it (until the deadline), then aborts the signal and awaits it.
    */
   run<T>(name: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    this.#admit(`start task '${name}'`);
+    this.admit(`start task '${name}'`);
     const entry: Entry = { kind: "task", name, dispose: null, stopAtClose: false };
     this.#entries.add(entry);
     const task = (async () => fn(this.signal))();
@@ -143,15 +170,12 @@ export class Scope implements AsyncDisposable {
 
   /**
    * Arm a one-shot timer. It is disposed as soon as close begins, so it never fires in a closing
-   * or closed scope; an error thrown by `fn` is collected, never thrown into the runtime.
+   * or closed scope (unless `stopAtClose: false`: a deadline that bounds in-flight work runs
+   * until teardown); an error thrown by `fn` is collected, never thrown into the runtime.
    */
-  timer(name: string, ms: number, fn: () => void): ScopedTimer {
-    return this.#timer(name, ms, fn, true);
-  }
-
-  #timer(name: string, ms: number, fn: () => void, stopAtClose: boolean): ScopedTimer {
-    this.#admit(`arm timer '${name}'`);
-    const entry: Entry = { kind: "timer", name, dispose: null, stopAtClose };
+  timer(name: string, ms: number, fn: () => void, options: EntryOptions = {}): ScopedTimer {
+    this.admit(`arm timer '${name}'`);
+    const entry: Entry = { kind: "timer", name, dispose: null, stopAtClose: options.stopAtClose ?? true };
     const handle = this.runtime.setTimer(ms, () => {
       // The runtime may have queued the callback just before cancel(); the entry is the truth.
       if (!this.#entries.delete(entry)) return;
@@ -170,126 +194,20 @@ export class Scope implements AsyncDisposable {
     return { cancel, [Symbol.dispose]: cancel };
   }
 
-  /** Wait `ms` milliseconds; rejects with `ScopeClosedError` as soon as the scope begins closing. */
-  sleep(ms: number, signal?: AbortSignal): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      if (this.#state !== "open") return reject(new ScopeClosedError(this.path, "sleep"));
-      if (signal?.aborted) return reject(signal.reason);
-      const entry: Entry = { kind: "timer", name: "sleep", dispose: null, stopAtClose: true };
-      const settle = (outcome: () => void) => {
-        handle.cancel();
-        signal?.removeEventListener("abort", onAbort);
-        outcome();
-      };
-      const onAbort = () => {
-        if (this.#entries.delete(entry)) settle(() => reject(signal!.reason));
-      };
-      const handle = this.runtime.setTimer(ms, () => {
-        if (this.#entries.delete(entry)) settle(resolve);
-      });
-      // Teardown removes the entry itself, then calls dispose.
-      entry.dispose = () => settle(() => reject(new ScopeClosedError(this.path, "sleep")));
-      this.#entries.add(entry);
-      signal?.addEventListener("abort", onAbort, { once: true });
-    });
-  }
-
   /**
-   * Run `fn` with a signal that aborts after `timeoutMs` (rejecting with `TimeoutError`) or when
-   * this scope is torn down. The deadline timer belongs to this scope and ends with `fn`.
+   * Register a resource (an accepted socket, a server, a pending lookup) for listing and
+   * teardown. The handle can release it, rename it and swap its dispose, for resources that
+   * change as they go (a connect that becomes a socket).
    */
-  async withTimeout<T>(what: string, timeoutMs: number, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    const controller = new AbortController();
-    const timeout = new TimeoutError(what, timeoutMs);
-    const timer = this.#timer(`deadline ${what}`, timeoutMs, () => controller.abort(timeout), false);
-    const onAbort = () => controller.abort(this.signal.reason);
-    this.signal.addEventListener("abort", onAbort, { once: true });
-    try {
-      return await raceAbort(fn(controller.signal), controller.signal);
-    } finally {
-      timer.cancel();
-      this.signal.removeEventListener("abort", onAbort);
-    }
-  }
-
-  /** Resolve a hostname through the runtime; the lookup is listed while pending and aborted on teardown. */
-  async lookup(hostname: string): Promise<string[]> {
-    this.#admit(`look up '${hostname}'`);
-    const controller = new AbortController();
-    const entry: Entry = { kind: "lookup", name: hostname, dispose: () => controller.abort(new ScopeClosedError(this.path, "finish lookup")), stopAtClose: false };
+  own(kind: ResourceKind, name: string, dispose: () => void | Promise<void>, options: EntryOptions = {}): Owned {
+    this.admit(`own ${kind} '${name}'`);
+    const entry: Entry = { kind, name, dispose, stopAtClose: options.stopAtClose ?? false };
     this.#entries.add(entry);
-    try {
-      return await this.runtime.lookup(hostname, controller.signal);
-    } finally {
-      this.#entries.delete(entry);
-    }
-  }
-
-  /**
-   * Open a TCP connection owned by this scope. Its handlers are dropped once the scope is torn
-   * down; teardown destroys the socket (or aborts the pending connect).
-   */
-  async connect(options: ConnectOptions, handlers: ConnHandlers): Promise<Conn> {
-    this.#admit(`connect to ${options.host}:${options.port}`);
-    const controller = new AbortController();
-    const external = options.signal;
-    const onExternalAbort = () => controller.abort(external!.reason);
-    if (external?.aborted) controller.abort(external.reason);
-    else external?.addEventListener("abort", onExternalAbort, { once: true });
-    const name = `${options.host}:${options.port}`;
-    const entry: Entry = { kind: "socket", name: `connecting ${name}`, dispose: () => controller.abort(new ScopeClosedError(this.path, `connect to ${name}`)), stopAtClose: false };
-    this.#entries.add(entry);
-    let conn: Conn | null = null;
-    const guarded: ConnHandlers = {
-      data: this.guard(handlers.data),
-      drain: this.guard(handlers.drain),
-      // The close that follows our own teardown is expected, so it is dropped without counting.
-      close: this.guard((error?: Error) => {
-        this.#entries.delete(entry);
-        handlers.close(error);
-      }, false),
+    return {
+      release: () => this.#entries.delete(entry),
+      rename: (name) => void (entry.name = name),
+      setDispose: (dispose) => void (entry.dispose = dispose),
     };
-    try {
-      conn = await this.runtime.connect({ ...options, signal: controller.signal }, guarded);
-    } catch (error) {
-      this.#entries.delete(entry);
-      throw error;
-    } finally {
-      external?.removeEventListener("abort", onExternalAbort);
-    }
-    const opened = conn;
-    if (controller.signal.aborted) {
-      // Resolved after (or in the same turn as) the abort: teardown already disposed the entry,
-      // so nobody else would ever destroy this socket.
-      this.#entries.delete(entry);
-      const reason: unknown = controller.signal.reason;
-      opened.destroy(reason instanceof Error ? reason : undefined);
-      throw reason;
-    }
-    entry.name = name;
-    entry.dispose = () => opened.destroy(new ScopeClosedError(this.path, "keep socket open"));
-    return opened;
-  }
-
-  /** Listen for TCP connections; the listener is closed on teardown. */
-  async listen(options: ListenOptions, accept: (conn: Conn) => ConnHandlers): Promise<Listener> {
-    this.#admit(`listen on ${options.host}:${options.port}`);
-    const listener = await this.runtime.listen(options, accept);
-    if (!this.isOpen) {
-      // Close began while listening: admit nothing new, and do not leak the socket.
-      await listener.close().catch(() => {});
-      throw new ScopeClosedError(this.path, `listen on ${options.host}:${options.port}`);
-    }
-    this.own("listener", `${listener.host}:${listener.port}`, () => listener.close());
-    return listener;
-  }
-
-  /** Register an externally created resource (an accepted socket, a server) for listing and teardown. */
-  own(kind: ResourceKind, name: string, dispose: () => void | Promise<void>): Owned {
-    this.#admit(`own ${kind} '${name}'`);
-    const entry: Entry = { kind, name, dispose, stopAtClose: false };
-    this.#entries.add(entry);
-    return { release: () => void this.#entries.delete(entry) };
   }
 
   /**
@@ -315,13 +233,13 @@ export class Scope implements AsyncDisposable {
    * for every drain until the deadline, then tears down regardless.
    */
   onDrain(fn: () => void | Promise<void>): void {
-    this.#admit("register a drain");
+    this.admit("register a drain");
     this.#drains.push(fn);
   }
 
   /** Register a finalizer; finalizers run last, in reverse order of registration. */
   defer(fn: () => void | Promise<void>): void {
-    this.#admit("register a finalizer");
+    this.admit("register a finalizer");
     this.#finalizers.push(fn);
   }
 
@@ -459,29 +377,4 @@ export class Scope implements AsyncDisposable {
     for (const child of this.#children) count += 1 + child.liveCount();
     return count;
   }
-}
-
-/** Settle with `promise`, or reject with the signal's reason as soon as it aborts. */
-export function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) {
-    promise.catch(() => {});
-    return Promise.reject(signal.reason);
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => {
-      promise.catch(() => {});
-      reject(signal.reason);
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (error) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(error);
-      },
-    );
-  });
 }

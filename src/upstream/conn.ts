@@ -12,6 +12,8 @@
  */
 import type { Conn } from "../runtime.ts";
 import type { Scope, ScopedTimer } from "../scope/scope.ts";
+import { connect } from "../scope/io.ts";
+import { withTimeout } from "../scope/time.ts";
 import { Fifo } from "../util/fifo.ts";
 import { UpstreamRequest, type ReplySink } from "../backend/request.ts";
 import type { DedicatedConn } from "../backend/contract.ts";
@@ -153,8 +155,8 @@ export class UpstreamConn implements DedicatedConn {
   async #open(): Promise<void> {
     const { host, port, connectTimeoutMs } = this.#options;
     try {
-      this.#conn = await this.#scope.withTimeout(`connect to ${host}:${port}`, connectTimeoutMs, (timeout) =>
-        this.#scope.connect({ host, port, signal: AbortSignal.any([timeout, this.#connecting.signal]) }, {
+      this.#conn = await withTimeout(this.#scope, `connect to ${host}:${port}`, connectTimeoutMs, (timeout) =>
+        connect(this.#scope, { host, port, signal: AbortSignal.any([timeout, this.#connecting.signal]) }, {
           data: (chunk) => this.#onData(chunk),
           drain: () => {},
           close: (error) => this.fail(`upstream connection to ${this.#address()} lost${error ? `: ${error.message}` : ""}`),

@@ -11,6 +11,8 @@ import { detLn } from "../../adapters/sim/random.ts";
 import type { SimConn } from "../../adapters/sim/network.ts";
 import type { Conn, ConnHandlers } from "../../src/runtime.ts";
 import { Scope, lateCallbacks } from "../../src/scope/scope.ts";
+import { connect } from "../../src/scope/io.ts";
+import { sleep } from "../../src/scope/time.ts";
 import { Discovery } from "../../src/backends/cluster/discovery.ts";
 import type { Topology } from "../../src/backends/cluster/topology.ts";
 import { RequestParser } from "../../src/resp/request-parser.ts";
@@ -477,10 +479,10 @@ describe("core code on the simulator", () => {
     const rec = new Recorder();
     const task = track(
       scope.run("client", async () => {
-        const conn = await scope.connect({ host: SERVER, port: 6379 }, rec);
+        const conn = await connect(scope, { host: SERVER, port: 6379 }, rec);
         steps.push("connected");
         conn.write(enc.encode("PING\r\n"));
-        await scope.sleep(10_000);
+        await sleep(scope, 10_000);
         steps.push("after sleep");
       }),
     );

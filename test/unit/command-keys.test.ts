@@ -10,9 +10,9 @@ import {
   NOSCRIPT,
   PUBSUB,
   READONLY,
-  REDIS_VERSION,
   WRITE,
-} from "../../src/commands/generated/redis-7.0.ts";
+} from "../../src/commands/flags.ts";
+import { REDIS_VERSION } from "../../src/commands/generated/redis-7.0.ts";
 
 const te = new TextEncoder();
 

@@ -10,9 +10,10 @@ import { currentRuntime } from "../../adapters/current.ts";
 import { startStandaloneRedis } from "../../scripts/local-cluster.ts";
 import { controlRequest } from "../../src/backends/cluster/control-request.ts";
 import { CommandTable, commandInfo, keyIndexes } from "../../src/commands/keys.ts";
-import { COMMAND_FLAGS, KEY_SPEC_FLAGS, commandRows, parseCommandEntry, parseCommandReply } from "../../src/commands/learn.ts";
-import * as table from "../../src/commands/generated/redis-7.0.ts";
-import { BS_INDEX, BS_KEYWORD, BS_UNKNOWN, COMMANDS, FK_KEYNUM, FK_RANGE, FK_UNKNOWN, KS_RO, KS_ACCESS, MOVABLEKEYS, READONLY, WRITE, type RawCommand } from "../../src/commands/generated/redis-7.0.ts";
+import { commandRows, parseCommandEntry, parseCommandReply } from "../../src/commands/learn.ts";
+import * as flags from "../../src/commands/flags.ts";
+import { BS_INDEX, BS_KEYWORD, BS_UNKNOWN, COMMAND_FLAGS, FK_KEYNUM, FK_RANGE, FK_UNKNOWN, KEY_SPEC_FLAGS, KS_RO, KS_ACCESS, MOVABLEKEYS, READONLY, WRITE, type RawCommand } from "../../src/commands/flags.ts";
+import { COMMANDS, REDIS_VERSION } from "../../src/commands/generated/redis-7.0.ts";
 import { Scope } from "../../src/scope/scope.ts";
 import { lazy } from "../support/lazy.ts";
 
@@ -59,7 +60,7 @@ describe("reading a live COMMAND reply", () => {
     assert.equal(rows.filter((r) => !r[0].includes("|")).length, count, "one top-level row per command COMMAND COUNT counts");
     // The server is the Redis the table was generated from: the rows are the table's.
     const version = /redis_version:([^\r\n]+)/.exec(String(await server.reply("INFO", "server")))?.[1];
-    assert.equal(version, table.REDIS_VERSION, "the test server is the table's Redis");
+    assert.equal(version, REDIS_VERSION, "the test server is the table's Redis");
     const byName = new Map(rows.map((r) => [r[0], r]));
     assert.equal(byName.size, COMMANDS.length, "as many rows (commands and subcommands) as the table");
     for (const row of COMMANDS) assert.deepEqual(byName.get(row[0]), row, `row ${row[0]}`);
@@ -147,7 +148,7 @@ describe("reading odd and malformed COMMAND replies", () => {
 
   it("a Redis 6 entry (no tips, key specs or subcommands) reads with those empty", () => {
     const [row] = commandRows([["get", 2, ["readonly", "fast"], 1, 1, 1, ["@read"]]]);
-    assert.deepEqual(row, ["GET", 2, READONLY | table.FAST, 1, 1, 1, []]);
+    assert.deepEqual(row, ["GET", 2, READONLY | flags.FAST, 1, 1, 1, []]);
   });
 
   it("subcommands are read under their container; a stray or malformed one is skipped", () => {
@@ -166,7 +167,7 @@ describe("reading odd and malformed COMMAND replies", () => {
   });
 
   it("the flag names are the bits of the table's flag constants", () => {
-    const constants = table as unknown as Record<string, number>;
+    const constants = flags as unknown as Record<string, number>;
     COMMAND_FLAGS.forEach((name, i) => assert.equal(constants[name.toUpperCase()], 2 ** i, `flag ${name}`));
     KEY_SPEC_FLAGS.forEach((name, i) => assert.equal(constants[`KS_${name.toUpperCase()}`], 2 ** i, `key spec flag ${name}`));
   });

@@ -4,7 +4,9 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { Scope, lateCallbacks, raceAbort } from "../../src/scope/scope.ts";
+import { Scope, lateCallbacks } from "../../src/scope/scope.ts";
+import { connect, listen, lookup } from "../../src/scope/io.ts";
+import { raceAbort, sleep, withTimeout } from "../../src/scope/time.ts";
 import { ScopeClosedError, ScopeTeardownError, TimeoutError } from "../../src/errors.ts";
 import type { ConnHandlers } from "../../src/runtime.ts";
 import { FakeConn, ManualRuntime, deferred, mulberry32, settle } from "../support/manual-runtime.ts";
@@ -135,21 +137,21 @@ describe("admission after close begins", () => {
 
   test("connecting after close begins rejects with ScopeClosedError and never reaches the runtime", async () => {
     await closing(async (scope, rt) => {
-      await rejectsClosed(scope.connect({ host: "10.0.0.1", port: 6379 }, connHandlers().handlers), "adm");
+      await rejectsClosed(connect(scope, { host: "10.0.0.1", port: 6379 }, connHandlers().handlers), "adm");
       assert.equal(rt.pendingConnects.length, 0);
     });
   });
 
   test("looking up after close begins rejects with ScopeClosedError and never reaches the runtime", async () => {
     await closing(async (scope, rt) => {
-      await rejectsClosed(scope.lookup("redis.local"), "adm");
+      await rejectsClosed(lookup(scope, "redis.local"), "adm");
       assert.equal(rt.pendingLookups.length, 0);
     });
   });
 
   test("listening after close begins rejects with ScopeClosedError and never reaches the runtime", async () => {
     await closing(async (scope, rt) => {
-      await rejectsClosed(scope.listen({ host: "127.0.0.1", port: 0 }, () => connHandlers().handlers), "adm");
+      await rejectsClosed(listen(scope, { host: "127.0.0.1", port: 0 }, () => connHandlers().handlers), "adm");
       assert.equal(rt.pendingListens.length, 0);
     });
   });
@@ -174,13 +176,13 @@ describe("admission after close begins", () => {
   test("withTimeout after close begins rejects with ScopeClosedError and never calls fn", async () => {
     await closing(async (scope) => {
       let ran = false;
-      await rejectsClosed(scope.withTimeout("late", 10, async () => void (ran = true)), "adm");
+      await rejectsClosed(withTimeout(scope, "late", 10, async () => void (ran = true)), "adm");
       assert.equal(ran, false);
     });
   });
 
   test("sleeping after close begins rejects with ScopeClosedError", async () => {
-    await closing((scope) => rejectsClosed(scope.sleep(10), "adm"));
+    await closing((scope) => rejectsClosed(sleep(scope, 10), "adm"));
   });
 
   test("a fully closed scope refuses everything as well", async () => {
@@ -193,9 +195,9 @@ describe("admission after close begins", () => {
     throwsClosed(() => scope.own("resource", "x", () => {}), "done");
     throwsClosed(() => scope.onDrain(() => {}), "done");
     throwsClosed(() => scope.defer(() => {}), "done");
-    await rejectsClosed(scope.sleep(1), "done");
-    await rejectsClosed(scope.lookup("x"), "done");
-    await rejectsClosed(scope.connect({ host: "x", port: 1 }, connHandlers().handlers), "done");
+    await rejectsClosed(sleep(scope, 1), "done");
+    await rejectsClosed(lookup(scope, "x"), "done");
+    await rejectsClosed(connect(scope, { host: "x", port: 1 }, connHandlers().handlers), "done");
   });
 
   test("the refusal names the scope path and what was refused", () => {
@@ -356,7 +358,7 @@ describe("timers", () => {
       raw.push(fn);
       return setTimer(ms, fn);
     };
-    const slept = track(scope.sleep(10));
+    const slept = track(sleep(scope, 10));
     await scope.close();
     for (const fn of raw) fn();
     await settle();
@@ -392,7 +394,7 @@ describe("timers", () => {
 describe("sleep", () => {
   test("sleep resolves after its delay and not before, and leaves nothing armed", async () => {
     const { rt, scope } = setup();
-    const slept = track(scope.sleep(100));
+    const slept = track(sleep(scope, 100));
     assert.deepEqual(scope.inspect().resources, [{ kind: "timer", name: "sleep" }]);
     await rt.advance(99);
     assert.equal(slept.state, "pending");
@@ -405,7 +407,7 @@ describe("sleep", () => {
 
   test("sleep rejects with ScopeClosedError as soon as close begins, without waiting for the deadline", async () => {
     const { rt, scope } = setup();
-    const slept = track(scope.sleep(100));
+    const slept = track(sleep(scope, 100));
     const hold = deferred();
     scope.spawn("hold", () => hold.promise);
     const closed = track(scope.close({ deadlineMs: 1000 }));
@@ -426,7 +428,7 @@ describe("sleep", () => {
     const task = track(
       scope.run("poll", async () => {
         for (;;) {
-          await scope.sleep(10);
+          await sleep(scope, 10);
           wakeups++;
         }
       }),
@@ -446,7 +448,7 @@ describe("sleep", () => {
     const controller = new AbortController();
     const reason = new Error("caller gave up");
     controller.abort(reason);
-    await assert.rejects(scope.sleep(100, controller.signal), (error) => error === reason);
+    await assert.rejects(sleep(scope, 100, controller.signal), (error) => error === reason);
     assert.equal(rt.pendingTimers(), 0);
     assert.deepEqual(scope.inspect().resources, []);
     await scope.close();
@@ -455,7 +457,7 @@ describe("sleep", () => {
   test("sleep rejects with the external signal's reason when it aborts midway, and its timer is cancelled", async () => {
     const { rt, scope } = setup();
     const controller = new AbortController();
-    const slept = track(scope.sleep(100, controller.signal));
+    const slept = track(sleep(scope, 100, controller.signal));
     await rt.advance(40);
     const reason = new Error("caller gave up");
     controller.abort(reason);
@@ -470,7 +472,7 @@ describe("sleep", () => {
   test("a sleep that completed ignores a later abort of its external signal", async () => {
     const { rt, scope } = setup();
     const controller = new AbortController();
-    const slept = track(scope.sleep(10, controller.signal));
+    const slept = track(sleep(scope, 10, controller.signal));
     await rt.advance(10);
     controller.abort(new Error("too late"));
     await settle();
@@ -976,7 +978,7 @@ describe("teardown errors", () => {
 
   test("a timeout from a task is not an abort: it is collected", async () => {
     const { rt, scope } = setup();
-    scope.spawn("times out", () => scope.withTimeout("reply", 10, (signal) => untilAborted(signal)));
+    scope.spawn("times out", () => withTimeout(scope, "reply", 10, (signal) => untilAborted(signal)));
     await rt.advance(10);
     await assert.rejects(scope.close(), (error) => {
       assert.ok(isTeardownError(error, "root"), "isTeardownError(error, \"root\")");
@@ -1040,8 +1042,8 @@ describe("inspect and liveCount", () => {
     const conns = root.child("conns");
     conns.spawn("reader", (signal) => untilAborted(signal));
     conns.timer("idle", 1000, () => {});
-    const looked = track(conns.lookup("redis.local"));
-    const connected = track(conns.connect({ host: "10.0.0.2", port: 7000 }, connHandlers().handlers));
+    const looked = track(lookup(conns, "redis.local"));
+    const connected = track(connect(conns, { host: "10.0.0.2", port: 7000 }, connHandlers().handlers));
     conns.own("resource", "pool", () => {});
     const sub = conns.child("sub");
     sub.own("listener", "0.0.0.0:7001", () => {});
@@ -1105,7 +1107,7 @@ describe("inspect and liveCount", () => {
     const done = deferred();
     scope.spawn("task", () => done.promise);
     scope.timer("timer", 5, () => {});
-    const looked = track(scope.lookup("redis.local"));
+    const looked = track(lookup(scope, "redis.local"));
     assert.equal(scope.liveCount(), 3);
     done.resolve();
     await rt.advance(5);
@@ -1131,7 +1133,7 @@ describe("inspect and liveCount", () => {
 describe("lookup", () => {
   test("a lookup resolves through the runtime and leaves the scope when done", async () => {
     const { rt, scope } = setup();
-    const looked = track(scope.lookup("node-1.redis"));
+    const looked = track(lookup(scope, "node-1.redis"));
     await settle();
     assert.deepEqual(scope.inspect().resources, [{ kind: "lookup", name: "node-1.redis" }]);
     const pending = rt.pendingLookups[0]!;
@@ -1147,14 +1149,14 @@ describe("lookup", () => {
     const { rt, scope } = setup();
     const failure = new Error("ENOTFOUND nowhere.redis");
     rt.dns.set("nowhere.redis", failure);
-    await assert.rejects(scope.lookup("nowhere.redis"), (error) => error === failure);
+    await assert.rejects(lookup(scope, "nowhere.redis"), (error) => error === failure);
     assert.deepEqual(scope.inspect().resources, []);
     await scope.close();
   });
 
   test("a pending lookup is aborted on teardown: it rejects with ScopeClosedError and its entry is gone", async () => {
     const { rt, scope } = setup();
-    const looked = track(scope.lookup("slow.redis"));
+    const looked = track(lookup(scope, "slow.redis"));
     await settle();
     const pending = rt.pendingLookups[0]!;
     await scope.close();
@@ -1172,7 +1174,7 @@ describe("lookup", () => {
     const { rt, scope } = setup();
     let addresses: string[] = [];
     scope.spawn("resolve", async () => {
-      addresses = await scope.lookup("slow.redis");
+      addresses = await lookup(scope, "slow.redis");
     });
     await settle();
     const closed = track(scope.close({ deadlineMs: 100 }));
@@ -1192,7 +1194,7 @@ describe("connect", () => {
     const { rt, scope } = setup();
     const { log, handlers } = connHandlers();
     const late = lateCallbacks();
-    const connected = track(scope.connect({ host: "10.0.0.3", port: 7001 }, handlers));
+    const connected = track(connect(scope, { host: "10.0.0.3", port: 7001 }, handlers));
     await settle();
     assert.deepEqual(scope.inspect().resources, [{ kind: "socket", name: "connecting 10.0.0.3:7001" }]);
     const pending = rt.pendingConnects[0]!;
@@ -1212,7 +1214,7 @@ describe("connect", () => {
 
   test("a pending connect is aborted on teardown: it rejects and nothing stays registered", async () => {
     const { rt, scope } = setup();
-    const connected = track(scope.connect({ host: "10.0.0.4", port: 7002 }, connHandlers().handlers));
+    const connected = track(connect(scope, { host: "10.0.0.4", port: 7002 }, connHandlers().handlers));
     await settle();
     const pending = rt.pendingConnects[0]!;
     await scope.close();
@@ -1225,7 +1227,7 @@ describe("connect", () => {
 
   test("a connect that resolves in the same turn destroy is called is handed out, then destroyed by teardown", async () => {
     const { rt, scope } = setup();
-    const connected = track(scope.connect({ host: "10.0.0.5", port: 7003 }, connHandlers().handlers));
+    const connected = track(connect(scope, { host: "10.0.0.5", port: 7003 }, connHandlers().handlers));
     await settle();
     const conn = rt.pendingConnects[0]!.resolve();
     const closed = track(scope.destroy());
@@ -1238,7 +1240,7 @@ describe("connect", () => {
 
   test("a connect that resolves during teardown just before its abort is destroyed, not leaked", async () => {
     const { rt, scope } = setup();
-    const connected = track(scope.connect({ host: "10.0.0.5", port: 7003 }, connHandlers().handlers));
+    const connected = track(connect(scope, { host: "10.0.0.5", port: 7003 }, connHandlers().handlers));
     await settle();
     const pending = rt.pendingConnects[0]!;
     let conn: FakeConn | undefined;
@@ -1259,7 +1261,7 @@ describe("connect", () => {
   test("a connect that the runtime resolves after the abort is destroyed, not leaked", async () => {
     const { rt, scope } = setup();
     rt.connectHonoursAbort = false;
-    const connected = track(scope.connect({ host: "10.0.0.6", port: 7004 }, connHandlers().handlers));
+    const connected = track(connect(scope, { host: "10.0.0.6", port: 7004 }, connHandlers().handlers));
     await settle();
     const pending = rt.pendingConnects[0]!;
     await scope.close();
@@ -1277,7 +1279,7 @@ describe("connect", () => {
     const { rt, scope } = setup();
     const hold = deferred();
     scope.spawn("hold", () => hold.promise);
-    const connected = track(scope.connect({ host: "10.0.0.7", port: 7005 }, connHandlers().handlers));
+    const connected = track(connect(scope, { host: "10.0.0.7", port: 7005 }, connHandlers().handlers));
     await settle();
     const closed = track(scope.close({ deadlineMs: 100 }));
     const conn = rt.pendingConnects[0]!.resolve();
@@ -1298,7 +1300,7 @@ describe("connect", () => {
     const { rt, scope } = setup();
     const controller = new AbortController();
     const connected = track(
-      scope.connect({ host: "10.0.0.8", port: 7006, signal: controller.signal }, connHandlers().handlers),
+      connect(scope, { host: "10.0.0.8", port: 7006, signal: controller.signal }, connHandlers().handlers),
     );
     await settle();
     const reason = new Error("caller gave up");
@@ -1317,7 +1319,7 @@ describe("connect", () => {
     const reason = new Error("caller gave up early");
     controller.abort(reason);
     const connected = track(
-      scope.connect({ host: "10.0.0.9", port: 7007, signal: controller.signal }, connHandlers().handlers),
+      connect(scope, { host: "10.0.0.9", port: 7007, signal: controller.signal }, connHandlers().handlers),
     );
     await settle();
     assert.equal(connected.state, "rejected");
@@ -1331,7 +1333,7 @@ describe("connect", () => {
     const { rt, scope } = setup();
     const controller = new AbortController();
     const connected = track(
-      scope.connect({ host: "10.0.0.10", port: 7008, signal: controller.signal }, connHandlers().handlers),
+      connect(scope, { host: "10.0.0.10", port: 7008, signal: controller.signal }, connHandlers().handlers),
     );
     await settle();
     const conn = rt.pendingConnects[0]!.resolve();
@@ -1346,7 +1348,7 @@ describe("connect", () => {
 
   test("a refused connect rejects with the runtime's error and leaves the scope", async () => {
     const { rt, scope } = setup();
-    const connected = track(scope.connect({ host: "10.0.0.11", port: 7009 }, connHandlers().handlers));
+    const connected = track(connect(scope, { host: "10.0.0.11", port: 7009 }, connHandlers().handlers));
     await settle();
     const refused = new Error("ECONNREFUSED");
     rt.pendingConnects[0]!.reject(refused);
@@ -1359,7 +1361,7 @@ describe("connect", () => {
   test("socket callbacks run while open and draining; data after teardown is dropped and counted", async () => {
     const { rt, scope } = setup();
     const { log, handlers } = connHandlers();
-    const connected = track(scope.connect({ host: "10.0.0.12", port: 7010 }, handlers));
+    const connected = track(connect(scope, { host: "10.0.0.12", port: 7010 }, handlers));
     await settle();
     rt.pendingConnects[0]!.resolve();
     await settle();
@@ -1382,7 +1384,7 @@ describe("connect", () => {
   test("a peer close removes the socket from the scope and reaches the handler", async () => {
     const { rt, scope } = setup();
     const { log, handlers } = connHandlers();
-    const connected = track(scope.connect({ host: "10.0.0.13", port: 7011 }, handlers));
+    const connected = track(connect(scope, { host: "10.0.0.13", port: 7011 }, handlers));
     await settle();
     rt.pendingConnects[0]!.resolve();
     await settle();
@@ -1397,7 +1399,8 @@ describe("connect", () => {
     const { rt, scope, reported } = setup();
     const failure = new Error("parse error");
     const connected = track(
-      scope.connect(
+      connect(
+        scope,
         { host: "10.0.0.14", port: 7012 },
         {
           data: () => {
@@ -1420,7 +1423,7 @@ describe("connect", () => {
 describe("listen", () => {
   test("a listener is owned by the scope and closed on teardown", async () => {
     const { rt, scope } = setup();
-    const listening = track(scope.listen({ host: "127.0.0.1", port: 0 }, () => connHandlers().handlers));
+    const listening = track(listen(scope, { host: "127.0.0.1", port: 0 }, () => connHandlers().handlers));
     await settle();
     const listener = rt.pendingListens[0]!.resolve();
     await settle();
@@ -1432,7 +1435,7 @@ describe("listen", () => {
 
   test("a listen that completes after close began is closed, not leaked", async () => {
     const { rt, scope } = setup();
-    const listening = track(scope.listen({ host: "127.0.0.1", port: 6380 }, () => connHandlers().handlers));
+    const listening = track(listen(scope, { host: "127.0.0.1", port: 6380 }, () => connHandlers().handlers));
     await settle();
     await scope.close();
     const listener = rt.pendingListens[0]!.resolve();
@@ -1444,7 +1447,7 @@ describe("listen", () => {
 
   test("a failed listen rejects with the runtime's error", async () => {
     const { rt, scope } = setup();
-    const listening = track(scope.listen({ host: "127.0.0.1", port: 6380 }, () => connHandlers().handlers));
+    const listening = track(listen(scope, { host: "127.0.0.1", port: 6380 }, () => connHandlers().handlers));
     await settle();
     const failure = new Error("EADDRINUSE");
     rt.pendingListens[0]!.reject(failure);
@@ -1518,7 +1521,7 @@ describe("guard", () => {
 describe("withTimeout", () => {
   test("withTimeout returns the value when fn is fast, and its timer is gone afterwards", async () => {
     const { rt, scope } = setup();
-    const result = track(scope.withTimeout("ping", 100, async (signal) => (signal.aborted ? "aborted" : "PONG")));
+    const result = track(withTimeout(scope, "ping", 100, async (signal) => (signal.aborted ? "aborted" : "PONG")));
     assert.deepEqual(scope.inspect().resources, [{ kind: "timer", name: "deadline ping" }]);
     await settle();
     assert.equal(result.value, "PONG");
@@ -1531,7 +1534,7 @@ describe("withTimeout", () => {
     const { rt, scope } = setup();
     let inner: AbortSignal | undefined;
     const result = track(
-      scope.withTimeout("MOVED refresh", 100, (signal) => {
+      withTimeout(scope, "MOVED refresh", 100, (signal) => {
         inner = signal;
         return untilAborted(signal);
       }),
@@ -1556,7 +1559,7 @@ describe("withTimeout", () => {
 
   test("withTimeout rejects at the timeout even when fn ignores its signal", async () => {
     const { rt, scope } = setup();
-    const result = track(scope.withTimeout("stuck", 10, () => new Promise<never>(() => {})));
+    const result = track(withTimeout(scope, "stuck", 10, () => new Promise<never>(() => {})));
     await rt.advance(10);
     assert.ok(result.error instanceof TimeoutError, "result.error instanceof TimeoutError");
     await scope.close();
@@ -1566,7 +1569,7 @@ describe("withTimeout", () => {
     const { rt, scope } = setup();
     const failure = new Error("MOVED 3999 10.0.0.1:7000");
     await assert.rejects(
-      scope.withTimeout("get", 100, async () => {
+      withTimeout(scope, "get", 100, async () => {
         throw failure;
       }),
       (error) => error === failure,
@@ -1580,7 +1583,7 @@ describe("withTimeout", () => {
     const { rt, scope } = setup();
     let inner: AbortSignal | undefined;
     const result = track(
-      scope.withTimeout("slow", 1000, (signal) => {
+      withTimeout(scope, "slow", 1000, (signal) => {
         inner = signal;
         return untilAborted(signal);
       }),
@@ -1596,7 +1599,7 @@ describe("withTimeout", () => {
 
   test("a withTimeout deadline still fires while the scope drains", async () => {
     const { rt, scope } = setup();
-    const request = track(scope.run("request", () => scope.withTimeout("reply", 50, (signal) => untilAborted(signal))));
+    const request = track(scope.run("request", () => withTimeout(scope, "reply", 50, (signal) => untilAborted(signal))));
     const closed = track(scope.close({ deadlineMs: 1000 }));
     await rt.advance(50);
     assert.ok(request.error instanceof TimeoutError, "request.error instanceof TimeoutError");

@@ -7,7 +7,7 @@
  * refresh, and it is bounded by `timeoutMs`.
  */
 import type { Scope } from "../../scope/scope.ts";
-import type { RawCommand } from "../../commands/generated/redis-7.0.ts";
+import type { RawCommand } from "../../commands/flags.ts";
 import { commandRows } from "../../commands/learn.ts";
 import { isAbort } from "../../errors.ts";
 import { controlRequest } from "./control-request.ts";

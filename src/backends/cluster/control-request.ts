@@ -4,18 +4,20 @@
  * exchange is bounded by `timeoutMs`; on timeout or teardown the socket is destroyed.
  */
 import type { Scope } from "../../scope/scope.ts";
+import { connect } from "../../scope/io.ts";
+import { withTimeout } from "../../scope/time.ts";
 import type { Conn } from "../../runtime.ts";
 import { ReplyReader } from "../../resp/reply-reader.ts";
 import { decode } from "../../resp/decode.ts";
 import { encodeCommand } from "../../resp/encode.ts";
 
 export async function controlRequest(scope: Scope, host: string, port: number, args: string[], timeoutMs: number): Promise<unknown> {
-  return scope.withTimeout(`${args.join(" ")} to ${host}:${port}`, timeoutMs, async (signal) => {
+  return withTimeout(scope, `${args.join(" ")} to ${host}:${port}`, timeoutMs, async (signal) => {
     let conn: Conn | null = null;
     try {
       const reply = new Promise<Uint8Array>((resolve, reject) => {
         const reader = new ReplyReader((frame) => resolve(frame), { maxBulkBytes: 64 * 1024 * 1024, maxArrayLength: 1 << 20 });
-        const opened = scope.connect({ host, port, signal }, {
+        const opened = connect(scope, { host, port, signal }, {
           data: (chunk) => {
             try {
               reader.push(chunk);

@@ -8,6 +8,8 @@
  * lookup, a connect, a request — is cancelled with it.
  */
 import type { Scope } from "../../scope/scope.ts";
+import { lookup } from "../../scope/io.ts";
+import { sleep, withTimeout } from "../../scope/time.ts";
 import { isAbort } from "../../errors.ts";
 import { controlRequest } from "./control-request.ts";
 import { isIpLiteral, parseClusterSlots, type NodeAddress, type Topology, TopologyError } from "./topology.ts";
@@ -81,7 +83,7 @@ export class Discovery {
       const early = new AbortController();
       this.#wake = () => early.abort();
       try {
-        await this.#scope.sleep(delayMs, early.signal);
+        await sleep(this.#scope, delayMs, early.signal);
       } catch (error) {
         if (!early.signal.aborted) throw error;
       } finally {
@@ -90,7 +92,7 @@ export class Discovery {
     }
     const sinceLast = this.#scope.runtime.now() - this.#lastRoundAt;
     if (this.#wanted && sinceLast < this.#options.redirectRefreshIntervalMs) {
-      await this.#scope.sleep(this.#options.redirectRefreshIntervalMs - sinceLast);
+      await sleep(this.#scope, this.#options.redirectRefreshIntervalMs - sinceLast);
     }
   }
 
@@ -162,7 +164,7 @@ export class Discovery {
   /** One candidate, bounded as a whole by `refreshTimeoutMs`: lookups, connect and reply. */
   #ask(round: Scope, candidate: { host: string; port: number }): Promise<Topology> {
     const { refreshTimeoutMs } = this.#options;
-    return round.withTimeout(`discovery via ${candidate.host}:${candidate.port}`, refreshTimeoutMs, async () => {
+    return withTimeout(round, `discovery via ${candidate.host}:${candidate.port}`, refreshTimeoutMs, async () => {
       const host = await this.#resolve(round, candidate.host);
       const reply = await controlRequest(round, host, candidate.port, ["CLUSTER", "SLOTS"], refreshTimeoutMs);
       if (reply instanceof Error) throw reply;
@@ -175,7 +177,7 @@ export class Discovery {
 
   async #resolve(round: Scope, host: string): Promise<string> {
     if (isIpLiteral(host)) return host;
-    const addresses = await round.lookup(host);
+    const addresses = await lookup(round, host);
     if (addresses.length === 0) throw new Error(`${host} resolved to no address`);
     return addresses[0]!;
   }

@@ -2,125 +2,51 @@
 /**
  * The command table of Redis 7.0.15: one row per command and per subcommand (named like
  * "CLUSTER|SLOTS"), with arity, flags, legacy key positions and key specs, as COMMAND reports
- * them. `src/commands/keys.ts` indexes it and extracts key positions from it.
+ * them, spelled in ../flags.ts's constants. `src/commands/keys.ts` indexes it and extracts key
+ * positions from it.
  */
+import {
+  WRITE,
+  READONLY,
+  DENYOOM,
+  ADMIN,
+  PUBSUB,
+  NOSCRIPT,
+  BLOCKING,
+  LOADING,
+  STALE,
+  SKIP_MONITOR,
+  SKIP_SLOWLOG,
+  ASKING,
+  FAST,
+  NO_AUTH,
+  NO_MANDATORY_KEYS,
+  NO_MULTI,
+  MOVABLEKEYS,
+  ALLOW_BUSY,
+  NO_ASYNC_LOADING,
+  KS_RO,
+  KS_RW,
+  KS_OW,
+  KS_RM,
+  KS_ACCESS,
+  KS_UPDATE,
+  KS_INSERT,
+  KS_DELETE,
+  KS_NOT_KEY,
+  KS_INCOMPLETE,
+  KS_VARIABLE_FLAGS,
+  BS_UNKNOWN,
+  BS_INDEX,
+  BS_KEYWORD,
+  FK_UNKNOWN,
+  FK_RANGE,
+  FK_KEYNUM,
+  type RawCommand,
+} from "../flags.ts";
 
 /** The Redis version the table was read from. */
 export const REDIS_VERSION = "7.0.15";
-
-// Command flags (bitmask).
-/** Command flag "write". */
-export const WRITE = 1;
-/** Command flag "readonly". */
-export const READONLY = 2;
-/** Command flag "denyoom". */
-export const DENYOOM = 4;
-/** Command flag "module". */
-export const MODULE = 8;
-/** Command flag "admin". */
-export const ADMIN = 16;
-/** Command flag "pubsub". */
-export const PUBSUB = 32;
-/** Command flag "noscript". */
-export const NOSCRIPT = 64;
-/** Command flag "blocking". */
-export const BLOCKING = 128;
-/** Command flag "loading". */
-export const LOADING = 256;
-/** Command flag "stale". */
-export const STALE = 512;
-/** Command flag "skip_monitor". */
-export const SKIP_MONITOR = 1024;
-/** Command flag "skip_slowlog". */
-export const SKIP_SLOWLOG = 2048;
-/** Command flag "asking". */
-export const ASKING = 4096;
-/** Command flag "fast". */
-export const FAST = 8192;
-/** Command flag "no_auth". */
-export const NO_AUTH = 16384;
-/** Command flag "may_replicate". */
-export const MAY_REPLICATE = 32768;
-/** Command flag "sentinel". */
-export const SENTINEL = 65536;
-/** Command flag "only_sentinel". */
-export const ONLY_SENTINEL = 131072;
-/** Command flag "no_mandatory_keys". */
-export const NO_MANDATORY_KEYS = 262144;
-/** Command flag "protected". */
-export const PROTECTED = 524288;
-/** Command flag "module_no_cluster". */
-export const MODULE_NO_CLUSTER = 1048576;
-/** Command flag "no_multi". */
-export const NO_MULTI = 2097152;
-/** Command flag "movablekeys". */
-export const MOVABLEKEYS = 4194304;
-/** Command flag "allow_busy". */
-export const ALLOW_BUSY = 8388608;
-/** Command flag "no_async_loading". */
-export const NO_ASYNC_LOADING = 16777216;
-/** Command flag "touches_arbitrary_keys". */
-export const TOUCHES_ARBITRARY_KEYS = 33554432;
-
-// Key spec flags (bitmask).
-/** Key spec flag "RO". */
-export const KS_RO = 1;
-/** Key spec flag "RW". */
-export const KS_RW = 2;
-/** Key spec flag "OW". */
-export const KS_OW = 4;
-/** Key spec flag "RM". */
-export const KS_RM = 8;
-/** Key spec flag "access". */
-export const KS_ACCESS = 16;
-/** Key spec flag "update". */
-export const KS_UPDATE = 32;
-/** Key spec flag "insert". */
-export const KS_INSERT = 64;
-/** Key spec flag "delete". */
-export const KS_DELETE = 128;
-/** Key spec flag "not_key". */
-export const KS_NOT_KEY = 256;
-/** Key spec flag "incomplete". */
-export const KS_INCOMPLETE = 512;
-/** Key spec flag "variable_flags". */
-export const KS_VARIABLE_FLAGS = 1024;
-
-/** begin_search types. */
-export const BS_UNKNOWN = 0;
-export const BS_INDEX = 1;
-export const BS_KEYWORD = 2;
-/** find_keys types. */
-export const FK_UNKNOWN = 0;
-export const FK_RANGE = 1;
-export const FK_KEYNUM = 2;
-
-/**
- * A key spec: flags; begin_search as [BS_INDEX, index, 0] or [BS_KEYWORD, keyword, startfrom];
- * find_keys as [FK_RANGE, lastkey, keystep, limit] or [FK_KEYNUM, keynumidx, firstkey, keystep].
- */
-export type RawKeySpec = readonly [
-  flags: number,
-  beginSearch: number,
-  indexOrKeyword: number | string,
-  startFrom: number,
-  findKeys: number,
-  a: number,
-  b: number,
-  c: number,
-];
-
-/** A command: name, arity, flags, first key, last key, key step, key specs, and tips if any. */
-export type RawCommand = readonly [
-  name: string,
-  arity: number,
-  flags: number,
-  firstKey: number,
-  lastKey: number,
-  step: number,
-  keySpecs: readonly RawKeySpec[],
-  tips?: readonly string[],
-];
 
 /** Every command of Redis 7.0.15, each followed by its subcommands. */
 export const COMMANDS: readonly RawCommand[] = [

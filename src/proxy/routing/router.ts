@@ -13,7 +13,7 @@
  * (./pubsub.ts).
  */
 import { CommandTable, keyIndexes, type CommandInfo } from "../../commands/keys.ts";
-import { BLOCKING, MOVABLEKEYS, PUBSUB, READONLY, WRITE } from "../../commands/generated/redis-7.0.ts";
+import { BLOCKING, MOVABLEKEYS, PUBSUB, READONLY, WRITE } from "../../commands/flags.ts";
 import { commandName } from "../../resp/request-parser.ts";
 import { encodeCommand } from "../../resp/encode.ts";
 import { errorReply } from "../../resp/replies.ts";
