@@ -16,7 +16,8 @@ export interface ViewEntry {
   slots: Array<[number, number]>;
 }
 
-export const SLOT_COUNT = 16384;
+export { SLOT_COUNT } from "../src/backends/cluster/slot.ts";
+import { SLOT_COUNT } from "../src/backends/cluster/slot.ts";
 
 /** Parse the text of `CLUSTER NODES`. */
 export function parseClusterNodes(text: string): ViewEntry[] {

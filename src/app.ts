@@ -9,7 +9,7 @@ import { Scope } from "./scope/scope.ts";
 import type { Config } from "./config/schema.ts";
 import { createLogger, type Logger } from "./log.ts";
 import type { Cluster } from "./backends/cluster/cluster.ts";
-import { parseAddress } from "./backends/cluster/topology.ts";
+import { parseAddress } from "./util/address.ts";
 import { Router } from "./proxy/routing/router.ts";
 import { denyListOf } from "./proxy/routing/deny-list.ts";
 import { ProxyServer } from "./proxy/server.ts";

@@ -7,7 +7,7 @@
  * catch-all. `clusterDefaults` holds the knobs every cluster inherits unless it sets its own.
  */
 import * as v from "valibot";
-import { parseAddress } from "../backends/cluster/topology.ts";
+import { parseAddress } from "../util/address.ts";
 import { KETAMA_HASHES } from "../backends/pool/ketama.ts";
 import { READ_FROM, type ReadFrom } from "../backends/cluster/replica-reads.ts";
 import { isLoopbackHost } from "../util/address.ts";

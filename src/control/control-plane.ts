@@ -21,7 +21,7 @@ import { validateCluster, validateConfig } from "../config/load.ts";
 import { resolveKnobs, resolveReadFrom, type ClusterDocument, type Config, type LimitsConfig } from "../config/schema.ts";
 import { Cluster } from "../backends/cluster/cluster.ts";
 import { StandalonePool } from "../backends/pool/standalone.ts";
-import { parseAddress } from "../backends/cluster/topology.ts";
+import { parseAddress } from "../util/address.ts";
 import type { Backend } from "../backend/contract.ts";
 import { RouteTable } from "../proxy/routing/routes.ts";
 import type { ChangeResult, ClusterView, ControlPlane } from "./types.ts";

@@ -1,5 +1,6 @@
 /**
- * Address predicates shared by configuration checks and the admin API.
+ * Addresses as text: `host:port` parsed and formatted (IPv6 bracketed), and the predicates shared
+ * by configuration checks, discovery and the admin API.
  */
 
 /**
@@ -51,4 +52,23 @@ function parseIPv6(text: string): number[] | null {
   if (halves.length === 1 ? explicit !== 8 : explicit > 7) return null;
   const zeros = new Array<number>(8 - explicit).fill(0);
   return [...head.map((w) => parseInt(w, 16)), ...zeros, ...rest.map((w) => parseInt(w, 16)), ...tail];
+}
+
+/** "host:port", with IPv6 hosts bracketed. */
+export function formatAddress(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** Parse "host:port" or "[v6]:port"; null when malformed. Port 0 only with `allowPortZero`. */
+export function parseAddress(value: string, allowPortZero = false): { host: string; port: number } | null {
+  const match = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(value.trim());
+  if (!match) return null;
+  const port = Number(match[3]);
+  if (port < (allowPortZero ? 0 : 1) || port > 65535) return null;
+  return { host: (match[1] ?? match[2])!, port };
+}
+
+/** True for an IPv4 or IPv6 literal (no DNS lookup needed). */
+export function isIpLiteral(host: string): boolean {
+  return /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host.includes(":");
 }

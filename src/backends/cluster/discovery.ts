@@ -12,7 +12,8 @@ import { lookup } from "../../scope/io.ts";
 import { sleep, withTimeout } from "../../scope/time.ts";
 import { isAbort } from "../../errors.ts";
 import { controlRequest } from "./control-request.ts";
-import { isIpLiteral, parseClusterSlots, type NodeAddress, type Topology, TopologyError } from "./topology.ts";
+import { parseClusterSlots, type NodeAddress, type Topology, TopologyError } from "./topology.ts";
+import { isIpLiteral } from "../../util/address.ts";
 
 export interface DiscoveryOptions {
   seeds: { host: string; port: number }[];

@@ -3,7 +3,7 @@
  * slot ranges, each with a primary and its replicas. Parsing is strict: a reply that is not a
  * well-formed slot table is rejected, never half-applied.
  */
-export const SLOT_COUNT = 16384;
+import { SLOT_COUNT } from "./slot.ts";
 
 export interface NodeAddress {
   host: string;
@@ -92,23 +92,4 @@ export function coverage(topology: Topology): number {
     }
   }
   return count;
-}
-
-/** "host:port", with IPv6 hosts bracketed. */
-export function formatAddress(host: string, port: number): string {
-  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
-/** Parse "host:port" or "[v6]:port"; null when malformed. Port 0 only with `allowPortZero`. */
-export function parseAddress(value: string, allowPortZero = false): { host: string; port: number } | null {
-  const match = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(value.trim());
-  if (!match) return null;
-  const port = Number(match[3]);
-  if (port < (allowPortZero ? 0 : 1) || port > 65535) return null;
-  return { host: (match[1] ?? match[2])!, port };
-}
-
-/** True for an IPv4 or IPv6 literal (no DNS lookup needed). */
-export function isIpLiteral(host: string): boolean {
-  return /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host.includes(":");
 }

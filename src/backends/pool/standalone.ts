@@ -9,7 +9,7 @@ import { Unavailable, type Backend, type BackendCapabilities, type BackendStatus
 import type { UpstreamRequest } from "../../backend/request.ts";
 import { KetamaRing, twemproxyServerName, type KetamaHash } from "./ketama.ts";
 import { UpstreamNode, type UpstreamNodeOptions } from "../../upstream/node.ts";
-import { parseAddress } from "../cluster/topology.ts";
+import { parseAddress } from "../../util/address.ts";
 
 export interface StandaloneServer {
   address: string;

@@ -30,7 +30,7 @@
 import { Unavailable, type Backend } from "../../backend/contract.ts";
 import { UpstreamRequest, type Pending, type ReplySink } from "../../backend/request.ts";
 import { arrayHeader, isErrorReply, CLUSTER_DOWN, type FanOutClient } from "./fanout.ts";
-import { SLOT_COUNT } from "../../backends/cluster/topology.ts";
+import { SLOT_COUNT } from "../../backends/cluster/slot.ts";
 import { concatBytes, encodeArrayHeader, encodeBulk, encodeCommand } from "../../resp/encode.ts";
 import { errorReply } from "../../resp/replies.ts";
 import { CR } from "../../resp/bytes.ts";
