@@ -14,34 +14,15 @@ import type {
   Listener,
   ListenOptions,
   Runtime,
-  TimerHandle,
 } from "../../src/runtime.ts";
+import { raceAbort } from "../shared/abort.ts";
+import { ipLiteral } from "../shared/address.ts";
+import { ByteQueue } from "../shared/byte-queue.ts";
+import { AbortError, LookupError } from "../shared/errors.ts";
+import { HIGH_WATER_MARK_BYTES } from "../shared/high-water-mark.ts";
+import { createSetTimer } from "../shared/timer.ts";
 
-/** `write()` returns false once more than this many bytes wait in user space. */
-const HIGH_WATER_MARK = 64 * 1024;
-/** Small queued chunks are joined up to this size so one write op sends them. */
-const MAX_JOIN = 64 * 1024;
 const READ_SIZE = 64 * 1024;
-
-/** A cancelled `connect` or `lookup`. */
-export class AbortError extends Error {
-  override readonly name = "AbortError";
-  readonly code = "ABORT_ERR";
-  constructor(what: string, cause?: unknown) {
-    super(`${what} was aborted`, { cause });
-  }
-}
-
-/** A hostname that did not resolve; `code` is ENOTFOUND (Deno's NotFound) or the resolver's code. */
-export class LookupError extends Error {
-  override readonly name = "LookupError";
-  readonly code: string;
-  constructor(readonly hostname: string, cause: unknown) {
-    const code = (cause as { code?: unknown })?.code;
-    super(`lookup of '${hostname}' failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
-    this.code = typeof code === "string" ? code : "ENOTFOUND";
-  }
-}
 
 // Deno 2 has a global setImmediate: ~7 µs per hop and it yields to I/O. setTimeout(fn, 0) is
 // clamped to ms once nested, and a MessageChannel port keeps the process alive and slows I/O.
@@ -51,63 +32,10 @@ const defer = (fn: () => void): void => {
   else setTimeout(fn, 0);
 };
 
+const setTimer = createSetTimer((ms, fn) => setTimeout(fn, ms), clearTimeout);
+
 function toError(e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));
-}
-
-/** FIFO of byte chunks with partial consumption from the front. */
-class ByteQueue {
-  private chunks: (Uint8Array | undefined)[] = [];
-  private head = 0;
-  private offset = 0;
-  size = 0;
-
-  push(chunk: Uint8Array): void {
-    this.chunks.push(chunk);
-    this.size += chunk.byteLength;
-  }
-
-  /** The next bytes to send: the head chunk, or several small ones joined. */
-  peek(): Uint8Array {
-    const first = this.chunks[this.head]!.subarray(this.offset);
-    let end = this.head + 1;
-    let total = first.byteLength;
-    while (end < this.chunks.length && total + this.chunks[end]!.byteLength <= MAX_JOIN) {
-      total += this.chunks[end++]!.byteLength;
-    }
-    if (end === this.head + 1) return first;
-    const joined = new Uint8Array(total);
-    joined.set(first);
-    let at = first.byteLength;
-    for (let i = this.head + 1; i < end; i++) {
-      joined.set(this.chunks[i]!, at);
-      at += this.chunks[i]!.byteLength;
-    }
-    return joined;
-  }
-
-  consume(bytes: number): void {
-    this.size -= bytes;
-    while (bytes > 0) {
-      const left = this.chunks[this.head]!.byteLength - this.offset;
-      if (bytes < left) {
-        this.offset += bytes;
-        return;
-      }
-      bytes -= left;
-      this.chunks[this.head++] = undefined;
-      this.offset = 0;
-    }
-    if (this.head === this.chunks.length || this.head > 1024) {
-      this.chunks = this.chunks.slice(this.head);
-      this.head = 0;
-    }
-  }
-
-  clear(): void {
-    this.chunks = [];
-    this.head = this.offset = this.size = 0;
-  }
 }
 
 /** One TCP connection: a read loop, a writer loop, and the close bookkeeping they share. */
@@ -147,7 +75,7 @@ class DenoConn implements Conn {
       this.queue.push(chunk);
       if (!this.writing) void this.writeLoop().catch(reportError);
     }
-    if (this.queue.size > HIGH_WATER_MARK) {
+    if (this.queue.size > HIGH_WATER_MARK_BYTES) {
       this.needDrain = true;
       return false;
     }
@@ -217,7 +145,7 @@ class DenoConn implements Conn {
         }
         if (this.isClosed()) return;
         this.queue.consume(n);
-        if (this.needDrain && this.queue.size <= HIGH_WATER_MARK) {
+        if (this.needDrain && this.queue.size <= HIGH_WATER_MARK_BYTES) {
           this.needDrain = false;
           this.handlers!.drain();
         }
@@ -263,26 +191,6 @@ class DenoConn implements Conn {
     this.wake?.();
     defer(() => this.handlers!.close(error));
   }
-}
-
-/** Races `promise` against `signal`; a late settlement after an abort is swallowed. */
-function raceAbort<T>(promise: Promise<T>, signal: AbortSignal | undefined, what: string): Promise<T> {
-  if (!signal) return promise;
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new AbortError(what, signal.reason));
-    if (signal.aborted) return onAbort();
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (e) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(e);
-      },
-    );
-  });
 }
 
 async function connect(options: ConnectOptions, handlers: ConnHandlers): Promise<Conn> {
@@ -357,18 +265,6 @@ async function listen(options: ListenOptions, accept: (conn: Conn) => ConnHandle
   };
 }
 
-function ipLiteral(hostname: string): string | undefined {
-  const bare = hostname.startsWith("[") && hostname.endsWith("]") ? hostname.slice(1, -1) : hostname;
-  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(bare)) return bare.split(".").every((n) => Number(n) <= 255) ? bare : undefined;
-  if (!bare.includes(":")) return undefined;
-  try {
-    new URL(`http://[${bare}]/`);
-    return bare;
-  } catch {
-    return undefined;
-  }
-}
-
 async function lookup(hostname: string, signal: AbortSignal): Promise<string[]> {
   const what = `lookup of '${hostname}'`;
   if (signal.aborted) throw new AbortError(what, signal.reason);
@@ -406,23 +302,6 @@ async function serveHttp(options: ListenOptions, fetch: FetchHandler): Promise<H
     close() {
       closing ??= server.shutdown();
       return closing;
-    },
-  };
-}
-
-function setTimer(ms: number, fn: () => void): TimerHandle {
-  // The flag makes cancel() final even if the timer is already due in this loop turn.
-  let live = true;
-  const timer = setTimeout(() => {
-    if (!live) return;
-    live = false;
-    fn();
-  }, ms);
-  return {
-    cancel() {
-      if (!live) return;
-      live = false;
-      clearTimeout(timer);
     },
   };
 }

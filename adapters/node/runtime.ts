@@ -17,31 +17,14 @@ import type {
   Listener,
   ListenOptions,
   Runtime,
-  TimerHandle,
 } from "../../src/runtime.ts";
+import { raceAbort } from "../shared/abort.ts";
+import { ipLiteral, ipv4First } from "../shared/address.ts";
+import { AbortError, LookupError } from "../shared/errors.ts";
+import { HIGH_WATER_MARK_BYTES } from "../shared/high-water-mark.ts";
+import { createSetTimer } from "../shared/timer.ts";
 
-/** `write()` returns false once more than this many bytes wait in user space. */
-const HIGH_WATER_MARK = 64 * 1024;
-
-/** A cancelled `connect` or `lookup`. */
-export class AbortError extends Error {
-  override readonly name = "AbortError";
-  readonly code = "ABORT_ERR";
-  constructor(what: string, cause?: unknown) {
-    super(`${what} was aborted`, { cause });
-  }
-}
-
-/** A hostname that did not resolve; `code` is the resolver's (ENOTFOUND, EAI_AGAIN, ...). */
-export class LookupError extends Error {
-  override readonly name = "LookupError";
-  readonly code: string;
-  constructor(readonly hostname: string, cause: unknown) {
-    const code = (cause as { code?: unknown })?.code;
-    super(`lookup of '${hostname}' failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
-    this.code = typeof code === "string" ? code : "ENOTFOUND";
-  }
-}
+const setTimer = createSetTimer((ms, fn) => setTimeout(fn, ms), clearTimeout);
 
 /**
  * Wraps a connected socket. Handlers are attached later (`attach`) because an accepted socket's
@@ -69,7 +52,7 @@ function wrapSocket(socket: net.Socket, noDelay: boolean): { conn: Conn; attach(
       // After end()/destroy() Node would raise ERR_STREAM_WRITE_AFTER_END; the bytes could never be sent.
       if (destroyed || finished || socket.destroyed || socket.writableEnded) return false;
       socket.write(chunk);
-      if (socket.writableLength > HIGH_WATER_MARK) {
+      if (socket.writableLength > HIGH_WATER_MARK_BYTES) {
         needDrain = true;
         return false;
       }
@@ -155,7 +138,7 @@ function connect(options: ConnectOptions, handlers: ConnHandlers): Promise<Conn>
 }
 
 function listen(options: ListenOptions, accept: (conn: Conn) => ConnHandlers): Promise<Listener> {
-  const server = net.createServer({ highWaterMark: HIGH_WATER_MARK, noDelay: true }, (socket) => {
+  const server = net.createServer({ highWaterMark: HIGH_WATER_MARK_BYTES, noDelay: true }, (socket) => {
     const { conn, attach } = wrapSocket(socket, true);
     let handlers: ConnHandlers;
     try {
@@ -192,42 +175,16 @@ function listen(options: ListenOptions, accept: (conn: Conn) => ConnHandlers): P
   });
 }
 
-/** Races `promise` against `signal`; a late settlement after an abort is swallowed. */
-function raceAbort<T>(promise: Promise<T>, signal: AbortSignal, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new AbortError(what, signal.reason));
-    if (signal.aborted) return onAbort();
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (e) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(e);
-      },
-    );
-  });
-}
-
-function ipLiteral(hostname: string): string | undefined {
-  const bare = hostname.startsWith("[") && hostname.endsWith("]") ? hostname.slice(1, -1) : hostname;
-  return net.isIP(bare) ? bare : undefined;
-}
-
 async function lookup(hostname: string, signal: AbortSignal): Promise<string[]> {
   if (signal.aborted) throw new AbortError(`lookup of '${hostname}'`, signal.reason);
-  const literal = ipLiteral(hostname);
+  const literal = ipLiteral(hostname, (text) => net.isIP(text) !== 0);
   if (literal) return [literal];
   // getaddrinfo cannot be cancelled; the race makes the abort prompt and drops the late answer.
   const resolved = dnsLookup(hostname, { all: true }).catch((e: unknown) => {
     throw new LookupError(hostname, e);
   });
   const records = await raceAbort(resolved, signal, `lookup of '${hostname}'`);
-  const v4 = records.filter((r) => r.family === 4).map((r) => r.address);
-  const v6 = records.filter((r) => r.family !== 4).map((r) => r.address);
-  const addresses = [...new Set([...v4, ...v6])];
+  const addresses = ipv4First(records);
   if (addresses.length === 0) throw new LookupError(hostname, new Error("no addresses"));
   return addresses;
 }
@@ -308,23 +265,6 @@ function serveHttp(options: ListenOptions, fetch: FetchHandler): Promise<HttpSer
       });
     });
   });
-}
-
-function setTimer(ms: number, fn: () => void): TimerHandle {
-  // The flag makes cancel() final even if the timer is already due in this loop turn.
-  let live = true;
-  const timer = setTimeout(() => {
-    if (!live) return;
-    live = false;
-    fn();
-  }, ms);
-  return {
-    cancel() {
-      if (!live) return;
-      live = false;
-      clearTimeout(timer);
-    },
-  };
 }
 
 /**
