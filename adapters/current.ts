@@ -19,7 +19,7 @@ import type { Runtime } from "../src/runtime.ts";
 const adapters = {
   bun: { path: "./bun/runtime.ts", export: "bunRuntime" },
   deno: { path: "./deno/runtime.ts", export: "denoRuntime" },
-  node: { path: "./node/runtime.ts", export: "nodeRuntime" },
+  node: { path: "./node/index.ts", export: "nodeRuntime" },
 } as const;
 
 /** The name of the runtime executing this code. */
