@@ -1,31 +1,16 @@
 /**
- * The Bun adapter: `Runtime` on Bun's native `Bun.connect`, `Bun.listen`, `Bun.dns.lookup` and
- * `Bun.serve`. Bun's `socket.write` is unbuffered (it returns how many bytes the kernel took), so
- * this file keeps the unsent remainder in a user-space queue and flushes it from the `drain` event.
+ * TCP on Bun: `connect` and `listen` on Bun's native `Bun.connect` and `Bun.listen`, each socket
+ * wrapped as a `BunConn`. Bun's `socket.write` is unbuffered (it returns how many bytes the kernel
+ * took), so each connection keeps the unsent remainder in a user-space queue (the shared
+ * `ByteQueue`) and flushes it from the `drain` event.
  */
 import type { Socket, SocketHandler } from "bun";
-import type {
-  Conn,
-  ConnHandlers,
-  ConnectOptions,
-  FetchHandler,
-  HttpServer,
-  Listener,
-  ListenOptions,
-  Runtime,
-} from "../../src/runtime.ts";
+import type { Conn, ConnHandlers, ConnectOptions, Listener, ListenOptions } from "../../src/runtime.ts";
 import { raceAbort } from "../shared/abort.ts";
-import { ipLiteral, ipv4First } from "../shared/address.ts";
 import { ByteQueue } from "../shared/byte-queue.ts";
-import { AbortError, codeOf, LookupError } from "../shared/errors.ts";
+import { AbortError } from "../shared/errors.ts";
 import { HIGH_WATER_MARK_BYTES } from "../shared/high-water-mark.ts";
-import { createSetTimer } from "../shared/timer.ts";
-
-const setTimer = createSetTimer((ms, fn) => setTimeout(fn, ms), clearTimeout);
-
-const defer = (fn: () => void): void => {
-  setImmediate(fn);
-};
+import { defer } from "./timers.ts";
 
 /** Surfaces a handler's exception like an uncaught one, outside Bun's socket callback. */
 function rethrow(error: unknown): void {
@@ -203,7 +188,8 @@ const clientHandlers: SocketHandler<BunConn | undefined> = {
   connectError: () => {},
 };
 
-async function connect(options: ConnectOptions, handlers: ConnHandlers): Promise<Conn> {
+/** Opens a TCP connection; `signal` cancels it until it is established. */
+export async function connect(options: ConnectOptions, handlers: ConnHandlers): Promise<Conn> {
   const { host, port, signal, noDelay = true } = options;
   const what = `connect to ${host}:${port}`;
   if (signal?.aborted) throw new AbortError(what, signal.reason);
@@ -228,7 +214,8 @@ async function connect(options: ConnectOptions, handlers: ConnHandlers): Promise
   return conn;
 }
 
-async function listen(options: ListenOptions, accept: (conn: Conn) => ConnHandlers): Promise<Listener> {
+/** Listens on `host:port` (port 0 picks one); `accept` supplies each accepted connection's handlers. */
+export async function listen(options: ListenOptions, accept: (conn: Conn) => ConnHandlers): Promise<Listener> {
   const server = Bun.listen<BunConn | undefined>({
     hostname: options.host,
     port: options.port,
@@ -260,57 +247,3 @@ async function listen(options: ListenOptions, accept: (conn: Conn) => ConnHandle
     },
   };
 }
-
-async function lookup(hostname: string, signal: AbortSignal): Promise<string[]> {
-  const what = `lookup of '${hostname}'`;
-  if (signal.aborted) throw new AbortError(what, signal.reason);
-  const literal = ipLiteral(hostname);
-  if (literal) return [literal];
-  // Bun's resolver cannot be cancelled; the race makes the abort prompt and drops the late answer.
-  const resolved = Bun.dns.lookup(hostname).catch((e: unknown) => {
-    // Bun spells resolver codes with a prefix (DNS_ENOTFOUND); callers see the usual ENOTFOUND.
-    throw new LookupError(hostname, e, codeOf(e)?.replace(/^DNS_/, ""));
-  });
-  const records = await raceAbort(resolved, signal, what);
-  const addresses = ipv4First(records);
-  if (addresses.length === 0) throw new LookupError(hostname, new Error("no addresses"));
-  return addresses;
-}
-
-async function serveHttp(options: ListenOptions, fetch: FetchHandler): Promise<HttpServer> {
-  const server = Bun.serve({
-    hostname: options.host,
-    port: options.port,
-    development: false,
-    fetch: (request) => fetch(request),
-    error: () => new Response("internal server error", { status: 500 }),
-  });
-  let closing: Promise<void> | undefined;
-  return {
-    host: options.host,
-    port: server.port ?? options.port,
-    close() {
-      closing ??= server.stop();
-      return closing;
-    },
-  };
-}
-
-/**
- * The Bun runtime. Quirks the core may see: a peer reset arrives as `close(error)` with `code`
- * ECONNRESET; a peer's clean close (FIN) ends our side once queued bytes are flushed, then
- * `close()` without error; `destroy()` sends FIN (not RST). An exception thrown by a handler is
- * rethrown from a timer, i.e. it surfaces as an uncaught exception.
- */
-export const bunRuntime: Runtime = {
-  name: "bun",
-  now: () => performance.now(),
-  wallClock: () => Date.now(),
-  setTimer,
-  defer,
-  random: () => Math.random(),
-  connect,
-  listen,
-  lookup,
-  serveHttp,
-};
