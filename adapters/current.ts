@@ -18,7 +18,7 @@ import type { Runtime } from "../src/runtime.ts";
 // Deno types (adapters/deno is excluded from tsconfig) and `deno test` has no Bun types.
 const adapters = {
   bun: { path: "./bun/index.ts", export: "bunRuntime" },
-  deno: { path: "./deno/runtime.ts", export: "denoRuntime" },
+  deno: { path: "./deno/index.ts", export: "denoRuntime" },
   node: { path: "./node/index.ts", export: "nodeRuntime" },
 } as const;
 

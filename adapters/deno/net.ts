@@ -1,38 +1,20 @@
 /**
- * The Deno adapter: `Runtime` on `Deno.connect`, `Deno.listen`, `Deno.resolveDns` and `Deno.serve`.
- * Deno's connections are pull-based promises, so each `Conn` runs a read loop (which is what
- * pause/resume gate) and an async writer loop draining a user-space queue, so `write()` never waits.
- * Every read/write/closeWrite promise is awaited inside a try/catch: a reset or a close mid-operation
- * never becomes an unhandled rejection.
+ * TCP on Deno: `connect` and `listen` on Deno's native `Deno.connect` and `Deno.listen`, each
+ * socket wrapped as a `DenoConn`. Deno's connections are pull-based promises, so each `Conn` runs
+ * a read loop (which is what pause/resume gate) and an async writer loop draining a user-space
+ * queue (the shared `ByteQueue`), so `write()` never waits. Every read/write/closeWrite promise is
+ * awaited inside a try/catch: a reset or a close mid-operation never becomes an unhandled
+ * rejection.
  */
-import type {
-  Conn,
-  ConnHandlers,
-  ConnectOptions,
-  FetchHandler,
-  HttpServer,
-  Listener,
-  ListenOptions,
-  Runtime,
-} from "../../src/runtime.ts";
+import type { Conn, ConnHandlers, ConnectOptions, Listener, ListenOptions } from "../../src/runtime.ts";
 import { raceAbort } from "../shared/abort.ts";
-import { ipLiteral } from "../shared/address.ts";
 import { ByteQueue } from "../shared/byte-queue.ts";
-import { AbortError, LookupError } from "../shared/errors.ts";
+import { AbortError } from "../shared/errors.ts";
 import { HIGH_WATER_MARK_BYTES } from "../shared/high-water-mark.ts";
-import { createSetTimer } from "../shared/timer.ts";
+import { defer } from "./timers.ts";
 
+/** Bytes asked for by each read op (one buffer per connection, reused). */
 const READ_SIZE = 64 * 1024;
-
-// Deno 2 has a global setImmediate: ~7 µs per hop and it yields to I/O. setTimeout(fn, 0) is
-// clamped to ms once nested, and a MessageChannel port keeps the process alive and slows I/O.
-const immediate = (globalThis as { setImmediate?: (fn: () => void) => unknown }).setImmediate;
-const defer = (fn: () => void): void => {
-  if (immediate) immediate(fn);
-  else setTimeout(fn, 0);
-};
-
-const setTimer = createSetTimer((ms, fn) => setTimeout(fn, ms), clearTimeout);
 
 function toError(e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));
@@ -193,7 +175,8 @@ class DenoConn implements Conn {
   }
 }
 
-async function connect(options: ConnectOptions, handlers: ConnHandlers): Promise<Conn> {
+/** Opens a TCP connection; `signal` cancels it until it is established. */
+export async function connect(options: ConnectOptions, handlers: ConnHandlers): Promise<Conn> {
   const { host, port, signal, noDelay = true } = options;
   const what = `connect to ${host}:${port}`;
   if (signal?.aborted) throw new AbortError(what, signal.reason);
@@ -246,7 +229,8 @@ async function acceptLoop(listener: Deno.TcpListener, isClosed: () => boolean, a
   }
 }
 
-async function listen(options: ListenOptions, accept: (conn: Conn) => ConnHandlers): Promise<Listener> {
+/** Listens on `host:port` (port 0 picks one); `accept` supplies each accepted connection's handlers. */
+export async function listen(options: ListenOptions, accept: (conn: Conn) => ConnHandlers): Promise<Listener> {
   const listener = Deno.listen({ hostname: options.host, port: options.port, transport: "tcp" });
   let closed = false;
   const accepting = acceptLoop(listener, () => closed, accept);
@@ -264,63 +248,3 @@ async function listen(options: ListenOptions, accept: (conn: Conn) => ConnHandle
     },
   };
 }
-
-async function lookup(hostname: string, signal: AbortSignal): Promise<string[]> {
-  const what = `lookup of '${hostname}'`;
-  if (signal.aborted) throw new AbortError(what, signal.reason);
-  const literal = ipLiteral(hostname);
-  if (literal) return [literal];
-  // resolveDns honours the signal, but the race still guarantees a prompt AbortError.
-  const query = (type: "A" | "AAAA") =>
-    Deno.resolveDns(hostname, type, { signal }).then(
-      (addresses) => ({ addresses, error: undefined }),
-      (error: unknown) => ({ addresses: [] as string[], error }),
-    );
-  const [v4, v6] = await raceAbort(Promise.all([query("A"), query("AAAA")]), signal, what);
-  if (signal.aborted) throw new AbortError(what, signal.reason);
-  const addresses = [...new Set([...v4.addresses, ...v6.addresses])];
-  if (addresses.length > 0) return addresses;
-  // resolveDns asks DNS servers only, not /etc/hosts.
-  if (hostname.toLowerCase() === "localhost") return ["127.0.0.1"];
-  throw new LookupError(hostname, v4.error ?? v6.error ?? new Error("no addresses"));
-}
-
-async function serveHttp(options: ListenOptions, fetch: FetchHandler): Promise<HttpServer> {
-  const server = Deno.serve(
-    {
-      hostname: options.host,
-      port: options.port,
-      onListen: () => {}, // Deno logs "Listening on ..." by default
-      onError: () => new Response("internal server error", { status: 500 }),
-    },
-    (request) => fetch(request),
-  );
-  let closing: Promise<void> | undefined;
-  return {
-    host: options.host,
-    port: (server.addr as Deno.NetAddr).port,
-    close() {
-      closing ??= server.shutdown();
-      return closing;
-    },
-  };
-}
-
-/**
- * The Deno runtime. Quirks the core may see: a peer reset arrives as `close(error)` with `code`
- * ECONNRESET on read or EPIPE on write (a reset can also look like a clean EOF, then `close()`);
- * a peer's clean close (FIN) ends our side once queued bytes are flushed. An exception thrown by a
- * handler goes to `reportError`, i.e. it surfaces as an uncaught exception.
- */
-export const denoRuntime: Runtime = {
-  name: "deno",
-  now: () => performance.now(),
-  wallClock: () => Date.now(),
-  setTimer,
-  defer,
-  random: () => Math.random(),
-  connect,
-  listen,
-  lookup,
-  serveHttp,
-};
