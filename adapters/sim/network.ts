@@ -19,6 +19,7 @@
  * plus the random knobs below.
  */
 import type { Conn, ConnectOptions, ConnHandlers, Listener } from "../../src/runtime.ts";
+import { AbortError } from "../shared/errors.ts";
 import type { SimClock } from "./clock.ts";
 import type { SimRandom } from "./random.ts";
 
@@ -61,15 +62,6 @@ export class SimNetError extends Error {
   override readonly name = "SimNetError";
   constructor(readonly code: string, message: string) {
     super(`${message} ${code}`);
-  }
-}
-
-/** A cancelled connect or lookup. */
-export class SimAbortError extends Error {
-  override readonly name = "AbortError";
-  readonly code = "ABORT_ERR";
-  constructor(what: string, cause?: unknown) {
-    super(`${what} was aborted`, { cause });
   }
 }
 
@@ -290,7 +282,7 @@ export class SimNetwork {
   connect(fromHost: string, options: ConnectOptions, handlers: ConnHandlers): Promise<Conn> {
     const { host, port, signal } = options;
     const target = `${host}:${port}`;
-    if (signal?.aborted) return Promise.reject(new SimAbortError(`connect to ${target}`, signal.reason));
+    if (signal?.aborted) return Promise.reject(new AbortError(`connect to ${target}`, signal.reason));
     return new Promise<Conn>((resolve, reject) => {
       const localPort = this.#port(fromHost);
       const tag = `${fromHost}:${localPort}->${target}`;
@@ -316,7 +308,7 @@ export class SimNetwork {
           this.sendReset(link.client);
           this.links.delete(link);
         }
-        fail(new SimAbortError(`connect to ${target}`, signal?.reason), "aborted");
+        fail(new AbortError(`connect to ${target}`, signal?.reason), "aborted");
       };
       signal?.addEventListener("abort", onAbort, { once: true });
       this.#log(`connect ${tag}`);
