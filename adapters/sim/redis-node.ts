@@ -22,7 +22,7 @@ import { RequestParser } from "../../src/resp/request-parser.ts";
 import { encodeArray, encodeBulk, encodeError, encodeInteger, NULL_BULK, OK, PONG } from "../../src/resp/encode.ts";
 import { keySlot } from "../../src/cluster/slot.ts";
 import type { SimNetwork } from "./network.ts";
-import type { SimConn } from "./network.ts";
+import type { SimConn } from "./connection.ts";
 
 /** The topology every node of one simulated cluster shares. */
 export interface SimClusterState {

@@ -18,7 +18,8 @@ import { SimRandom } from "./random.ts";
 
 export { SimClock } from "./clock.ts";
 export { SimDns } from "./dns.ts";
-export { SimConn, SimNetError, SimNetwork } from "./network.ts";
+export { SimConn } from "./connection.ts";
+export { SimNetError, SimNetwork } from "./network.ts";
 export { SimRandom } from "./random.ts";
 
 export interface SimRuntimeOptions extends NetworkOptions, DnsOptions, ClockOptions {
