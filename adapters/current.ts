@@ -17,9 +17,9 @@ import type { Runtime } from "../src/runtime.ts";
 // Computed specifiers keep each type checker out of the other runtimes' adapters: tsc has no
 // Deno types (adapters/deno is excluded from tsconfig) and `deno test` has no Bun types.
 const adapters = {
-  bun: { path: "./bun/runtime.ts", export: "bunRuntime" },
-  deno: { path: "./deno/runtime.ts", export: "denoRuntime" },
-  node: { path: "./node/runtime.ts", export: "nodeRuntime" },
+  bun: { path: "./bun/index.ts", export: "bunRuntime" },
+  deno: { path: "./deno/index.ts", export: "denoRuntime" },
+  node: { path: "./node/index.ts", export: "nodeRuntime" },
 } as const;
 
 /** The name of the runtime executing this code. */

@@ -1,6 +1,6 @@
 /** Entry point on Deno: `deno run -A adapters/deno/main.ts` (or `npm run serve:deno`). */
 import { main } from "../../src/main.ts";
-import { denoRuntime } from "./runtime.ts";
+import { denoRuntime } from "./index.ts";
 
 await main({
   runtime: denoRuntime,

@@ -2,7 +2,7 @@
 import { readFileSync, watch } from "node:fs";
 import { basename, dirname } from "node:path";
 import { main } from "../../src/main.ts";
-import { nodeRuntime } from "./runtime.ts";
+import { nodeRuntime } from "./index.ts";
 
 await main({
   runtime: nodeRuntime,

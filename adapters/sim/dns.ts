@@ -8,13 +8,14 @@
  */
 import type { SimClock } from "./clock.ts";
 import type { SimRandom } from "./random.ts";
-import { SimAbortError } from "./network.ts";
+import { ipLiteral } from "../shared/address.ts";
+import { AbortError, LookupError } from "../shared/errors.ts";
 
 /** What a name resolves to. */
 export interface DnsAnswer {
   /** Addresses, IPv4 first as the Runtime contract wants (sorted that way on lookup). */
   addresses?: string[];
-  /** When set, the lookup fails with a `SimLookupError` of this code (e.g. "ENOTFOUND", "EAI_AGAIN"). */
+  /** When set, the lookup fails with a `LookupError` of this code (e.g. "ENOTFOUND", "EAI_AGAIN"). */
   fail?: string;
   /** Delay of this name's lookups in ms; "random" draws from `dnsDelayMeanMs`. Default: "random". */
   delayMs?: number | "random";
@@ -25,22 +26,7 @@ export interface DnsOptions {
   dnsDelayMeanMs?: number;
 }
 
-/** A hostname that did not resolve; `code` as a resolver reports it. */
-export class SimLookupError extends Error {
-  override readonly name = "LookupError";
-  constructor(readonly hostname: string, readonly code: string) {
-    super(`lookup of '${hostname}' failed: ${code}`);
-  }
-}
-
 const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
-
-function ipLiteral(hostname: string): string | undefined {
-  const bare = hostname.startsWith("[") && hostname.endsWith("]") ? hostname.slice(1, -1) : hostname;
-  if (IPV4.test(bare)) return bare;
-  if (bare.includes(":") && /^[0-9a-fA-F:.]+$/.test(bare)) return bare;
-  return undefined;
-}
 
 export class SimDns {
   readonly #clock: SimClock;
@@ -86,7 +72,7 @@ export class SimDns {
   }
 
   lookup(hostname: string, signal: AbortSignal): Promise<string[]> {
-    if (signal.aborted) return Promise.reject(new SimAbortError(`lookup of '${hostname}'`, signal.reason));
+    if (signal.aborted) return Promise.reject(new AbortError(`lookup of '${hostname}'`, signal.reason));
     const literal = ipLiteral(hostname);
     if (literal) return Promise.resolve([literal]);
     this.lookups++;
@@ -96,7 +82,7 @@ export class SimDns {
       const onAbort = () => {
         timer.cancel();
         this.#log(`lookup ${hostname} aborted`);
-        reject(new SimAbortError(`lookup of '${hostname}'`, signal.reason));
+        reject(new AbortError(`lookup of '${hostname}'`, signal.reason));
       };
       const timer = this.#clock.setTimer(delay, () => {
         signal.removeEventListener("abort", onAbort);
@@ -107,7 +93,7 @@ export class SimDns {
         const code = answer?.fail ?? (addresses.length === 0 ? "ENOTFOUND" : undefined);
         if (code) {
           this.#log(`lookup ${hostname} ${code}`);
-          reject(new SimLookupError(hostname, code));
+          reject(new LookupError(hostname, new Error(code), code));
         } else {
           this.#log(`lookup ${hostname} ${addresses.join(",")}`);
           resolve(addresses);

@@ -3,12 +3,9 @@
  * the settling of `connect`) runs from a clock event, never synchronously inside `write`, `end`,
  * `destroy` or an abort, and every random choice comes from the network's own PRNG stream.
  *
- * Model of one connection: two endpoints; each direction is an ordered pipe. A `write` is split
- * into 1..`maxChunksPerWrite` pieces (short reads) that arrive one by one, in order, after a
- * one-way delay; arrived pieces wait in the receiver's inbox while it is paused. A sender's
- * "unread" count is what it wrote and its peer has not yet been handed through `data` (wire plus
- * peer's receive buffer): `write` returns false once it exceeds `inFlightBudgetBytes`, and
- * `drain` follows when it falls back to 0. `bufferedBytes` reports that same count.
+ * The model of one connection (two endpoints, ordered pipes, the unread-bytes budget) is in
+ * connection.ts; this file holds the world around it: listeners, connecting, the wire's delays,
+ * and faults.
  *
  * Endings follow the adapters' shared rules (adapters/current.ts): `end()` sends a FIN behind the
  * queued bytes; a side that reads a FIN ends too; each side's `close()` (without error) comes once
@@ -19,8 +16,10 @@
  * plus the random knobs below.
  */
 import type { Conn, ConnectOptions, ConnHandlers, Listener } from "../../src/runtime.ts";
+import { AbortError } from "../shared/errors.ts";
 import type { SimClock } from "./clock.ts";
 import type { SimRandom } from "./random.ts";
+import { SimConn, SimLink, type Piece, type SimWire } from "./connection.ts";
 
 /** Tunables. Every duration is in virtual milliseconds, every probability in [0, 1]. */
 export interface NetworkOptions {
@@ -64,143 +63,6 @@ export class SimNetError extends Error {
   }
 }
 
-/** A cancelled connect or lookup. */
-export class SimAbortError extends Error {
-  override readonly name = "AbortError";
-  readonly code = "ABORT_ERR";
-  constructor(what: string, cause?: unknown) {
-    super(`${what} was aborted`, { cause });
-  }
-}
-
-type Piece = { bytes: Uint8Array } | { fin: true };
-
-/** One side of a simulated connection. */
-export class SimConn implements Conn {
-  readonly id: string;
-  readonly localHost: string;
-  readonly localPort: number;
-  readonly remoteAddress: string;
-  readonly remotePort: number;
-  handlers: ConnHandlers | null = null;
-  peer!: SimConn;
-  readonly link: SimLink;
-  readonly #net: SimNetwork;
-  /** Arrived pieces not yet handed to `data`. */
-  readonly inbox: Piece[] = [];
-  paused = false;
-  /** `close` is decided (it is then delivered by a clock event); nothing else is delivered. */
-  closed = false;
-  destroyed = false;
-  /** `end()` called (or the peer's FIN read): a FIN is on its way. */
-  ending = false;
-  /** We read the peer's FIN. */
-  finIn = false;
-  /** Our FIN reached the peer. */
-  finArrived = false;
-  /** This endpoint's host vanished (half-open): it receives nothing and sends nothing more. */
-  vanished = false;
-  /** Bytes we wrote that the peer has not been handed yet. */
-  unreadOut = 0;
-  needDrain = false;
-  /** Arrival time of our last piece: pieces never overtake each other. */
-  lastArrival = 0;
-  #pumping = false;
-
-  constructor(net: SimNetwork, link: SimLink, id: string, local: [string, number], remote: [string, number]) {
-    this.#net = net;
-    this.link = link;
-    this.id = id;
-    [this.localHost, this.localPort] = local;
-    [this.remoteAddress, this.remotePort] = remote;
-  }
-
-  get bufferedBytes(): number {
-    return this.closed ? 0 : this.unreadOut;
-  }
-
-  write(chunk: Uint8Array): boolean {
-    if (this.closed || this.destroyed || this.ending) return false;
-    if (chunk.byteLength === 0) return this.unreadOut <= this.#net.options.inFlightBudgetBytes;
-    this.unreadOut += chunk.byteLength;
-    for (const piece of this.#net.split(chunk)) this.#net.send(this, { bytes: piece });
-    if (this.unreadOut > this.#net.options.inFlightBudgetBytes) {
-      this.needDrain = true;
-      return false;
-    }
-    return true;
-  }
-
-  pause(): void {
-    this.paused = true;
-  }
-
-  resume(): void {
-    if (!this.paused) return;
-    this.paused = false;
-    this.schedulePump();
-  }
-
-  end(): void {
-    if (this.closed || this.destroyed || this.ending) return;
-    this.ending = true;
-    this.#net.send(this, { fin: true });
-  }
-
-  destroy(error?: Error): void {
-    if (this.closed || this.destroyed) return;
-    this.destroyed = true;
-    const discarded = this.inbox.some((p) => "bytes" in p);
-    this.inbox.length = 0;
-    if (discarded) this.#net.sendReset(this);
-    else if (!this.ending) {
-      this.ending = true;
-      this.#net.send(this, { fin: true });
-    }
-    this.#net.finish(this, error, "destroy");
-  }
-
-  /** Deliver the inbox, one piece per clock event, while not paused. */
-  schedulePump(): void {
-    if (this.#pumping || this.inbox.length === 0) return;
-    this.#pumping = true;
-    this.#net.clock.defer(() => {
-      this.#pumping = false;
-      this.#pumpOne();
-    });
-  }
-
-  #pumpOne(): void {
-    if (this.closed || this.paused) return;
-    const piece = this.inbox.shift();
-    if (!piece) return;
-    if ("bytes" in piece) {
-      this.peer.unreadOut -= piece.bytes.byteLength;
-      this.#net.maybeDrain(this.peer);
-      this.handlers!.data(piece.bytes);
-    } else {
-      this.finIn = true;
-      // allowHalfOpen false: reading the peer's FIN ends our side once our bytes are sent.
-      if (!this.ending) {
-        this.ending = true;
-        this.#net.send(this, { fin: true });
-      }
-      this.#net.maybeClose(this);
-    }
-    this.schedulePump();
-  }
-}
-
-/** Both endpoints of one connection, plus pieces held back by a partition. */
-export class SimLink {
-  dead = false;
-  /** Pieces that reached a partition, in order; re-sent by `heal()`. */
-  readonly held: { from: SimConn; piece: Piece }[] = [];
-  client!: SimConn;
-  server!: SimConn;
-  constructor(readonly id: number) {}
-}
-
 class SimListener implements Listener {
   #closed = false;
   constructor(
@@ -221,7 +83,11 @@ class SimListener implements Listener {
   }
 }
 
-export class SimNetwork {
+/**
+ * The network of one simulated world: listeners by `host:port`, every live link, partitions, and
+ * the wire between endpoints (delays, ordering, resets). Every host's runtime view shares it.
+ */
+export class SimNetwork implements SimWire {
   readonly clock: SimClock;
   readonly random: SimRandom;
   readonly options: Required<NetworkOptions>;
@@ -290,7 +156,7 @@ export class SimNetwork {
   connect(fromHost: string, options: ConnectOptions, handlers: ConnHandlers): Promise<Conn> {
     const { host, port, signal } = options;
     const target = `${host}:${port}`;
-    if (signal?.aborted) return Promise.reject(new SimAbortError(`connect to ${target}`, signal.reason));
+    if (signal?.aborted) return Promise.reject(new AbortError(`connect to ${target}`, signal.reason));
     return new Promise<Conn>((resolve, reject) => {
       const localPort = this.#port(fromHost);
       const tag = `${fromHost}:${localPort}->${target}`;
@@ -316,7 +182,7 @@ export class SimNetwork {
           this.sendReset(link.client);
           this.links.delete(link);
         }
-        fail(new SimAbortError(`connect to ${target}`, signal?.reason), "aborted");
+        fail(new AbortError(`connect to ${target}`, signal?.reason), "aborted");
       };
       signal?.addEventListener("abort", onAbort, { once: true });
       this.#log(`connect ${tag}`);

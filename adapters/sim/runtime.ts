@@ -10,14 +10,16 @@
  * same seed and the same driver it is identical, byte for byte.
  */
 import type { Conn, ConnectOptions, ConnHandlers, FetchHandler, HttpServer, Listener, ListenOptions, Runtime, TimerHandle } from "../../src/runtime.ts";
+import { createSetTimer } from "../shared/timer.ts";
 import { SimClock, type ClockOptions } from "./clock.ts";
 import { SimDns, type DnsOptions } from "./dns.ts";
 import { SimNetwork, type NetworkOptions } from "./network.ts";
 import { SimRandom } from "./random.ts";
 
 export { SimClock } from "./clock.ts";
-export { SimDns, SimLookupError } from "./dns.ts";
-export { SimAbortError, SimConn, SimNetError, SimNetwork } from "./network.ts";
+export { SimDns } from "./dns.ts";
+export { SimConn } from "./connection.ts";
+export { SimNetError, SimNetwork } from "./network.ts";
 export { SimRandom } from "./random.ts";
 
 export interface SimRuntimeOptions extends NetworkOptions, DnsOptions, ClockOptions {
@@ -66,6 +68,8 @@ export function createSimRuntime(options: SimRuntimeOptions): SimRuntime {
   const epochMs = options.epochMs ?? 1_700_000_000_000;
   const traceTimers = options.traceTimers ?? false;
   let timerIds = 0;
+  // cancel() is final whatever the clock's queue does, as in the real adapters.
+  const setClockTimer = createSetTimer((ms, fn) => clock.setTimer(ms, fn), (handle) => handle.cancel());
 
   const view = (host: string): Runtime => ({
     name: "sim",
@@ -73,21 +77,10 @@ export function createSimRuntime(options: SimRuntimeOptions): SimRuntime {
     wallClock: () => epochMs + clock.now(),
     setTimer(ms: number, fn: () => void): TimerHandle {
       const id = ++timerIds;
-      // The flag makes cancel() final whatever the queue does (as in the real adapters).
-      let live = true;
-      const handle = clock.setTimer(ms, () => {
-        if (!live) return;
-        live = false;
+      return setClockTimer(ms, () => {
         if (traceTimers) log(`timer ${id} fired`);
         fn();
       });
-      return {
-        cancel() {
-          if (!live) return;
-          live = false;
-          handle.cancel();
-        },
-      };
     },
     defer: (fn) => clock.defer(fn),
     random: () => stream.float(),

@@ -16,7 +16,7 @@
  * The same seed gives the same trace, byte for byte (`runSeed(s).traceHash`).
  */
 import { createSimRuntime, type SimRuntime } from "../../adapters/sim/runtime.ts";
-import { SimRedisCluster, type SlotMigration } from "../../adapters/sim/redis-cluster.ts";
+import { SimRedisCluster, type SlotMigration } from "./world/redis-cluster.ts";
 import { SimRandom } from "../../adapters/sim/random.ts";
 import { encodeCommand } from "../../src/resp/encode.ts";
 import { ReplyReader } from "../../src/resp/reply-reader.ts";

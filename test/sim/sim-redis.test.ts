@@ -1,5 +1,5 @@
 /**
- * Simulated Redis Cluster nodes (adapters/sim/redis-node.ts, redis-cluster.ts): RESP replies and
+ * Simulated Redis Cluster nodes (test/sim/world/redis-node.ts, redis-cluster.ts): RESP replies and
  * redirections straight from the nodes, then the real proxy (startSlotgate) on the simulator with
  * a simulated client while a slot migrates and a primary fails over. Runs under `npx tsx --test`,
  * `bun test` and `deno test -A`; nothing here uses real time or sockets.
@@ -7,7 +7,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createSimRuntime, type SimRuntime } from "../../adapters/sim/runtime.ts";
-import { SimRedisCluster } from "../../adapters/sim/redis-cluster.ts";
+import { SimRedisCluster } from "./world/redis-cluster.ts";
 import { encodeCommand } from "../../src/resp/encode.ts";
 import { ReplyReader } from "../../src/resp/reply-reader.ts";
 import { keySlot } from "../../src/backends/cluster/slot.ts";

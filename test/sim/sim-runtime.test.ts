@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { createSimRuntime, SimRandom, type SimRuntime } from "../../adapters/sim/runtime.ts";
 import { SimClock } from "../../adapters/sim/clock.ts";
 import { detLn } from "../../adapters/sim/random.ts";
-import type { SimConn } from "../../adapters/sim/network.ts";
+import type { SimConn } from "../../adapters/sim/connection.ts";
 import type { Conn, ConnHandlers } from "../../src/runtime.ts";
 import { Scope, lateCallbacks } from "../../src/scope/scope.ts";
 import { connect } from "../../src/scope/io.ts";

@@ -1,5 +1,5 @@
 /**
- * A cluster teaching the app's command table its servers' COMMAND (src/cluster/command-learning.ts),
+ * A cluster teaching the app's command table its servers' COMMAND (src/backends/cluster/command-learning.ts),
  * on a manual clock with fake sockets: asked once the slot map is complete and never again after a
  * success; asked again after a later refresh when it failed or hung past refreshTimeoutMs; and
  * cancelled with the cluster, like any discovery work, when the cluster is removed mid-request.

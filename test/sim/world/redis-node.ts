@@ -17,12 +17,12 @@
  * synchronously to its replicas. Replies are written synchronously from the `data` callback, one
  * write per reply, so a client's replies come back in request order.
  */
-import type { Conn, ConnHandlers, Listener, Runtime } from "../../src/runtime.ts";
-import { RequestParser } from "../../src/resp/request-parser.ts";
-import { encodeArray, encodeBulk, encodeError, encodeInteger, NULL_BULK, OK, PONG } from "../../src/resp/encode.ts";
-import { keySlot } from "../../src/backends/cluster/slot.ts";
-import type { SimNetwork } from "./network.ts";
-import type { SimConn } from "./network.ts";
+import type { Conn, ConnHandlers, Listener, Runtime } from "../../../src/runtime.ts";
+import { RequestParser } from "../../../src/resp/request-parser.ts";
+import { encodeArray, encodeBulk, encodeError, encodeInteger, NULL_BULK, OK, PONG } from "../../../src/resp/encode.ts";
+import { keySlot } from "../../../src/backends/cluster/slot.ts";
+import type { SimNetwork } from "../../../adapters/sim/network.ts";
+import type { SimConn } from "../../../adapters/sim/connection.ts";
 
 /** The topology every node of one simulated cluster shares. */
 export interface SimClusterState {

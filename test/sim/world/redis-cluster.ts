@@ -6,10 +6,10 @@
  * them. Everything happens synchronously at a call (no timers) unless `SlotMigration.schedule`
  * arms steps on the sim clock.
  */
-import { keySlot, SLOT_COUNT } from "../../src/backends/cluster/slot.ts";
-import type { SimRuntime } from "./runtime.ts";
+import { keySlot, SLOT_COUNT } from "../../../src/backends/cluster/slot.ts";
+import type { SimRuntime } from "../../../adapters/sim/runtime.ts";
 import { fromLatin1, latin1, SimRedisNode, type SimClusterState } from "./redis-node.ts";
-import type { TimerHandle } from "../../src/runtime.ts";
+import type { TimerHandle } from "../../../src/runtime.ts";
 
 export interface SimRedisClusterOptions {
   /** Number of primaries (default 3). */

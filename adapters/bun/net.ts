@@ -1,110 +1,22 @@
 /**
- * The Bun adapter: `Runtime` on Bun's native `Bun.connect`, `Bun.listen`, `Bun.dns.lookup` and
- * `Bun.serve`. Bun's `socket.write` is unbuffered (it returns how many bytes the kernel took), so
- * this file keeps the unsent remainder in a user-space queue and flushes it from the `drain` event.
+ * TCP on Bun: `connect` and `listen` on Bun's native `Bun.connect` and `Bun.listen`, each socket
+ * wrapped as a `BunConn`. Bun's `socket.write` is unbuffered (it returns how many bytes the kernel
+ * took), so each connection keeps the unsent remainder in a user-space queue (the shared
+ * `ByteQueue`) and flushes it from the `drain` event.
  */
 import type { Socket, SocketHandler } from "bun";
-import type {
-  Conn,
-  ConnHandlers,
-  ConnectOptions,
-  FetchHandler,
-  HttpServer,
-  Listener,
-  ListenOptions,
-  Runtime,
-  TimerHandle,
-} from "../../src/runtime.ts";
-
-/** `write()` returns false once more than this many bytes wait in user space. */
-const HIGH_WATER_MARK = 64 * 1024;
-/** Small queued chunks are joined up to this size so one syscall sends them. */
-const MAX_JOIN = 64 * 1024;
-
-/** A cancelled `connect` or `lookup`. */
-export class AbortError extends Error {
-  override readonly name = "AbortError";
-  readonly code = "ABORT_ERR";
-  constructor(what: string, cause?: unknown) {
-    super(`${what} was aborted`, { cause });
-  }
-}
-
-/** A hostname that did not resolve; `code` is ENOTFOUND and the like (Bun's `DNS_` prefix removed). */
-export class LookupError extends Error {
-  override readonly name = "LookupError";
-  readonly code: string;
-  constructor(readonly hostname: string, cause: unknown) {
-    const code = (cause as { code?: unknown })?.code;
-    super(`lookup of '${hostname}' failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
-    this.code = typeof code === "string" ? code.replace(/^DNS_/, "") : "ENOTFOUND";
-  }
-}
-
-const defer = (fn: () => void): void => {
-  setImmediate(fn);
-};
+import type { Conn, ConnHandlers, ConnectOptions, Listener, ListenOptions } from "../../src/runtime.ts";
+import { raceAbort } from "../shared/abort.ts";
+import { ByteQueue } from "../shared/byte-queue.ts";
+import { AbortError } from "../shared/errors.ts";
+import { HIGH_WATER_MARK_BYTES } from "../shared/high-water-mark.ts";
+import { defer } from "./timers.ts";
 
 /** Surfaces a handler's exception like an uncaught one, outside Bun's socket callback. */
 function rethrow(error: unknown): void {
   setTimeout(() => {
     throw error;
   }, 0);
-}
-
-/** FIFO of byte chunks with partial consumption from the front. */
-class ByteQueue {
-  private chunks: (Uint8Array | undefined)[] = [];
-  private head = 0;
-  private offset = 0;
-  size = 0;
-
-  push(chunk: Uint8Array): void {
-    this.chunks.push(chunk);
-    this.size += chunk.byteLength;
-  }
-
-  /** The next bytes to send: the head chunk, or several small ones joined. */
-  peek(): Uint8Array {
-    const first = this.chunks[this.head]!.subarray(this.offset);
-    let end = this.head + 1;
-    let total = first.byteLength;
-    while (end < this.chunks.length && total + this.chunks[end]!.byteLength <= MAX_JOIN) {
-      total += this.chunks[end++]!.byteLength;
-    }
-    if (end === this.head + 1) return first;
-    const joined = new Uint8Array(total);
-    joined.set(first);
-    let at = first.byteLength;
-    for (let i = this.head + 1; i < end; i++) {
-      joined.set(this.chunks[i]!, at);
-      at += this.chunks[i]!.byteLength;
-    }
-    return joined;
-  }
-
-  consume(bytes: number): void {
-    this.size -= bytes;
-    while (bytes > 0) {
-      const left = this.chunks[this.head]!.byteLength - this.offset;
-      if (bytes < left) {
-        this.offset += bytes;
-        return;
-      }
-      bytes -= left;
-      this.chunks[this.head++] = undefined;
-      this.offset = 0;
-    }
-    if (this.head === this.chunks.length || this.head > 1024) {
-      this.chunks = this.chunks.slice(this.head);
-      this.head = 0;
-    }
-  }
-
-  clear(): void {
-    this.chunks = [];
-    this.head = this.offset = this.size = 0;
-  }
 }
 
 /** One TCP connection; Bun's socket callbacks reach it through `socket.data`. */
@@ -147,7 +59,7 @@ class BunConn implements Conn {
       chunk = chunk.subarray(written);
     }
     if (chunk.byteLength > 0) this.queue.push(chunk);
-    if (this.queue.size > HIGH_WATER_MARK) {
+    if (this.queue.size > HIGH_WATER_MARK_BYTES) {
       this.needDrain = true;
       return false;
     }
@@ -204,7 +116,7 @@ class BunConn implements Conn {
       if (written < bytes.byteLength) break;
     }
     if (this.queue.size === 0 && this.state === "ending") this.finishWrite();
-    if (this.needDrain && this.queue.size <= HIGH_WATER_MARK && !this.isClosed()) {
+    if (this.needDrain && this.queue.size <= HIGH_WATER_MARK_BYTES && !this.isClosed()) {
       this.needDrain = false;
       this.handlers!.drain();
     }
@@ -276,27 +188,8 @@ const clientHandlers: SocketHandler<BunConn | undefined> = {
   connectError: () => {},
 };
 
-/** Races `promise` against `signal`; a late settlement after an abort is swallowed. */
-function raceAbort<T>(promise: Promise<T>, signal: AbortSignal | undefined, what: string): Promise<T> {
-  if (!signal) return promise;
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new AbortError(what, signal.reason));
-    if (signal.aborted) return onAbort();
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (e) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(e);
-      },
-    );
-  });
-}
-
-async function connect(options: ConnectOptions, handlers: ConnHandlers): Promise<Conn> {
+/** Opens a TCP connection; `signal` cancels it until it is established. */
+export async function connect(options: ConnectOptions, handlers: ConnHandlers): Promise<Conn> {
   const { host, port, signal, noDelay = true } = options;
   const what = `connect to ${host}:${port}`;
   if (signal?.aborted) throw new AbortError(what, signal.reason);
@@ -321,7 +214,8 @@ async function connect(options: ConnectOptions, handlers: ConnHandlers): Promise
   return conn;
 }
 
-async function listen(options: ListenOptions, accept: (conn: Conn) => ConnHandlers): Promise<Listener> {
+/** Listens on `host:port` (port 0 picks one); `accept` supplies each accepted connection's handlers. */
+export async function listen(options: ListenOptions, accept: (conn: Conn) => ConnHandlers): Promise<Listener> {
   const server = Bun.listen<BunConn | undefined>({
     hostname: options.host,
     port: options.port,
@@ -353,87 +247,3 @@ async function listen(options: ListenOptions, accept: (conn: Conn) => ConnHandle
     },
   };
 }
-
-function ipLiteral(hostname: string): string | undefined {
-  const bare = hostname.startsWith("[") && hostname.endsWith("]") ? hostname.slice(1, -1) : hostname;
-  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(bare)) return bare.split(".").every((n) => Number(n) <= 255) ? bare : undefined;
-  if (!bare.includes(":")) return undefined;
-  try {
-    new URL(`http://[${bare}]/`);
-    return bare;
-  } catch {
-    return undefined;
-  }
-}
-
-async function lookup(hostname: string, signal: AbortSignal): Promise<string[]> {
-  const what = `lookup of '${hostname}'`;
-  if (signal.aborted) throw new AbortError(what, signal.reason);
-  const literal = ipLiteral(hostname);
-  if (literal) return [literal];
-  // Bun's resolver cannot be cancelled; the race makes the abort prompt and drops the late answer.
-  const resolved = Bun.dns.lookup(hostname).catch((e: unknown) => {
-    throw new LookupError(hostname, e);
-  });
-  const records = await raceAbort(resolved, signal, what);
-  const v4 = records.filter((r) => r.family === 4).map((r) => r.address);
-  const v6 = records.filter((r) => r.family !== 4).map((r) => r.address);
-  const addresses = [...new Set([...v4, ...v6])];
-  if (addresses.length === 0) throw new LookupError(hostname, new Error("no addresses"));
-  return addresses;
-}
-
-async function serveHttp(options: ListenOptions, fetch: FetchHandler): Promise<HttpServer> {
-  const server = Bun.serve({
-    hostname: options.host,
-    port: options.port,
-    development: false,
-    fetch: (request) => fetch(request),
-    error: () => new Response("internal server error", { status: 500 }),
-  });
-  let closing: Promise<void> | undefined;
-  return {
-    host: options.host,
-    port: server.port ?? options.port,
-    close() {
-      closing ??= server.stop();
-      return closing;
-    },
-  };
-}
-
-function setTimer(ms: number, fn: () => void): TimerHandle {
-  // The flag makes cancel() final even if the timer is already due in this loop turn.
-  let live = true;
-  const timer = setTimeout(() => {
-    if (!live) return;
-    live = false;
-    fn();
-  }, ms);
-  return {
-    cancel() {
-      if (!live) return;
-      live = false;
-      clearTimeout(timer);
-    },
-  };
-}
-
-/**
- * The Bun runtime. Quirks the core may see: a peer reset arrives as `close(error)` with `code`
- * ECONNRESET; a peer's clean close (FIN) ends our side once queued bytes are flushed, then
- * `close()` without error; `destroy()` sends FIN (not RST). An exception thrown by a handler is
- * rethrown from a timer, i.e. it surfaces as an uncaught exception.
- */
-export const bunRuntime: Runtime = {
-  name: "bun",
-  now: () => performance.now(),
-  wallClock: () => Date.now(),
-  setTimer,
-  defer,
-  random: () => Math.random(),
-  connect,
-  listen,
-  lookup,
-  serveHttp,
-};

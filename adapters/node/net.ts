@@ -1,0 +1,162 @@
+/**
+ * TCP on Node: `connect` and `listen` on node:net, each socket wrapped as a `Conn`. Node's own
+ * stream buffer is the user-space write queue (its `writableLength` is `bufferedBytes`), so
+ * partial writes and `end()` flushing come from Node; this file adds the shared 64 KiB high-water
+ * mark, the exactly-once `close`, and abort handling for `connect`.
+ */
+import * as net from "node:net";
+import type { AddressInfo } from "node:net";
+import type { Conn, ConnHandlers, ConnectOptions, Listener, ListenOptions } from "../../src/runtime.ts";
+import { AbortError } from "../shared/errors.ts";
+import { HIGH_WATER_MARK_BYTES } from "../shared/high-water-mark.ts";
+
+/**
+ * Wraps a connected socket. Handlers are attached later (`attach`) because an accepted socket's
+ * handlers come from `accept(conn)`, which needs the `Conn` first.
+ */
+function wrapSocket(socket: net.Socket, noDelay: boolean): { conn: Conn; attach(h: ConnHandlers): void } {
+  socket.setNoDelay(noDelay);
+  let handlers: ConnHandlers | undefined;
+  let finished = false; // `close` delivered: nothing may follow it
+  let destroyed = false;
+  let needDrain = false;
+  let error: Error | undefined;
+  const remoteAddress = socket.remoteAddress ?? "";
+  const remotePort = socket.remotePort ?? 0;
+  const localPort = socket.localPort ?? 0;
+
+  const conn: Conn = {
+    remoteAddress,
+    remotePort,
+    localPort,
+    get bufferedBytes() {
+      return socket.writableLength;
+    },
+    write(chunk) {
+      // After end()/destroy() Node would raise ERR_STREAM_WRITE_AFTER_END; the bytes could never be sent.
+      if (destroyed || finished || socket.destroyed || socket.writableEnded) return false;
+      socket.write(chunk);
+      if (socket.writableLength > HIGH_WATER_MARK_BYTES) {
+        needDrain = true;
+        return false;
+      }
+      return true;
+    },
+    pause() {
+      socket.pause();
+    },
+    resume() {
+      if (!destroyed) socket.resume();
+    },
+    end() {
+      if (!destroyed && !finished) socket.end();
+    },
+    destroy(cause) {
+      if (destroyed || finished) return;
+      destroyed = true;
+      error ??= cause;
+      // Without an argument Node emits no 'error' event; 'close' still follows on a later tick.
+      socket.destroy();
+    },
+  };
+
+  function attach(h: ConnHandlers): void {
+    handlers = h;
+    socket.on("data", (chunk: Buffer) => {
+      if (!destroyed && !finished) handlers!.data(chunk);
+    });
+    // Node emits 'drain' once its buffer is empty, if a write crossed Node's own high-water mark
+    // (16 or 64 KiB, never above ours, checked against the same length): so every false return of
+    // ours is followed by a 'drain'.
+    socket.on("drain", () => {
+      if (needDrain && !destroyed && !finished) {
+        needDrain = false;
+        handlers!.drain();
+      }
+    });
+    socket.on("error", (e: Error) => {
+      error ??= e;
+    });
+    // 'close' is emitted once, always asynchronously (process.nextTick at the earliest), after 'error'.
+    socket.on("close", () => {
+      if (finished) return;
+      finished = true;
+      handlers!.close(error);
+    });
+  }
+
+  return { conn, attach };
+}
+
+/** Opens a TCP connection; `signal` cancels it until it is established. */
+export function connect(options: ConnectOptions, handlers: ConnHandlers): Promise<Conn> {
+  const { host, port, signal, noDelay = true } = options;
+  if (signal?.aborted) return Promise.reject(new AbortError(`connect to ${host}:${port}`, signal.reason));
+  return new Promise<Conn>((resolve, reject) => {
+    const socket = net.connect({ host, port });
+    const settle = () => {
+      socket.off("connect", onConnect);
+      socket.off("error", onError);
+      signal?.removeEventListener("abort", onAbort);
+    };
+    const onConnect = () => {
+      settle();
+      const { conn, attach } = wrapSocket(socket, noDelay);
+      attach(handlers);
+      resolve(conn);
+    };
+    const onError = (e: Error) => {
+      settle();
+      socket.destroy();
+      reject(e);
+    };
+    const onAbort = () => {
+      settle();
+      socket.on("error", () => {}); // a late connect error on the dying socket must not go unhandled
+      socket.destroy();
+      reject(new AbortError(`connect to ${host}:${port}`, signal?.reason));
+    };
+    socket.once("connect", onConnect);
+    socket.once("error", onError);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/** Listens on `host:port` (port 0 picks one); `accept` supplies each accepted connection's handlers. */
+export function listen(options: ListenOptions, accept: (conn: Conn) => ConnHandlers): Promise<Listener> {
+  const server = net.createServer({ highWaterMark: HIGH_WATER_MARK_BYTES, noDelay: true }, (socket) => {
+    const { conn, attach } = wrapSocket(socket, true);
+    let handlers: ConnHandlers;
+    try {
+      handlers = accept(conn);
+    } catch (e) {
+      socket.destroy();
+      throw e;
+    }
+    attach(handlers);
+  });
+  return new Promise<Listener>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen({ host: options.host, port: options.port }, () => {
+      server.off("error", reject);
+      // Accept failures (EMFILE and the like) are reported as server errors; they must not crash
+      // the process, and the listener keeps accepting once resources free up.
+      server.on("error", () => {});
+      const { port } = server.address() as AddressInfo;
+      let closing: Promise<void> | undefined;
+      resolve({
+        host: options.host,
+        port,
+        close() {
+          // server.close()'s callback waits for every accepted connection to end; the contract is
+          // only "stop accepting", which happens when the handle closes (next loop turn).
+          closing ??= new Promise<void>((done) => {
+            server.close();
+            setImmediate(done);
+          });
+          return closing;
+        },
+      });
+    });
+  });
+}
