@@ -2,7 +2,7 @@
  * The one port between slotgate's core and a JavaScript runtime. `src/` reaches clocks, timers,
  * sockets, DNS, randomness and HTTP serving only through a `Runtime`; `adapters/node`,
  * `adapters/bun`, `adapters/deno` (and later `adapters/sim`) each implement it as an object literal.
- * Core code never calls these directly for lifetimes: it goes through a `Scope` (src/scope.ts),
+ * Core code never calls these directly for lifetimes: it goes through a `Scope` (src/scope/scope.ts),
  * which registers every timer, socket and lookup with its owner.
  */
 

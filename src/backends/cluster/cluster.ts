@@ -8,6 +8,7 @@
  */
 import type { Scope } from "../../scope/scope.ts";
 import type { ReplySink, UpstreamRequest } from "../../backend/request.ts";
+import { Closing } from "../../backend/closing.ts";
 import { Unavailable, type Backend, type BackendCapabilities, type BackendStatus, type NodeHandle, type Redirect } from "../../backend/contract.ts";
 import { isoTime } from "../../util/iso-time.ts";
 import { keySlot, SLOT_COUNT } from "./slot.ts";
@@ -67,10 +68,7 @@ export class Cluster implements Backend {
   readonly #discovery: Discovery;
   #topology: Topology = { ranges: [] };
   #redirectsSinceRefresh = 0;
-  /** Why the cluster refuses work once it began closing. */
-  #closing: Unavailable;
-  /** Why requests still pending at teardown fail: set by `close`/`destroy` (null: nodes say their own). */
-  #closeReason: string | null = null;
+  readonly #closing: Closing;
   /** Routing no longer leads here: a request that still arrives is answered this. */
   readonly #notConfigured: Unavailable;
   readonly #topologyListeners = new Set<() => void>();
@@ -82,7 +80,7 @@ export class Cluster implements Backend {
 
   constructor(parent: Scope, readonly name: string, options: ClusterOptions) {
     this.scope = parent.child(`cluster ${name}`);
-    this.#closing = new Unavailable("closing", `cluster '${name}' is closing`);
+    this.#closing = new Closing(name);
     this.#notConfigured = new Unavailable("closing", `cluster '${name}' is not configured`);
     this.#options = options;
     this.#readFrom = options.readFrom ?? "primary";
@@ -151,7 +149,7 @@ export class Cluster implements Backend {
   }
 
   nodeFor(shard: number): UpstreamNode | Unavailable {
-    if (!this.scope.isOpen) return this.#closing;
+    if (!this.scope.isOpen) return this.#closing.refusal;
     return this.#owners[shard] ?? SLOT_NOT_SERVED;
   }
 
@@ -172,7 +170,7 @@ export class Cluster implements Backend {
     const kind = errorKind(frame);
     const target = kind === ErrorKind.Moved || kind === ErrorKind.Ask ? parseRedirect(frame) : null;
     if (!target) return null;
-    if (!this.scope.isOpen) return this.#closing;
+    if (!this.scope.isOpen) return this.#closing.refusal;
     if (followed > this.#options.maxRedirects) return new Unavailable("limit", tooManyRedirects(frame));
     return { node: this.#learnRedirect(from, target, kind), slot: target.slot, ask: kind === ErrorKind.Ask };
   }
@@ -238,7 +236,7 @@ export class Cluster implements Backend {
     // arrives while it drains ends here (opening a node would throw, and the request would never
     // be answered).
     if (!this.scope.isOpen) {
-      request.sink.deliver(request, this.#closing.reply);
+      request.sink.deliver(request, this.#closing.refusal.reply);
       return;
     }
     if (kind === ErrorKind.Ask && faults.ignoreAsk) return request.sink.deliver(request, frame); // test-only fault
@@ -280,7 +278,7 @@ export class Cluster implements Backend {
           reply: (n, request, frame) => this.#onReply(n, request, frame),
           failure: () => this.requestRefresh(),
         },
-        () => this.#closeReason,
+        () => this.#closing.reason,
       );
       this.#nodes.set(address, node);
     }
@@ -300,7 +298,7 @@ export class Cluster implements Backend {
           reply: (_node, request, frame) => this.#onReplicaReply(request as ReplicaRead, frame),
           failure: () => this.requestRefresh(),
         },
-        () => this.#closeReason,
+        () => this.#closing.reason,
       );
       replica = new Replica(node);
       this.#replicas.set(address, replica);
@@ -388,20 +386,14 @@ export class Cluster implements Backend {
    * then everything is cancelled and requests still pending are answered `-ERR <reason>`.
    */
   close(deadlineMs: number, reason = `cluster '${this.name}' was removed`): Promise<void> {
-    this.#closeWith(reason);
+    this.#closing.begin(reason);
     return this.scope.close({ deadlineMs });
   }
 
   /** Close with no grace: what is pending is answered `-ERR <reason>` now. */
   destroy(reason = `cluster '${this.name}' was removed`): Promise<void> {
-    this.#closeWith(reason);
+    this.#closing.begin(reason);
     return this.scope.destroy();
-  }
-
-  #closeWith(reason: string): void {
-    if (this.#closeReason !== null) return;
-    this.#closeReason = reason;
-    this.#closing = new Unavailable("closing", reason);
   }
 }
 

@@ -5,6 +5,7 @@
  * soon as it is configured, and a server that fails answers errors until it comes back.
  */
 import type { Scope } from "../../scope/scope.ts";
+import { Closing } from "../../backend/closing.ts";
 import { Unavailable, type Backend, type BackendCapabilities, type BackendStatus, type Redirect } from "../../backend/contract.ts";
 import type { UpstreamRequest } from "../../backend/request.ts";
 import { KetamaRing, twemproxyServerName, type KetamaHash } from "./ketama.ts";
@@ -30,13 +31,12 @@ export class StandalonePool implements Backend {
   readonly capabilities = CAPABILITIES;
   readonly #ring: KetamaRing;
   readonly #nodes: UpstreamNode[];
-  #closeReason: string | null = null;
-  #closing: Unavailable;
+  readonly #closing: Closing;
   readonly #noServer: Unavailable;
 
   constructor(parent: Scope, readonly name: string, options: StandaloneOptions) {
     this.scope = parent.child(`cluster ${name}`);
-    this.#closing = new Unavailable("closing", `cluster '${name}' is closing`);
+    this.#closing = new Closing(name);
     this.#noServer = new Unavailable("noServer", `no server available in '${name}'`);
     const servers = options.servers.map((s) => ({ ...s, ...parseAddress(s.address)! }));
     this.#ring = new KetamaRing(
@@ -48,7 +48,7 @@ export class StandalonePool implements Backend {
         new UpstreamNode(this.scope, s.host, s.port, options, {
           reply: (_node, request, frame) => request.sink.deliver(request, frame),
           failure: () => {},
-        }, () => this.#closeReason),
+        }, () => this.#closing.reason),
     );
   }
 
@@ -82,7 +82,7 @@ export class StandalonePool implements Backend {
   }
 
   nodeFor(shard: number): UpstreamNode | Unavailable {
-    if (!this.scope.isOpen) return this.#closing;
+    if (!this.scope.isOpen) return this.#closing.refusal;
     return this.#nodes[shard] ?? this.#noServer;
   }
 
@@ -114,19 +114,13 @@ export class StandalonePool implements Backend {
 
   /** Close the pool: requests in flight may finish until `deadlineMs`; the rest get `reason`. */
   close(deadlineMs: number, reason: string): Promise<void> {
-    this.#closeWith(reason);
+    this.#closing.begin(reason);
     return this.scope.close({ deadlineMs });
   }
 
   /** Close with no grace: what is pending is answered `-ERR <reason>` now. */
   destroy(reason: string): Promise<void> {
-    this.#closeWith(reason);
+    this.#closing.begin(reason);
     return this.scope.destroy();
-  }
-
-  #closeWith(reason: string): void {
-    if (this.#closeReason !== null) return;
-    this.#closeReason = reason;
-    this.#closing = new Unavailable("closing", reason);
   }
 }
