@@ -59,3 +59,8 @@ export class InvariantError extends Error {
   override readonly name = "InvariantError";
   readonly code = "INVARIANT";
 }
+
+/** `value` as an Error (a thrown non-Error is wrapped, its text kept). */
+export function asError(value: unknown): Error {
+  return value instanceof Error ? value : new Error(String(value));
+}

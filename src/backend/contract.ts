@@ -68,7 +68,11 @@ export interface DedicatedOptions {
 /** A connection one client holds alone: for a blocked command, a transaction, a subscription. */
 export interface DedicatedConn {
   readonly isDead: boolean;
-  send(request: UpstreamRequest): void;
+  /**
+   * Queue `request`; its reply comes through the events. Refused as a value (the request is not
+   * answered: the caller decides) when the connection is gone or its node is closing.
+   */
+  send(request: UpstreamRequest): Unavailable | null;
   /** Write a frame no reply is matched to (a subscriber's commands). */
   write(frame: Uint8Array): void;
   /** Close it; requests still pending are answered `-ERR <reason>`. Idempotent. */

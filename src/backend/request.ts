@@ -13,6 +13,39 @@ export interface Pending {
 export interface ReplySink {
   /** Called exactly once per request with the reply's raw RESP bytes (or a proxy error reply). */
   deliver(request: UpstreamRequest, reply: Uint8Array): void;
+  /**
+   * Delivering `request`'s reply threw: a fault of the client that waits for it, which is closed
+   * (and the fault logged) without the exception reaching whoever delivered.
+   */
+  deliveryFailed(request: UpstreamRequest, error: unknown): void;
+}
+
+/** A sink for requests whose replies nobody reads (ASKING's +OK, a replayed command). */
+export const NO_READER: ReplySink = {
+  deliver() {},
+  deliveryFailed() {},
+};
+
+/**
+ * Deliver `reply` to `request`'s sink from a place the client does not own (a shared upstream
+ * connection, a timer, a teardown): an exception is the sink's fault and goes to it, never to the
+ * caller, so one client's bug cannot fail anyone else's requests.
+ */
+export function deliverIsolated(request: UpstreamRequest, reply: Uint8Array): void {
+  try {
+    request.sink.deliver(request, reply);
+  } catch (error) {
+    faultIsolated(request, error);
+  }
+}
+
+/** Report `error` to `request`'s sink; an exception from that report is dropped, never rethrown. */
+export function faultIsolated(request: UpstreamRequest, error: unknown): void {
+  try {
+    request.sink.deliveryFailed(request, error);
+  } catch {
+    // The sink's own fault handler failed: nothing sane is left to tell; the caller carries on.
+  }
 }
 
 export class UpstreamRequest implements Pending {

@@ -8,4 +8,10 @@ export const faults = {
   skipRemovedClusterClose: false,
   /** Cluster delivers an ASK redirect to the client instead of following it. */
   ignoreAsk: false,
+  /**
+   * The scope hole of issue 11, restored: an upstream connection takes work after its node began
+   * closing (arming its timeout on the closing scope throws into the caller), and an exception
+   * while delivering a reply escapes into the shared connection that delivered it.
+   */
+  leakClosingScope: false,
 };

@@ -15,8 +15,9 @@ import type { Scope, ScopedTimer } from "../scope/scope.ts";
 import { connect } from "../scope/io.ts";
 import { withTimeout } from "../scope/time.ts";
 import { Fifo } from "../util/fifo.ts";
-import { UpstreamRequest, type ReplySink } from "../backend/request.ts";
-import type { DedicatedConn } from "../backend/contract.ts";
+import { NO_READER, UpstreamRequest, deliverIsolated, faultIsolated, type ReplySink } from "../backend/request.ts";
+import { Unavailable, type DedicatedConn } from "../backend/contract.ts";
+import { faults } from "../testing/faults.ts";
 import { ReplyReader } from "../resp/reply-reader.ts";
 import { errorReply, ASKING_COMMAND } from "../resp/replies.ts";
 import { concatBytes, encodeCommand } from "../resp/encode.ts";
@@ -44,10 +45,10 @@ export interface UpstreamConnOptions {
   readOnly?: boolean;
   /** A pub/sub connection: frames are not replies to requests, all go to `events.push`. */
   subscriber?: boolean;
+  /** Why work offered once the owning node began closing is refused (default: "shutting down"). */
+  closing?: () => Unavailable;
 }
 
-/** Takes the `+OK` that answers an `ASKING`: nothing waits for it. */
-const DISCARD: ReplySink = { deliver() {} };
 
 const HELLO_3 = encodeCommand(["HELLO", "3"]);
 const READONLY = encodeCommand(["READONLY"]);
@@ -103,16 +104,21 @@ export class UpstreamConn implements DedicatedConn {
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
-  /** Queue a request; it is written with the others at the end of this turn. */
-  send(request: UpstreamRequest): void {
-    if (this.#dead) {
-      request.sink.deliver(request, errorReply(`upstream connection to ${this.#address()} is closed`));
-      return;
-    }
+  /**
+   * Queue a request; it is written with the others at the end of this turn. Refused, as a value
+   * and without answering the request, when the connection is gone or its node began closing:
+   * work offered to a closing scope must never become an exception in the caller (which may be
+   * delivering another request's reply on a connection shared by every client).
+   */
+  send(request: UpstreamRequest): Unavailable | null {
+    if (this.#dead) return new Unavailable("closing", `upstream connection to ${this.#address()} is closed`);
+    if (!this.#scope.isOpen && !faults.leakClosingScope) return this.#options.closing?.() ?? new Unavailable("closing", `upstream ${this.#address()} is shutting down`);
     const deadline = request.blocking ? Number.POSITIVE_INFINITY : this.#scope.runtime.now() + this.#options.opTimeoutMs;
-    if (request.asking) this.#push(new UpstreamRequest(ASKING_COMMAND, request.slot, DISCARD, 0, INTERNAL), deadline);
+    // Takes the `+OK` that answers an `ASKING`: nothing waits for it.
+    if (request.asking) this.#push(new UpstreamRequest(ASKING_COMMAND, request.slot, NO_READER, 0, INTERNAL), deadline);
     this.#push(request, deadline);
     this.#timer ??= this.#scope.timer("op timeout", this.#options.opTimeoutMs, this.#onTimer);
+    return null;
   }
 
   /** Write `frame` with no reply expected (subscriber connections: their replies are pushes). */
@@ -126,6 +132,7 @@ export class UpstreamConn implements DedicatedConn {
       deliver: (_request, reply) => {
         if (reply[0] === MINUS) this.fail(`upstream ${this.#address()} refused ${what}: ${new TextDecoder().decode(reply.subarray(1, reply.length - 2))}`);
       },
+      deliveryFailed: () => {},
     };
     this.#push(new UpstreamRequest(frame, 0, sink, 0, INTERNAL), this.#scope.runtime.now() + this.#options.connectTimeoutMs + this.#options.opTimeoutMs);
   }
@@ -147,7 +154,7 @@ export class UpstreamConn implements DedicatedConn {
     this.#conn = null;
     this.#out = [];
     const reply = errorReply(reason);
-    for (const request of this.#pending.drain()) request.sink.deliver(request, reply);
+    for (const request of this.#pending.drain()) deliverIsolated(request, reply);
     this.#wakeIdle();
     this.#events.lost(this, reason, this.#wasOpen);
   }
@@ -217,8 +224,15 @@ export class UpstreamConn implements DedicatedConn {
       return;
     }
     // The connection's own commands (ASKING, a prelude) are answered to their sink directly.
-    if (request.part === INTERNAL) request.sink.deliver(request, frame);
-    else this.#events.reply(request, frame);
+    // Whatever a reply sets off downstream is its client's business: an exception there is that
+    // client's fault, never this connection's, which serves every client.
+    try {
+      if (request.part === INTERNAL) request.sink.deliver(request, frame);
+      else this.#events.reply(request, frame);
+    } catch (error) {
+      if (faults.leakClosingScope) throw error; // test-only fault
+      faultIsolated(request, error);
+    }
     if (this.#pending.length === 0) this.#wakeIdle();
   }
 
@@ -231,7 +245,7 @@ export class UpstreamConn implements DedicatedConn {
     const now = this.#scope.runtime.now();
     if (now >= head.deadline) {
       this.#pending.shift();
-      head.sink.deliver(head, errorReply(`upstream ${this.#address()} did not answer within ${this.#options.opTimeoutMs} ms`));
+      deliverIsolated(head, errorReply(`upstream ${this.#address()} did not answer within ${this.#options.opTimeoutMs} ms`));
       this.fail(`upstream connection to ${this.#address()} reset after a timed-out request`);
       return;
     }

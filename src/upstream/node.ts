@@ -39,6 +39,7 @@ export class UpstreamNode implements NodeHandle {
   #downMs = 0;
   #down: Unavailable | null = null;
   readonly #closing: Unavailable;
+  readonly #closeReason: () => string | null;
 
   /**
    * `closeReason` says why requests still pending at teardown fail (e.g. "cluster 'a' was
@@ -52,11 +53,12 @@ export class UpstreamNode implements NodeHandle {
     events: NodeEvents,
     closeReason: () => string | null = () => null,
   ) {
+    this.#closeReason = closeReason;
     this.address = `${host}:${port}`;
     this.#closing = new Unavailable("closing", `upstream ${this.address} is shutting down`);
     this.scope = parent.child(`node ${this.address}`);
     this.#conns = new Array(Math.max(1, options.connectionsPerNode)).fill(null);
-    this.#connOptions = { ...options, host, port };
+    this.#connOptions = { ...options, host, port, closing: () => this.#refusal() };
     this.#events = events;
     // Teardown destroys the sockets without running their close handlers; answer what they held.
     this.scope.onDrain(() => Promise.all(this.#all().map((conn) => conn.whenIdle())).then(() => {}));
@@ -122,7 +124,14 @@ export class UpstreamNode implements NodeHandle {
       }
       conn = conns[index] = this.#open(conns, request.resp3 ? 3 : 2);
     }
-    conn.send(request);
+    const refused = conn.send(request);
+    if (refused) request.sink.deliver(request, refused.reply);
+  }
+
+  /** Why this node takes no more work: its owner's close reason, else that it is shutting down. */
+  #refusal(): Unavailable {
+    const reason = this.#closeReason();
+    return reason === null ? this.#closing : new Unavailable("closing", reason);
   }
 
   #open(conns: (UpstreamConn | null)[], protocol: 2 | 3): UpstreamConn {

@@ -28,6 +28,9 @@ export class FakeClient implements FanOutClient {
   fault(error: Error): void {
     this.faults.push(error);
   }
+  deliveryFailed(_request: UpstreamRequest, error: unknown): void {
+    this.faults.push(error instanceof Error ? error : new Error(String(error)));
+  }
   /** The replies queued so far, as text (null while one is still pending). */
   get replies(): (string | null)[] {
     return this.queue.map((p) => (p.reply === null ? null : dec.decode(p.reply)));

@@ -7,7 +7,7 @@
  * lets in-flight requests finish until the deadline, then cancels everything the cluster started.
  */
 import type { Scope } from "../../scope/scope.ts";
-import type { ReplySink, UpstreamRequest } from "../../backend/request.ts";
+import { faultIsolated, type ReplySink, type UpstreamRequest } from "../../backend/request.ts";
 import { Closing } from "../../backend/closing.ts";
 import { Unavailable, type Backend, type BackendCapabilities, type BackendStatus, type NodeHandle, type Redirect } from "../../backend/contract.ts";
 import { isoTime } from "../../util/iso-time.ts";
@@ -64,7 +64,10 @@ export class Cluster implements Backend {
   /** Replica nodes by address: separate from the primaries' nodes, their connections said READONLY. */
   readonly #replicas = new Map<string, Replica>();
   /** Failures the proxy produced for reads on replicas (unreachable, lost, timed out, retired). */
-  readonly #replicaFailed: ReplySink = { deliver: (read, reply) => this.#fallBack(read as ReplicaRead, reply) };
+  readonly #replicaFailed: ReplySink = {
+    deliver: (read, reply) => this.#fallBack(read as ReplicaRead, reply),
+    deliveryFailed: (read, error) => faultIsolated((read as ReplicaRead).original, error),
+  };
   readonly #discovery: Discovery;
   #topology: Topology = { ranges: [] };
   #redirectsSinceRefresh = 0;

@@ -7,7 +7,7 @@
  * unless the policy says otherwise (`one_succeeded`).
  */
 import { Unavailable, type Backend, type DedicatedConn } from "../../backend/contract.ts";
-import { InvariantError } from "../../errors.ts";
+import { InvariantError, asError } from "../../errors.ts";
 import { UpstreamRequest, type Pending, type ReplySink } from "../../backend/request.ts";
 import type { CommandInfo } from "../../commands/keys.ts";
 import { decode } from "../../resp/decode.ts";
@@ -174,6 +174,10 @@ export class FanOut implements Pending, ReplySink {
     this.#remaining = count;
   }
 
+  deliveryFailed(_request: UpstreamRequest, error: unknown): void {
+    this.owner.fault(asError(error));
+  }
+
   deliver(request: UpstreamRequest, reply: Uint8Array): void {
     if (this.#replies[request.part] !== undefined || this.#remaining === 0) {
       return this.owner.fault(new InvariantError(`part ${request.part} of a fanned-out command was answered twice`));
@@ -235,7 +239,11 @@ export function fanOutAlone(client: FanOutClient, backend: Backend, shards: read
       continue;
     }
     conn = opened;
-    conn.send(request);
+    const refused = conn.send(request);
+    if (refused) {
+      conn.fail(refused.message);
+      fan.deliver(request, refused.reply);
+    }
   }
 }
 
@@ -265,6 +273,10 @@ export class FirstFound implements Pending, ReplySink {
     const request = new UpstreamRequest(this.frame, this.shards[this.#next++]!, this, this.client.id);
     request.resp3 = this.client.protocol === 3;
     this.backend.dispatch(request);
+  }
+
+  deliveryFailed(_request: UpstreamRequest, error: unknown): void {
+    this.client.fault(asError(error));
   }
 
   deliver(_request: UpstreamRequest, reply: Uint8Array): void {

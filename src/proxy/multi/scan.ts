@@ -34,6 +34,7 @@ import { SLOT_COUNT } from "../../backends/cluster/slot.ts";
 import { concatBytes, encodeArrayHeader, encodeBulk, encodeCommand } from "../../resp/encode.ts";
 import { errorReply } from "../../resp/replies.ts";
 import { CR } from "../../resp/bytes.ts";
+import { asError } from "../../errors.ts";
 
 /** Where a whole-cluster scan stands, as encoded in its cursor. */
 export interface ScanPosition {
@@ -191,6 +192,10 @@ class ScanPage implements Pending, ReplySink {
     /** The primary the page was sent to. */
     readonly node: object,
   ) {}
+
+  deliveryFailed(_request: UpstreamRequest, error: unknown): void {
+    this.client.fault(asError(error));
+  }
 
   deliver(_request: UpstreamRequest, reply: Uint8Array): void {
     this.reply = isErrorReply(reply) ? reply : this.#rewrite(reply);

@@ -13,12 +13,11 @@
  */
 import { Unavailable, type Backend, type NodeHandle } from "../../backend/contract.ts";
 import type { Target } from "../routing/router.ts";
-import { UpstreamRequest, type ReplySink } from "../../backend/request.ts";
+import { NO_READER, UpstreamRequest } from "../../backend/request.ts";
 import { DedicatedLink, type DedicatedBudget } from "./dedicated.ts";
 import { encodeCommand } from "../../resp/encode.ts";
 import { errorKind, ErrorKind } from "../../resp/replies.ts";
 
-const NOTHING: ReplySink = { deliver() {} };
 const TOUCH_SCRIPT = "redis.call('SET', KEYS[1], '1') redis.call('DEL', KEYS[1]) return 1";
 
 export interface BlockerHost {
@@ -41,8 +40,8 @@ export class Blocker {
     const link = this.#linkTo(node);
     if (link instanceof Unavailable) return request.sink.deliver(request, link.reply);
     this.#backends.set(request, target.backend);
-    if (target.info.name === "WAIT") link.send(this.#touch(target, request));
-    link.send(request);
+    const refused = (target.info.name === "WAIT" ? link.send(this.#touch(target, request)) : null) ?? link.send(request);
+    if (refused) this.#refused(link, request, refused);
   }
 
   /** Close the link: a command still blocked is forgotten by Redis. */
@@ -80,14 +79,22 @@ export class Blocker {
     if (next instanceof Unavailable) return request.sink.deliver(request, next.reply);
     request.slot = redirect.slot;
     request.asking = redirect.ask;
-    next.send(request);
+    const refused = next.send(request);
     request.asking = false;
+    if (refused) this.#refused(next, request, refused);
+  }
+
+  /** The link's node takes no more work (its cluster is closing, the connection died): answer, and let the link go. */
+  #refused(link: DedicatedLink, request: UpstreamRequest, refused: Unavailable): void {
+    if (this.#link === link) this.#link = null;
+    link.close(refused.message);
+    request.sink.deliver(request, refused.reply);
   }
 
   /** An atomic write-then-delete of a key on the target node, so WAIT covers the client's writes. */
   #touch(target: Target, request: UpstreamRequest): UpstreamRequest {
     const key = keyOnShard(target.backend, target.shard);
-    const touch = new UpstreamRequest(encodeCommand(["EVAL", TOUCH_SCRIPT, "1", key]), target.shard, NOTHING, request.affinity);
+    const touch = new UpstreamRequest(encodeCommand(["EVAL", TOUCH_SCRIPT, "1", key]), target.shard, NO_READER, request.affinity);
     touch.resp3 = request.resp3;
     return touch;
   }

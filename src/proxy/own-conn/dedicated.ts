@@ -77,8 +77,9 @@ export class DedicatedLink {
     return this.conn.isDead;
   }
 
-  send(request: UpstreamRequest): void {
-    this.conn.send(request);
+  /** Queue `request`, or say why the connection takes no more work (the request is not answered). */
+  send(request: UpstreamRequest): Unavailable | null {
+    return this.conn.send(request);
   }
 
   /** Close the connection (Redis unblocks and forgets whatever it held for it). Idempotent. */

@@ -34,7 +34,7 @@ export interface TransactionHost extends RouteClient {
 const QUEUED = encodeSimpleString("QUEUED");
 const EXECABORT = encodeError("EXECABORT Transaction discarded because of previous errors.");
 /** Takes the replies of commands replayed on the connection (already answered to the client). */
-const REPLAYED: ReplySink = { deliver() {} };
+const REPLAYED: ReplySink = { deliver() {}, deliveryFailed() {} };
 const decoder = new TextDecoder();
 
 export class Transaction {
@@ -187,11 +187,29 @@ export class Transaction {
       for (const queued of replay) {
         const replayed = new UpstreamRequest(queued, this.#shard, REPLAYED, host.id);
         replayed.resp3 = request.resp3;
-        link.send(replayed);
+        const refused = link.send(replayed);
+        if (refused) return this.#abandon(request, refused);
       }
-      link.send(request);
+      const refused = link.send(request);
+      if (refused) this.#abandon(request, refused);
     });
     return request;
+  }
+
+  /**
+   * The transaction's node takes no more work (its cluster was replaced or removed, the
+   * connection died): the request gets one clear error, the transaction is lost (queued commands
+   * are refused, EXEC answers EXECABORT), and the client's session goes on.
+   */
+  #abandon(request: UpstreamRequest, refused: Unavailable): void {
+    this.#lost = refused.message;
+    this.#doomed = true;
+    // Let go of the link before closing it, so its `lost` report does not reword why.
+    const link = this.#link;
+    this.#link = null;
+    link?.close(refused.message);
+    this.#host.deliver(request, errorReply(`transaction aborted: ${refused.message}; retry the transaction`));
+    if (request === this.#last || (!this.#inMulti && !this.#watching)) this.#end();
   }
 
   #exec(args: Uint8Array[], frame: Uint8Array): void {

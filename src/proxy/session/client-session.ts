@@ -19,7 +19,7 @@ import { ReplyQueue } from "./reply-queue.ts";
 import { UpstreamRequest, type Pending, type ReplySink } from "../../backend/request.ts";
 import type { SplitOwner } from "../multi/fanout.ts";
 import { internalError } from "../errors.ts";
-import { InvariantError } from "../../errors.ts";
+import { InvariantError, asError } from "../../errors.ts";
 import { ProtocolError } from "../../resp/errors.ts";
 import { localHandler } from "./local/local-commands.ts";
 import type { ConnectionInfo, LocalContext } from "./local/context.ts";
@@ -167,7 +167,7 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
       this.#inputFailed = true;
       // Only malformed input is a protocol error; anything else thrown while running the
       // client's requests is our fault, reported as such.
-      if (!(error instanceof ProtocolError)) return this.fault(error instanceof Error ? error : new Error(String(error)));
+      if (!(error instanceof ProtocolError)) return this.fault(asError(error));
       const reply = errorReply(error.replyText);
       // After the replies of the requests before it, held ones included.
       if (this.#held.length > 0) this.#held.push(reply);
@@ -308,6 +308,10 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
     if (request.reply !== null) return this.fault(new InvariantError("a request was answered twice"));
     request.reply = reply;
     this.complete();
+  }
+
+  deliveryFailed(_request: UpstreamRequest, error: unknown): void {
+    this.fault(asError(error));
   }
 
   /**
