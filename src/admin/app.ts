@@ -9,7 +9,7 @@
  * | `GET /healthz`            (open)   | 200 `{ status: "ok" }`: the process is alive                  |
  * | `GET /readyz`             (open)   | 200 `{ ready: true, notReady: [] }` or 503 `{ ready: false, notReady }` |
  * | `GET /version`                     | 200 `{ name: "slotgate", version }`                           |
- * | `GET /config`                      | 200 the configuration document in force                       |
+ * | `GET /config`                      | 200 the configuration document in force, secrets redacted     |
  * | `PUT /config`                      | replace the whole document: 200 `{ changes }`, or 400/404/409 `{ errors }` |
  * | `GET /clusters`                    | 200 `{ clusters: ClusterView[] }`                             |
  * | `GET /clusters/:name`              | 200 `ClusterView`, or 404 `{ error: "cluster 'x' is not configured" }` |
@@ -43,6 +43,7 @@
 import { Hono, type Context, type MiddlewareHandler } from "hono";
 import type { ChangeResult, ControlPlane } from "../control/types.ts";
 import { isLoopbackHost } from "../util/address.ts";
+import { redactSecrets } from "../config/secrets.ts";
 
 export { isLoopbackHost };
 
@@ -131,7 +132,8 @@ export function createAdminApp(control: ControlPlane, options: AdminAppOptions):
     {
       path: "/config",
       methods: {
-        GET: () => json(control.config()),
+        // Never a secret: each one reads REDACTED, which a PUT may send back to keep it.
+        GET: () => json(redactSecrets(control.config())),
         PUT: async (c) => {
           const body = await readJson(c.req.raw, maxBodyBytes);
           if (body instanceof Response) return body;

@@ -27,6 +27,7 @@ import { RouteTable } from "../proxy/routing/routes.ts";
 import type { ChangeResult, ClusterView, ControlPlane } from "./types.ts";
 import { faults } from "../testing/faults.ts";
 import type { CommandLearner } from "../backends/cluster/command-learning.ts";
+import { restoreSecrets } from "../config/secrets.ts";
 
 interface Entry {
   backend: Backend;
@@ -88,14 +89,27 @@ export class LiveConfig implements ControlPlane {
   }
 
   replaceConfig(document: unknown): Promise<ChangeResult> {
-    return this.#write(() => this.#apply(validateConfig(document)));
+    return this.#write(() => this.#apply(this.#validate(document)));
   }
 
   putCluster(name: string, document: unknown): Promise<ChangeResult> {
     return this.#write(() => {
-      const cluster = validateCluster(document);
-      return this.#apply(validateConfig({ ...this.#config, clusters: { ...this.#config.clusters, [name]: cluster } }));
+      // Restored as the whole document it will become, so secret paths read the same.
+      const restored = restoreSecrets({ clusters: { [name]: document } }, this.#config);
+      if (restored.problems.length > 0) throw new ConfigError(restored.problems);
+      const cluster = validateCluster((restored.document as { clusters: Record<string, unknown> }).clusters[name]);
+      return this.#apply(this.#validate({ ...this.#config, clusters: { ...this.#config.clusters, [name]: cluster } }));
     });
+  }
+
+  /**
+   * Validate a whole document, a secret sent back as `REDACTED` standing for the one in force
+   * (read here, inside the write queue, so it is the secret of the configuration being changed).
+   */
+  #validate(document: unknown): Config {
+    const restored = restoreSecrets(document, this.#config);
+    if (restored.problems.length > 0) throw new ConfigError(restored.problems);
+    return validateConfig(restored.document);
   }
 
   deleteCluster(name: string, force: boolean): Promise<ChangeResult> {
