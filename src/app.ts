@@ -66,7 +66,7 @@ export async function startSlotgate(runtime: Runtime, config: Config, log: Logge
   );
   server = new ProxyServer(
     scope,
-    { host: listen.host, port: listen.port, limits: config.limits, maxClients: config.limits.maxClients },
+    { host: listen.host, port: listen.port, limits: config.limits },
     router,
     log,
     () => infoText(runtime, server, control, commands),
@@ -109,12 +109,14 @@ export async function startSlotgate(runtime: Runtime, config: Config, log: Logge
       for (const backend of control.table.backends()) await backend.ready;
     },
     close() {
+      // The timeout in force when the shutdown begins: it may have changed live since the start.
+      const { shutdownTimeoutMs } = control.config();
       // The server drains first, while the clusters still answer its in-flight requests.
       closing ??= server
-        .close(config.shutdownTimeoutMs)
+        .close(shutdownTimeoutMs)
         .catch((error) => log.error("server teardown failed", { error }))
         .then(() => control.closeAll())
-        .then(() => scope.close({ deadlineMs: config.shutdownTimeoutMs }));
+        .then(() => scope.close({ deadlineMs: shutdownTimeoutMs }));
       return closing;
     },
   };

@@ -32,7 +32,8 @@ export interface ControlPlane {
   config(): unknown;
   /**
    * Replace the whole document: validated, applied atomically or not at all. A secret field
-   * holding `REDACTED` (src/config/secrets.ts) keeps the secret in force.
+   * holding `REDACTED` (src/config/secrets.ts) keeps the secret in force. A changed field that
+   * cannot change while running refuses the whole change with 409.
    */
   replaceConfig(document: unknown): Promise<ChangeResult>;
   /** Add or replace one cluster (secrets as in `replaceConfig`). */
