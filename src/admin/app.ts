@@ -34,7 +34,10 @@
  *   CORS header is ever sent.
  * - **Bodies.** Write bodies are parsed as JSON whatever their content type (so `curl -d` works);
  *   an empty, non-UTF-8 or malformed body answers 400 `{ error: "invalid JSON body: ..." }`. A
- *   body over `maxBodyBytes` (default 1 MiB, by `content-length` or as read) answers 413.
+ *   body over `maxBodyBytes` (default 1 MiB, by `content-length` or as read) answers 413 as soon
+ *   as it is known, without reading further. The token check runs before any handler reads the
+ *   body, and `Runtime.serveHttp` hands the body over as a stream, so a refused request's body is
+ *   never read at all.
  * - **Writes are serialised.** PUT and DELETE run their `ControlPlane` call one at a time, in
  *   arrival order (a promise chain in the app, whatever the control plane does itself). The body is
  *   read and parsed before the write queues, so a slow upload never holds up other writes; a
