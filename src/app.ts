@@ -30,7 +30,7 @@ export interface Slotgate {
   readonly port: number;
   /** The commands this slotgate knows: the built-in table, plus what its clusters taught it. */
   readonly commands: CommandTable;
-  /** Resolves once every routed cluster has a complete slot map. */
+  /** Resolves once every routed backend is ready (a complete slot map; every server of a pool answered PING). */
   ready(): Promise<void>;
   close(): Promise<void>;
 }
