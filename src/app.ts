@@ -30,7 +30,7 @@ export interface Slotgate {
   readonly port: number;
   /** The commands this slotgate knows: the built-in table, plus what its clusters taught it. */
   readonly commands: CommandTable;
-  /** Resolves once every routed cluster has a complete slot map. */
+  /** Resolves once every routed backend is ready (a complete slot map; every server of a pool answered PING). */
   ready(): Promise<void>;
   close(): Promise<void>;
 }
@@ -66,7 +66,7 @@ export async function startSlotgate(runtime: Runtime, config: Config, log: Logge
   );
   server = new ProxyServer(
     scope,
-    { host: listen.host, port: listen.port, limits: config.limits, maxClients: config.limits.maxClients },
+    { host: listen.host, port: listen.port, limits: config.limits },
     router,
     log,
     () => infoText(runtime, server, control, commands),
@@ -109,12 +109,14 @@ export async function startSlotgate(runtime: Runtime, config: Config, log: Logge
       for (const backend of control.table.backends()) await backend.ready;
     },
     close() {
+      // The timeout in force when the shutdown begins: it may have changed live since the start.
+      const { shutdownTimeoutMs } = control.config();
       // The server drains first, while the clusters still answer its in-flight requests.
       closing ??= server
-        .close(config.shutdownTimeoutMs)
+        .close(shutdownTimeoutMs)
         .catch((error) => log.error("server teardown failed", { error }))
         .then(() => control.closeAll())
-        .then(() => scope.close({ deadlineMs: config.shutdownTimeoutMs }));
+        .then(() => scope.close({ deadlineMs: shutdownTimeoutMs }));
       return closing;
     },
   };

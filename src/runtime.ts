@@ -104,6 +104,11 @@ export interface Runtime {
    * when the name does not resolve, or when `signal` aborts (the result is then never delivered).
    */
   lookup(hostname: string, signal: AbortSignal): Promise<string[]>;
-  /** Serve `fetch` over HTTP/1.1. */
+  /**
+   * Serve `fetch` over HTTP/1.1. `fetch` is called once a request's headers are in; the
+   * `Request`'s body streams from the connection only as `fetch` reads it, never buffered whole
+   * and never capped by the adapter (the handler decides on the headers, and enforces its own
+   * size limit while reading). A response given before the body was read need not read the rest.
+   */
   serveHttp(options: ListenOptions, fetch: FetchHandler): Promise<HttpServer>;
 }

@@ -1,6 +1,7 @@
 /**
  * Serving the admin app on Deno: `Deno.serve` takes the web-standard `fetch(Request)` handler as
- * it is; a handler that throws answers 500, and Deno's "Listening on ..." line is silenced.
+ * it is, with a body that streams as the handler reads it; a handler that throws answers 500, and
+ * Deno's "Listening on ..." line is silenced.
  */
 import type { FetchHandler, HttpServer, ListenOptions } from "../../src/runtime.ts";
 

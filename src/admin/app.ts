@@ -9,7 +9,7 @@
  * | `GET /healthz`            (open)   | 200 `{ status: "ok" }`: the process is alive                  |
  * | `GET /readyz`             (open)   | 200 `{ ready: true, notReady: [] }` or 503 `{ ready: false, notReady }` |
  * | `GET /version`                     | 200 `{ name: "slotgate", version }`                           |
- * | `GET /config`                      | 200 the configuration document in force                       |
+ * | `GET /config`                      | 200 the configuration document in force, secrets redacted     |
  * | `PUT /config`                      | replace the whole document: 200 `{ changes }`, or 400/404/409 `{ errors }` |
  * | `GET /clusters`                    | 200 `{ clusters: ClusterView[] }`                             |
  * | `GET /clusters/:name`              | 200 `ClusterView`, or 404 `{ error: "cluster 'x' is not configured" }` |
@@ -34,7 +34,10 @@
  *   CORS header is ever sent.
  * - **Bodies.** Write bodies are parsed as JSON whatever their content type (so `curl -d` works);
  *   an empty, non-UTF-8 or malformed body answers 400 `{ error: "invalid JSON body: ..." }`. A
- *   body over `maxBodyBytes` (default 1 MiB, by `content-length` or as read) answers 413.
+ *   body over `maxBodyBytes` (default 1 MiB, by `content-length` or as read) answers 413 as soon
+ *   as it is known, without reading further. The token check runs before any handler reads the
+ *   body, and `Runtime.serveHttp` hands the body over as a stream, so a refused request's body is
+ *   never read at all.
  * - **Writes are serialised.** PUT and DELETE run their `ControlPlane` call one at a time, in
  *   arrival order (a promise chain in the app, whatever the control plane does itself). The body is
  *   read and parsed before the write queues, so a slow upload never holds up other writes; a
@@ -43,6 +46,7 @@
 import { Hono, type Context, type MiddlewareHandler } from "hono";
 import type { ChangeResult, ControlPlane } from "../control/types.ts";
 import { isLoopbackHost } from "../util/address.ts";
+import { redactSecrets } from "../config/secrets.ts";
 
 export { isLoopbackHost };
 
@@ -131,7 +135,8 @@ export function createAdminApp(control: ControlPlane, options: AdminAppOptions):
     {
       path: "/config",
       methods: {
-        GET: () => json(control.config()),
+        // Never a secret: each one reads REDACTED, which a PUT may send back to keep it.
+        GET: () => json(redactSecrets(control.config())),
         PUT: async (c) => {
           const body = await readJson(c.req.raw, maxBodyBytes);
           if (body instanceof Response) return body;

@@ -124,7 +124,7 @@ export interface BackendStatus {
 export interface Backend {
   readonly name: string;
   readonly capabilities: BackendCapabilities;
-  /** Resolves once the backend can route every key (a complete slot map). */
+  /** Resolves once the backend can route every key (a complete slot map; every server of a pool answered PING). */
   readonly ready: Promise<void>;
   readonly isReady: boolean;
   /** The shard `key` belongs to: its hash slot for a cluster, its server index for a ketama pool. */

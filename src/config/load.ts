@@ -7,6 +7,7 @@
 import * as v from "valibot";
 import { ConfigError } from "../errors.ts";
 import { ClusterSchema, ConfigSchema, withClusterType, type ClusterDocument, type Config } from "./schema.ts";
+import { isSecretPath, REDACTED } from "./secrets.ts";
 
 type Kind = "string" | "number" | "list";
 
@@ -132,7 +133,8 @@ function describe(issue: v.BaseIssue<unknown>, path: string, origin: Map<string,
   const variable = fieldPath ? origin.get(fieldPath) : undefined;
   // Cross-field checks report on the whole document; the path's last item holds the field's value.
   const input = issue.path?.length ? issue.path[issue.path.length - 1]!.value : issue.input;
-  const value = input === undefined ? "missing" : JSON.stringify(input);
+  // A secret is never echoed, even a wrong one: problems are logged and answered over HTTP.
+  const value = input === undefined ? "missing" : isSecretPath(path) ? JSON.stringify(REDACTED) : JSON.stringify(input);
   if (variable) return `${variable}=${value}: ${issue.message}`;
   const where = file ? `${path || "(document)"} in ${file}` : path || "(document)";
   if (issue.type === "strict_object" && issue.input !== undefined) return `${where}: unknown field (${issue.message})`;

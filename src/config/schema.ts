@@ -13,6 +13,7 @@ import { READ_FROM, type ReadFrom } from "../backends/cluster/replica-reads.ts";
 import { isLoopbackHost } from "../util/address.ts";
 import { denyProblem, normalizeDenied } from "../proxy/routing/deny-list.ts";
 import { localHandler } from "../proxy/session/local/local-commands.ts";
+import { REDACTED } from "./secrets.ts";
 
 const answeredLocally = (name: string): boolean => localHandler(name) !== undefined;
 
@@ -125,8 +126,13 @@ export const LimitsSchema = v.strictObject({
 export const AdminSchema = v.strictObject({
   /** host:port, or "off" to disable the admin API. */
   listen: v.optional(v.union([v.literal("off"), listenAddress], 'expected host:port or "off"'), "127.0.0.1:6390"),
-  token: v.optional(v.pipe(v.string(), v.minLength(8, "expected at least 8 characters"))),
+  token: v.optional(secret(v.pipe(v.string(), v.minLength(8, "expected at least 8 characters")))),
 });
+
+/** A secret field (see secrets.ts): `REDACTED` stands for the secret in force, never for a value. */
+function secret<T extends v.GenericSchema<unknown, string>>(schema: T) {
+  return v.pipe(schema, v.check((value: string) => value !== REDACTED, `"${REDACTED}" stands for a secret already in force; send the secret itself`));
+}
 
 /** A command to refuse: `FLUSHALL`, or a subcommand as `SCRIPT|FLUSH`; stored upper-case. */
 const deniedCommand = v.pipe(
@@ -189,6 +195,7 @@ export type Config = v.InferOutput<typeof ConfigSchema>;
 export type ClusterDocument = v.InferOutput<typeof ClusterSchema>;
 export type RouteConfig = v.InferOutput<typeof RouteSchema>;
 export type LimitsConfig = v.InferOutput<typeof LimitsSchema>;
+export type AdminConfig = v.InferOutput<typeof AdminSchema>;
 
 /** A cluster's knobs with `clusterDefaults` and the built-in defaults filled in. */
 export function resolveKnobs(cluster: Partial<Knobs>, defaults: Partial<Knobs>): Knobs {

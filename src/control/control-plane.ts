@@ -11,6 +11,9 @@
  *   `drainTimeoutMs`, then everything it started is cancelled and what is still pending is
  *   answered `-ERR cluster 'NAME' was removed`.
  *
+ * Every other field applies live or refuses the whole change with 409, by the table in
+ * ./live-fields.ts; the change answers one line per field it changed.
+ *
  * Routing reads one immutable table per command, so no command ever sees half a change.
  */
 import type { Scope, ScopeInfo } from "../scope/scope.ts";
@@ -27,6 +30,8 @@ import { RouteTable } from "../proxy/routing/routes.ts";
 import type { ChangeResult, ClusterView, ControlPlane } from "./types.ts";
 import { faults } from "../testing/faults.ts";
 import type { CommandLearner } from "../backends/cluster/command-learning.ts";
+import { fieldChanges } from "./live-fields.ts";
+import { restoreSecrets } from "../config/secrets.ts";
 
 interface Entry {
   backend: Backend;
@@ -39,7 +44,7 @@ interface Entry {
 }
 
 export interface ControlPlaneHooks {
-  /** Limits and log level apply to what comes next (new client connections, new log lines). */
+  /** Limits and log level in force from now on (see ./live-fields.ts for what reads them when). */
   onLimits(limits: LimitsConfig): void;
   onLogLevel(level: Config["logLevel"]): void;
   /** The whole scope tree, for `GET /debug/scopes`. */
@@ -88,14 +93,27 @@ export class LiveConfig implements ControlPlane {
   }
 
   replaceConfig(document: unknown): Promise<ChangeResult> {
-    return this.#write(() => this.#apply(validateConfig(document)));
+    return this.#write(() => this.#apply(this.#validate(document)));
   }
 
   putCluster(name: string, document: unknown): Promise<ChangeResult> {
     return this.#write(() => {
-      const cluster = validateCluster(document);
-      return this.#apply(validateConfig({ ...this.#config, clusters: { ...this.#config.clusters, [name]: cluster } }));
+      // Restored as the whole document it will become, so secret paths read the same.
+      const restored = restoreSecrets({ clusters: { [name]: document } }, this.#config);
+      if (restored.problems.length > 0) throw new ConfigError(restored.problems);
+      const cluster = validateCluster((restored.document as { clusters: Record<string, unknown> }).clusters[name]);
+      return this.#apply(this.#validate({ ...this.#config, clusters: { ...this.#config.clusters, [name]: cluster } }));
     });
+  }
+
+  /**
+   * Validate a whole document, a secret sent back as `REDACTED` standing for the one in force
+   * (read here, inside the write queue, so it is the secret of the configuration being changed).
+   */
+  #validate(document: unknown): Config {
+    const restored = restoreSecrets(document, this.#config);
+    if (restored.problems.length > 0) throw new ConfigError(restored.problems);
+    return validateConfig(restored.document);
   }
 
   deleteCluster(name: string, force: boolean): Promise<ChangeResult> {
@@ -156,11 +174,9 @@ export class LiveConfig implements ControlPlane {
   }
 
   async #apply(next: Config): Promise<ChangeResult> {
-    const current = this.#config;
-    const fixed: string[] = [];
-    if (next.listen !== current.listen) fixed.push(`listen: cannot change while running (${current.listen} → ${next.listen}); restart slotgate`);
-    if (JSON.stringify(next.admin) !== JSON.stringify(current.admin)) fixed.push("admin: cannot change while running; restart slotgate");
-    if (fixed.length > 0) return { ok: false, status: 400, problems: fixed };
+    // Every field either applies live or refuses the whole change (LIVE_FIELDS says which).
+    const fields = fieldChanges(this.#config, next);
+    if (fields.refused.length > 0) return { ok: false, status: 409, problems: fields.refused };
 
     const changes: string[] = [];
     const entries = new Map<string, Entry>();
@@ -191,8 +207,7 @@ export class LiveConfig implements ControlPlane {
     const table = this.#buildTable(next, entries);
     const routed = table.backends();
     await Promise.all(opened.filter(({ entry }) => routed.has(entry.backend)).map(({ entry }) => this.#waitReady(entry)));
-    if (JSON.stringify(next.routes) !== JSON.stringify(current.routes) || next.catchAll !== current.catchAll) changes.push("updated routes");
-    if (JSON.stringify(next.denyCommands) !== JSON.stringify(current.denyCommands)) changes.push("updated denyCommands");
+    changes.push(...fields.updated);
     // The swap: from here on every command is routed by the new table.
     this.#table = table;
     this.#entries = entries;

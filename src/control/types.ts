@@ -28,11 +28,15 @@ export interface ClusterView extends BackendStatus {
 }
 
 export interface ControlPlane {
-  /** The configuration document in force (what `GET /config` returns; secrets included as given). */
+  /** The configuration document in force, secrets included (`GET /config` shows it redacted). */
   config(): unknown;
-  /** Replace the whole document: validated, applied atomically or not at all. */
+  /**
+   * Replace the whole document: validated, applied atomically or not at all. A secret field
+   * holding `REDACTED` (src/config/secrets.ts) keeps the secret in force. A changed field that
+   * cannot change while running refuses the whole change with 409.
+   */
   replaceConfig(document: unknown): Promise<ChangeResult>;
-  /** Add or replace one cluster. */
+  /** Add or replace one cluster (secrets as in `replaceConfig`). */
   putCluster(name: string, document: unknown): Promise<ChangeResult>;
   /** Remove one cluster: 404 when unknown; 409 while a route points at it unless `force`, which removes those routes too. */
   deleteCluster(name: string, force: boolean): Promise<ChangeResult>;

@@ -12,17 +12,18 @@ import type { Router } from "./routing/router.ts";
 import { DedicatedBudget } from "./own-conn/dedicated.ts";
 
 export interface ServerOptions {
-  /** Replaced whole on live reconfiguration (read once per new connection). */
   host: string;
   port: number;
+  /** Replaced whole on live reconfiguration; read for each new connection. */
   limits: SessionLimits;
-  /** Connections beyond this are refused with `-ERR max number of clients reached`. */
-  maxClients: number;
 }
 
-/** Limits of a session, and the bound on connections clients hold alone. */
+/** Limits of a session, and the bounds over all clients. */
 export interface SessionLimits extends ClientLimits {
+  /** Connections clients hold alone (blocked commands, transactions), over all clients; read per acquire. */
   maxDedicatedConnections: number;
+  /** Connections beyond this are refused with `-ERR max number of clients reached`; read per accept. */
+  maxClients: number;
 }
 
 export class ProxyServer {
@@ -61,7 +62,8 @@ export class ProxyServer {
     this.#listener = await listen(listenerScope, { host: this.options.host, port: this.options.port }, (conn) => {
       const id = ++this.#nextId;
       this.#totalConnections++;
-      if (this.#connected >= this.options.maxClients || !this.scope.isOpen) {
+      // The limit in force now: a live change applies to the next connection.
+      if (this.#connected >= this.options.limits.maxClients || !this.scope.isOpen) {
         conn.write(new TextEncoder().encode("-ERR max number of clients reached\r\n"));
         conn.end();
         return { data() {}, drain() {}, close() {} };

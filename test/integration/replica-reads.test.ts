@@ -304,7 +304,7 @@ describe("replica reads (readFrom)", () => {
 
     const before = proxy.app.cluster;
     const result = await proxy.app.control.replaceConfig({ ...proxy.app.control.config(), clusterDefaults: { ...proxy.app.control.config().clusterDefaults, readFrom: "replica" } });
-    assert.deepEqual(result, { ok: true, changes: ["replaced cluster 'default'"] });
+    assert.deepEqual(result, { ok: true, changes: ["replaced cluster 'default'", "updated clusterDefaults"] });
     assert.notEqual(proxy.app.cluster, before, "a new cluster instance serves");
     await proxySeesReplicas(cluster, proxy);
     await replicated(cluster);

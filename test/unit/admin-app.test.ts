@@ -138,6 +138,16 @@ describe("admin API: routes", () => {
     await expectJson(await call("GET", "/config"), 200, null);
   });
 
+  it("GET /config never shows a secret: the admin token reads [redacted], and the document in force keeps it", async () => {
+    const { control, call } = setup();
+    control.document = { listen: "127.0.0.1:6380", admin: { listen: "127.0.0.1:6390", token: TOKEN }, clusters: {} };
+    const response = await call("GET", "/config");
+    const text = await response.clone().text();
+    assert.doesNotMatch(text, new RegExp(TOKEN));
+    await expectJson(response, 200, { listen: "127.0.0.1:6380", admin: { listen: "127.0.0.1:6390", token: "[redacted]" }, clusters: {} });
+    assert.deepEqual(control.document, { listen: "127.0.0.1:6380", admin: { listen: "127.0.0.1:6390", token: TOKEN }, clusters: {} });
+  });
+
   it("PUT /config replaces the document and answers the changes", async () => {
     const { control, call } = setup();
     const document = { clusters: { b: { seeds: ["10.0.0.1:6379"] } } };

@@ -1,13 +1,23 @@
 /**
  * A pool of standalone Redis servers (no `CLUSTER` command) sharded by consistent hashing,
  * placing keys exactly where twemproxy's ketama distribution does, so a twemproxy pool can move
- * behind slotgate with its data in place. There is no topology to learn: the pool is ready as
- * soon as it is configured, and a server that fails answers errors until it comes back.
+ * behind slotgate with its data in place.
+ *
+ * There is no topology to learn, but each key has exactly one server, so the pool is ready only
+ * once every server has answered a `PING` with `PONG`: a pool with one server down would fail
+ * that server's share of the keys. A readiness probe, owned by the pool's scope, pings the
+ * servers that have not answered yet, each on a connection of its own (closed once answered;
+ * bounded by `connectTimeoutMs` and `opTimeoutMs`), then again after a backoff — 100 ms doubling
+ * up to `refreshIntervalMs`, with jitter — until all have. When the pool begins to close, the
+ * probe's connections are closed at once, so it never holds a drain. Once ready, the pool stays
+ * ready: a server that fails later answers errors until it comes back.
  */
 import type { Scope } from "../../scope/scope.ts";
+import { sleep } from "../../scope/time.ts";
 import { Closing } from "../../backend/closing.ts";
-import { Unavailable, type Backend, type BackendCapabilities, type BackendStatus, type Redirect } from "../../backend/contract.ts";
-import type { UpstreamRequest } from "../../backend/request.ts";
+import { Unavailable, type Backend, type BackendCapabilities, type BackendStatus, type DedicatedConn, type Redirect } from "../../backend/contract.ts";
+import { UpstreamRequest } from "../../backend/request.ts";
+import { encodeCommand } from "../../resp/encode.ts";
 import { KetamaRing, twemproxyServerName, type KetamaHash } from "./ketama.ts";
 import { UpstreamNode, type UpstreamNodeOptions } from "../../upstream/node.ts";
 import { parseAddress } from "../../util/address.ts";
@@ -22,9 +32,14 @@ export interface StandaloneOptions extends UpstreamNodeOptions {
   servers: StandaloneServer[];
   hash: KetamaHash;
   hashTag?: string;
+  /** The longest wait between two readiness probes of servers that have not answered, in milliseconds. */
+  refreshIntervalMs: number;
 }
 
 const CAPABILITIES: BackendCapabilities = { publishReachesEveryNode: false };
+const PING = encodeCommand(["PING"]);
+const PONG = "+PONG\r\n";
+const MIN_PROBE_BACKOFF_MS = 100;
 
 export class StandalonePool implements Backend {
   readonly scope: Scope;
@@ -33,6 +48,15 @@ export class StandalonePool implements Backend {
   readonly #nodes: UpstreamNode[];
   readonly #closing: Closing;
   readonly #noServer: Unavailable;
+  readonly #refreshIntervalMs: number;
+  #ready = false;
+  #markReady!: () => void;
+  /** Why the pool is not ready yet: the last failed probe of a server. */
+  #probeError: string | null = null;
+  /** The probe's connections in flight. */
+  readonly #probes = new Set<DedicatedConn>();
+  /** Resolves once every server has answered a PING; never rejects (it stays pending if the pool closes first). */
+  readonly ready: Promise<void>;
 
   constructor(parent: Scope, readonly name: string, options: StandaloneOptions) {
     this.scope = parent.child(`cluster ${name}`);
@@ -50,13 +74,57 @@ export class StandalonePool implements Backend {
           failure: () => {},
         }, () => this.#closing.reason),
     );
+    this.#refreshIntervalMs = options.refreshIntervalMs;
+    this.ready = new Promise((resolve) => (this.#markReady = resolve));
+    // The probe stops as soon as close begins: its pings are failed rather than waited for.
+    this.scope.onDrain(() => {
+      for (const conn of this.#probes) conn.fail(this.#closing.reason ?? `pool '${name}' is closing`);
+    });
+    this.scope.spawn("readiness probe", () => this.#probe());
   }
 
+  /** Every server has answered a PING. */
   get isReady(): boolean {
-    return true;
+    return this.#ready;
   }
 
-  readonly ready: Promise<void> = Promise.resolve();
+  async #probe(): Promise<void> {
+    const waiting = new Set(this.#nodes);
+    for (let round = 0; ; round++) {
+      const answers = await Promise.all([...waiting].map(async (node) => ({ node, reply: await this.#ping(node) })));
+      for (const { node, reply } of answers) {
+        if (reply === PONG) waiting.delete(node);
+        else this.#probeError = `${node.address} did not answer PING: ${reply.startsWith("-") ? reply.slice(1).trimEnd() : JSON.stringify(reply)}`;
+      }
+      if (waiting.size === 0) break;
+      const backoffMs = Math.min(this.#refreshIntervalMs, MIN_PROBE_BACKOFF_MS * 2 ** Math.min(round, 16));
+      // Jitter keeps many proxies from probing a recovering server in lockstep.
+      await sleep(this.scope, Math.round(backoffMs * (0.5 + this.scope.runtime.random() / 2)));
+    }
+    this.#ready = true;
+    this.#probeError = null;
+    this.#markReady();
+  }
+
+  /**
+   * PING `node` on a connection of its own, closed once answered; resolves with the reply's text
+   * (an error reply when the server cannot be reached or does not answer in time), never rejects.
+   */
+  async #ping(node: UpstreamNode): Promise<string> {
+    let answered!: (frame: Uint8Array) => void;
+    const reply = new Promise<Uint8Array>((resolve) => (answered = resolve));
+    const conn = node.dedicated({ protocol: 2, events: { reply: (_request, frame) => answered(frame), lost: () => {} } });
+    if (conn instanceof Unavailable) return `-${conn.message}\r\n`;
+    this.#probes.add(conn);
+    // A reply comes to `events`; an error (unreachable, timed out, closed) to the request's sink.
+    conn.send(new UpstreamRequest(PING, 0, { deliver: (_request, frame) => answered(frame) }, 0));
+    try {
+      return new TextDecoder().decode(await reply);
+    } finally {
+      this.#probes.delete(conn);
+      conn.fail("readiness probe done"); // nothing is pending any more: this only closes it
+    }
+  }
 
   nodes(): { address: string; pending: number }[] {
     return this.#nodes.map((n) => ({ address: n.address, pending: n.pendingCount }));
@@ -104,7 +172,7 @@ export class StandalonePool implements Backend {
       coveredSlots: nodes.length,
       nodes,
       lastRefreshAt: null,
-      lastError: null,
+      lastError: this.#probeError,
       redirects: { moved: 0, ask: 0 },
       refreshes: 0,
       refreshFailures: 0,
