@@ -16,7 +16,7 @@ import type { Scope } from "../../scope/scope.ts";
 import { sleep } from "../../scope/time.ts";
 import { Closing } from "../../backend/closing.ts";
 import { Unavailable, type Backend, type BackendCapabilities, type BackendStatus, type DedicatedConn, type Redirect } from "../../backend/contract.ts";
-import { UpstreamRequest } from "../../backend/request.ts";
+import { UpstreamRequest, type ReplySink } from "../../backend/request.ts";
 import { encodeCommand } from "../../resp/encode.ts";
 import { KetamaRing, twemproxyServerName, type KetamaHash } from "./ketama.ts";
 import { UpstreamNode, type UpstreamNodeOptions } from "../../upstream/node.ts";
@@ -117,7 +117,9 @@ export class StandalonePool implements Backend {
     if (conn instanceof Unavailable) return `-${conn.message}\r\n`;
     this.#probes.add(conn);
     // A reply comes to `events`; an error (unreachable, timed out, closed) to the request's sink.
-    conn.send(new UpstreamRequest(PING, 0, { deliver: (_request, frame) => answered(frame) }, 0));
+    const sink: ReplySink = { deliver: (_request, frame) => answered(frame), deliveryFailed: () => {} };
+    const refused = conn.send(new UpstreamRequest(PING, 0, sink, 0));
+    if (refused) answered(refused.reply);
     try {
       return new TextDecoder().decode(await reply);
     } finally {
