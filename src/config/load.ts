@@ -35,6 +35,8 @@ export const ENV_VARIABLES: readonly { name: string; path: string; kind: Kind }[
   { name: "SLOTGATE_MAX_CLIENT_OUTPUT_BYTES", path: "limits.maxClientOutputBytes", kind: "number" },
   { name: "SLOTGATE_MAX_CLIENTS", path: "limits.maxClients", kind: "number" },
   { name: "SLOTGATE_MAX_DEDICATED_CONNECTIONS", path: "limits.maxDedicatedConnections", kind: "number" },
+  { name: "SLOTGATE_CLIENT_IDLE_TIMEOUT_SECONDS", path: "limits.clientIdleTimeoutSeconds", kind: "number" },
+  { name: "SLOTGATE_TCP_KEEPALIVE_SECONDS", path: "limits.tcpKeepAliveSeconds", kind: "number" },
   { name: "SLOTGATE_DENY_COMMANDS", path: "denyCommands", kind: "list" },
 ];
 

@@ -120,6 +120,10 @@ export const LimitsSchema = v.strictObject({
   maxClients: v.optional(int(1, 1_000_000, "clients"), 10_000),
   /** Upstream connections held by one client each (blocked commands, transactions), over all clients. */
   maxDedicatedConnections: v.optional(int(0, 1_000_000, "connections"), 1024),
+  /** Close a client idle this long (Redis's `timeout`); 0: never. */
+  clientIdleTimeoutSeconds: v.optional(int(0, 31_536_000, "seconds"), 0),
+  /** TCP keepalive idle time of client and upstream sockets (Redis's `tcp-keepalive`); 0: off. */
+  tcpKeepAliveSeconds: v.optional(int(0, 86_400, "seconds"), 300),
 });
 
 export const AdminSchema = v.strictObject({

@@ -261,5 +261,5 @@ export class LiveConfig implements ControlPlane {
 
 /** Everything a backend is built from: its document and the knobs and limits it inherits. */
 function fingerprintOf(document: ClusterDocument, config: Config): string {
-  return JSON.stringify([document, resolveKnobs(document, config.clusterDefaults), config.limits.maxBulkBytes, resolveReadFrom(document, config.clusterDefaults)]);
+  return JSON.stringify([document, resolveKnobs(document, config.clusterDefaults), config.limits.maxBulkBytes, config.limits.tcpKeepAliveSeconds, resolveReadFrom(document, config.clusterDefaults)]);
 }

@@ -44,6 +44,8 @@ export interface UpstreamConnOptions {
   readOnly?: boolean;
   /** A pub/sub connection: frames are not replies to requests, all go to `events.push`. */
   subscriber?: boolean;
+  /** TCP keepalive idle time once connected, in seconds (0 or absent: off). */
+  tcpKeepAliveSeconds?: number;
 }
 
 /** Takes the `+OK` that answers an `ASKING`: nothing waits for it. */
@@ -167,6 +169,8 @@ export class UpstreamConn implements DedicatedConn {
       return;
     }
     this.#wasOpen = true;
+    const keepAliveSeconds = this.#options.tcpKeepAliveSeconds ?? 0;
+    if (keepAliveSeconds > 0) this.#conn.setKeepAlive(keepAliveSeconds * 1000);
     if (this.#outBytes > 0) this.#schedule();
   }
 
