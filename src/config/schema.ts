@@ -49,6 +49,8 @@ const knobs = {
   connectionsPerNode: v.optional(int(1, 64, "connections")),
   readyTimeoutMs: v.optional(int(0, HOUR_MS, "milliseconds")),
   drainTimeoutMs: v.optional(int(0, HOUR_MS, "milliseconds")),
+  probeBackoffMinMs: v.optional(int(1, HOUR_MS, "milliseconds")),
+  probeBackoffMaxMs: v.optional(int(1, HOUR_MS, "milliseconds")),
 };
 
 export const KNOB_DEFAULTS = {
@@ -62,6 +64,10 @@ export const KNOB_DEFAULTS = {
   connectionsPerNode: 2,
   readyTimeoutMs: 10_000,
   drainTimeoutMs: 5000,
+  /** A node marked down or suspect is probed after this long, then twice as long... */
+  probeBackoffMinMs: 100,
+  /** ...up to this long between probes. */
+  probeBackoffMaxMs: 2000,
 } as const;
 
 export type Knobs = { -readonly [K in keyof typeof KNOB_DEFAULTS]: number };
@@ -181,6 +187,22 @@ export const ConfigSchema = v.pipe(
     }
     if (names.length > 0 && config.routes.length === 0 && config.catchAll === undefined) {
       addIssue({ message: "no route: add routes or a catchAll cluster", path: [pathItem(config, "routes", config.routes)] });
+    }
+    for (const name of names) {
+      const cluster = config.clusters[name]!;
+      const knobs = resolveKnobs(cluster, config.clusterDefaults);
+      if (knobs.probeBackoffMinMs > knobs.probeBackoffMaxMs) {
+        // Reported where the offending value was set: the cluster's own document, else the defaults.
+        const own = cluster.probeBackoffMinMs !== undefined || cluster.probeBackoffMaxMs !== undefined;
+        const message = `expected at most probeBackoffMaxMs (${knobs.probeBackoffMaxMs} ms)`;
+        const field = (document: object) => pathItem(document, "probeBackoffMinMs", knobs.probeBackoffMinMs);
+        addIssue({
+          message,
+          path: own
+            ? [pathItem(config, "clusters", config.clusters), pathItem(config.clusters, name, cluster), field(cluster)]
+            : [pathItem(config, "clusterDefaults", config.clusterDefaults), field(config.clusterDefaults)],
+        });
+      }
     }
   }),
 );

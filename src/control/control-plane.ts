@@ -222,7 +222,7 @@ export class LiveConfig implements ControlPlane {
 
   #open(name: string, document: ClusterDocument, config: Config): Entry {
     const knobs = resolveKnobs(document, config.clusterDefaults);
-    const options = { ...knobs, ...config.limits };
+    const options = { ...knobs, ...config.limits, log: this.#log };
     let backend: Backend;
     let redisCluster: Cluster | null = null;
     if (document.type === "standalone") {

@@ -42,6 +42,8 @@ const OPTIONS: Omit<ClusterOptions, "commands"> = {
   connectTimeoutMs: 1000,
   maxBulkBytes: 1 << 20,
   connectionsPerNode: 1,
+  probeBackoffMinMs: 100,
+  probeBackoffMaxMs: 2000,
 };
 
 type Answer = "answer" | "error" | "ignore";

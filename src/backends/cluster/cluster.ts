@@ -82,7 +82,8 @@ export class Cluster implements Backend {
     this.scope = parent.child(`cluster ${name}`);
     this.#closing = new Closing(name);
     this.#notConfigured = new Unavailable("closing", `cluster '${name}' is not configured`);
-    this.#options = options;
+    // Its nodes name the cluster in their log lines.
+    this.#options = { ...options, cluster: name };
     this.#readFrom = options.readFrom ?? "primary";
     this.#replicasOf = this.#readFrom === "primary" ? null : new Array<readonly Replica[]>(SLOT_COUNT).fill(NO_REPLICAS);
     this.ready = new Promise((resolve) => (this.#ready = resolve));
@@ -112,11 +113,11 @@ export class Cluster implements Backend {
     return this.stats.coveredSlots === SLOT_COUNT;
   }
 
-  /** Node addresses with the requests in flight on each; replicas only when reads may use them. */
-  nodes(): { address: string; pending: number; role: "primary" | "replica" }[] {
+  /** Node addresses with the requests in flight on each and their health; replicas only when reads may use them. */
+  nodes(): { address: string; pending: number; role: "primary" | "replica"; health: "up" | "down" | "suspect" }[] {
     return [
-      ...[...this.#nodes.values()].map((n) => ({ address: n.address, pending: n.pendingCount, role: "primary" as const })),
-      ...[...this.#replicas.values()].map(({ node: n }) => ({ address: n.address, pending: n.pendingCount, role: "replica" as const })),
+      ...[...this.#nodes.values()].map((n) => ({ address: n.address, pending: n.pendingCount, role: "primary" as const, health: n.health })),
+      ...[...this.#replicas.values()].map(({ node: n }) => ({ address: n.address, pending: n.pendingCount, role: "replica" as const, health: n.health })),
     ];
   }
 

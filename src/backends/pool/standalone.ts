@@ -2,7 +2,8 @@
  * A pool of standalone Redis servers (no `CLUSTER` command) sharded by consistent hashing,
  * placing keys exactly where twemproxy's ketama distribution does, so a twemproxy pool can move
  * behind slotgate with its data in place. There is no topology to learn: the pool is ready as
- * soon as it is configured, and a server that fails answers errors until it comes back.
+ * soon as it is configured, and a server that fails answers errors until it comes back (down or
+ * suspect, then up again once a probe is answered: see upstream/node.ts).
  */
 import type { Scope } from "../../scope/scope.ts";
 import { Closing } from "../../backend/closing.ts";
@@ -45,7 +46,7 @@ export class StandalonePool implements Backend {
     );
     this.#nodes = servers.map(
       (s) =>
-        new UpstreamNode(this.scope, s.host, s.port, options, {
+        new UpstreamNode(this.scope, s.host, s.port, { ...options, cluster: name }, {
           reply: (_node, request, frame) => request.sink.deliver(request, frame),
           failure: () => {},
         }, () => this.#closing.reason),
@@ -58,8 +59,8 @@ export class StandalonePool implements Backend {
 
   readonly ready: Promise<void> = Promise.resolve();
 
-  nodes(): { address: string; pending: number }[] {
-    return this.#nodes.map((n) => ({ address: n.address, pending: n.pendingCount }));
+  nodes(): { address: string; pending: number; health: "up" | "down" | "suspect" }[] {
+    return this.#nodes.map((n) => ({ address: n.address, pending: n.pendingCount, health: n.health }));
   }
 
   shardOf(key: Uint8Array): number {
