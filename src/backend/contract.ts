@@ -118,6 +118,13 @@ export interface BackendStatus {
   redirects: { moved: number; ask: number };
   refreshes: number;
   refreshFailures: number;
+  /**
+   * Partial slot maps refused (their uncovered slots kept the previous owner), the slots kept now
+   * until a second node agrees, and the node whose map left them out.
+   */
+  partialMaps: { refused: number; keptSlots: number; from: string | null };
+  /** Nodes outside the slot map opened for redirects since it was applied, and redirects refused by `maxUnknownNodes`. */
+  unknownNodes: { open: number; refused: number };
   /** Live resources of the backend's scope (tasks, timers, sockets, lookups, child scopes). */
   scope: ScopeInfo;
 }

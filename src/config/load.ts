@@ -30,6 +30,7 @@ export const ENV_VARIABLES: readonly { name: string; path: string; kind: Kind }[
   { name: "SLOTGATE_DRAIN_TIMEOUT_MS", path: "clusterDefaults.drainTimeoutMs", kind: "number" },
   { name: "SLOTGATE_PROBE_BACKOFF_MIN_MS", path: "clusterDefaults.probeBackoffMinMs", kind: "number" },
   { name: "SLOTGATE_PROBE_BACKOFF_MAX_MS", path: "clusterDefaults.probeBackoffMaxMs", kind: "number" },
+  { name: "SLOTGATE_MAX_UNKNOWN_NODES", path: "clusterDefaults.maxUnknownNodes", kind: "number" },
   { name: "SLOTGATE_READ_FROM", path: "clusterDefaults.readFrom", kind: "string" },
   { name: "SLOTGATE_MAX_BULK_BYTES", path: "limits.maxBulkBytes", kind: "number" },
   { name: "SLOTGATE_MAX_ARRAY_LENGTH", path: "limits.maxArrayLength", kind: "number" },

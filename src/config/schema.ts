@@ -51,6 +51,7 @@ const knobs = {
   drainTimeoutMs: v.optional(int(0, HOUR_MS, "milliseconds")),
   probeBackoffMinMs: v.optional(int(1, HOUR_MS, "milliseconds")),
   probeBackoffMaxMs: v.optional(int(1, HOUR_MS, "milliseconds")),
+  maxUnknownNodes: v.optional(int(0, 100_000, "nodes")),
 };
 
 export const KNOB_DEFAULTS = {
@@ -68,6 +69,8 @@ export const KNOB_DEFAULTS = {
   probeBackoffMinMs: 100,
   /** ...up to this long between probes. */
   probeBackoffMaxMs: 2000,
+  /** Nodes outside the slot map a MOVED or ASK may open connections to (Envoy's max_upstream_unknown_connections). */
+  maxUnknownNodes: 100,
 } as const;
 
 export type Knobs = { -readonly [K in keyof typeof KNOB_DEFAULTS]: number };

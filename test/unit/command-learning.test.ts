@@ -44,6 +44,7 @@ const OPTIONS: Omit<ClusterOptions, "commands"> = {
   connectionsPerNode: 1,
   probeBackoffMinMs: 100,
   probeBackoffMaxMs: 2000,
+  maxUnknownNodes: 100,
 };
 
 type Answer = "answer" | "error" | "ignore";

@@ -109,6 +109,8 @@ export class StandalonePool implements Backend {
       redirects: { moved: 0, ask: 0 },
       refreshes: 0,
       refreshFailures: 0,
+      partialMaps: { refused: 0, keptSlots: 0, from: null },
+      unknownNodes: { open: 0, refused: 0 },
       scope: this.scope.inspect(),
     };
   }
