@@ -24,23 +24,29 @@ export function canReadTcpTimers(): boolean {
   return existsSync(TABLES[0]!);
 }
 
+/** Every established connection whose ports pass `wanted`, with its timer. */
+export function tcpTimers(wanted: (localPort: number, remotePort: number) => boolean): TcpTimer[] {
+  const found: TcpTimer[] = [];
+  for (const table of TABLES) {
+    if (!existsSync(table)) continue;
+    for (const line of readFileSync(table, "utf8").split("\n").slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      // 01: ESTABLISHED.
+      if (fields.length < 6 || fields[3] !== "01") continue;
+      const local = Number.parseInt(fields[1]!.split(":").pop()!, 16);
+      const remote = Number.parseInt(fields[2]!.split(":").pop()!, 16);
+      if (!wanted(local, remote)) continue;
+      const [timer, when] = fields[5]!.split(":");
+      found.push({ timer: Number.parseInt(timer!, 16), seconds: Number.parseInt(when!, 16) / USER_HZ });
+    }
+  }
+  return found;
+}
+
 /**
  * The timer of the connection whose local port is `localPort` and remote port `remotePort`, or
  * null when no such connection is listed (or /proc is absent).
  */
 export function tcpTimer(localPort: number, remotePort: number): TcpTimer | null {
-  for (const table of TABLES) {
-    if (!existsSync(table)) continue;
-    for (const line of readFileSync(table, "utf8").split("\n").slice(1)) {
-      const fields = line.trim().split(/\s+/);
-      if (fields.length < 6) continue;
-      const local = Number.parseInt(fields[1]!.split(":").pop()!, 16);
-      const remote = Number.parseInt(fields[2]!.split(":").pop()!, 16);
-      // 01: ESTABLISHED.
-      if (local !== localPort || remote !== remotePort || fields[3] !== "01") continue;
-      const [timer, when] = fields[5]!.split(":");
-      return { timer: Number.parseInt(timer!, 16), seconds: Number.parseInt(when!, 16) / USER_HZ };
-    }
-  }
-  return null;
+  return tcpTimers((local, remote) => local === localPort && remote === remotePort)[0] ?? null;
 }
