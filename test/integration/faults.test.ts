@@ -3,7 +3,8 @@
  * primary (SIGSTOP) is suspect after one timeout, and its requests fail at once until a probe is
  * answered; a killed primary is down until it is restarted and a probe gets through; client and
  * upstream sockets carry TCP keepalive; a protocol error closes the connection for good; idle
- * clients are closed, blocked and subscribed ones are not. Each event is logged once.
+ * clients are closed, blocked and subscribed ones are not; a node that answers MOVED to random
+ * hosts opens at most maxUnknownNodes of them. Each event is logged once.
  * Runs under `npx tsx --test`, `bun test` and `deno test -A`; every wait is a bounded poll.
  */
 import assert from "node:assert/strict";
@@ -12,8 +13,10 @@ import process from "node:process";
 import { after, describe, it } from "node:test";
 import { Redis } from "ioredis";
 import { startLocalCluster } from "../../scripts/local-cluster.ts";
+import { freePort } from "../../scripts/free-port.ts";
 import { keySlot } from "../../src/backends/cluster/slot.ts";
 import { createLogger } from "../../src/log.ts";
+import { RequestParser } from "../../src/resp/request-parser.ts";
 import { connectIoredis, launchProxy } from "../support/launch.ts";
 import { lazy } from "../support/lazy.ts";
 import { RawClient, resp, type RunningProxy } from "../support/proxy.ts";
@@ -55,6 +58,7 @@ describe("a fault stays where it happened", () => {
   const clients: Redis[] = [];
   const raws: RawClient[] = [];
   const sockets: net.Socket[] = [];
+  const servers: net.Server[] = [];
   const stopped = new Set<number>();
 
   after(async () => {
@@ -66,9 +70,10 @@ describe("a fault stays where it happened", () => {
       }
     }
     for (const raw of raws) raw.close();
-    for (const socket of sockets) socket.destroy();
     for (const client of clients) client.disconnect();
     await Promise.all(proxies.map((proxy) => proxy.stop().catch(() => {})));
+    for (const socket of sockets) socket.destroy();
+    await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
     await fixture.stop();
   });
 
@@ -229,6 +234,48 @@ describe("a fault stays where it happened", () => {
     await publisher.publish("idle:channel", "still here");
     await subscriber.waitFor((text) => text.includes("still here"));
     assert.equal(lines.filter((line) => line.includes("reason=idle limit=clientIdleTimeoutSeconds seconds=1")).length, 2, lines.join("\n"));
+    await proxy.stop();
+  });
+
+  it("a node answering MOVED to random hosts: at most maxUnknownNodes of them get connections; beyond, the client is told its command was not applied", SLOW, async () => {
+    // A fake node (real sockets, no Redis can be made to do this): it owns every slot, and
+    // answers every GET with a MOVED to a random loopback host on a port nothing listens on.
+    const closedPort = await freePort();
+    let port = 0;
+    const fake = net.createServer((socket) => {
+      sockets.push(socket);
+      socket.on("error", () => {});
+      const parser = new RequestParser((args) => {
+        const name = new TextDecoder().decode(args[0]!).toUpperCase();
+        if (name === "CLUSTER") socket.write(`*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$9\r\n127.0.0.1\r\n:${port}\r\n`);
+        else if (name === "GET") {
+          const host = `127.${1 + Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 250)}.${1 + Math.floor(Math.random() * 250)}`;
+          socket.write(`-MOVED ${keySlot(args[1]!)} ${host}:${closedPort}\r\n`);
+        } else if (name === "COMMAND") socket.write("*0\r\n");
+        else socket.write("+OK\r\n");
+      });
+      socket.on("data", (chunk: Buffer) => parser.push(new Uint8Array(chunk)));
+    });
+    servers.push(fake);
+    await new Promise<void>((resolve) => fake.listen({ host: "127.0.0.1", port: 0 }, () => resolve()));
+    port = (fake.address() as net.AddressInfo).port;
+    const lines: string[] = [];
+    // No refresh during the flood: the count of nodes outside the map starts over only with a new map.
+    const proxy = await launch([`127.0.0.1:${port}`], { SLOTGATE_REFRESH_INTERVAL_MS: "3600000", SLOTGATE_REDIRECT_REFRESH_INTERVAL_MS: "3600000" }, lines);
+    const client = await raw(proxy);
+    const count = 3000;
+    client.send(Array.from({ length: count }, (_, i) => resp("GET", `flood:${i}`)).join(""));
+    const replies = splitFrames(await client.waitFor((text) => splitFrames(text).length >= count, 60_000));
+    assert.equal(replies.length, count);
+    const notFollowed = replies.filter((r) => /^-ERR MOVED to 127\.\d+\.\d+\.\d+:\d+ not followed: the node is outside the slot map and maxUnknownNodes \(100\) is reached; the command was not applied, the slot map is being refreshed\r\n$/.test(r));
+    const unreachable = replies.filter((r) => /^-ERR upstream 127\.\d+\.\d+\.\d+:\d+ unreachable: /.test(r));
+    assert.equal(notFollowed.length + unreachable.length, count, replies.find((r) => !notFollowed.includes(r) && !unreachable.includes(r)));
+    assert.ok(notFollowed.length > 0);
+    const nodeScopes = proxy.app.cluster.scope.inspect().children.filter((c) => /\/node [^/]+$/.test(c.path));
+    assert.ok(nodeScopes.length <= 1 + 100, `${nodeScopes.length} node scopes`);
+    assert.equal(proxy.app.cluster.status().unknownNodes.open, nodeScopes.length - 1);
+    assert.equal(proxy.app.cluster.stats.unknownRedirectsRefused, notFollowed.length);
+    assert.equal(lines.filter((line) => line.startsWith("WARN redirect outside the slot map refused cluster=default ")).length, 1);
     await proxy.stop();
   });
 });
