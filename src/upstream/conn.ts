@@ -244,10 +244,17 @@ export class UpstreamConn implements DedicatedConn {
     const now = this.#scope.runtime.now();
     if (now >= head.deadline) {
       this.#pending.shift();
+      const within = `within ${this.#options.opTimeoutMs} ms`;
+      this.#events.timedOut?.(this);
+      if (!this.#wasOpen) {
+        // Still connecting: nothing was sent, so a retry is safe.
+        head.sink.deliver(head, errorReply(`upstream ${this.#address()} did not accept a connection ${within}: command not sent`));
+        this.fail(`upstream ${this.#address()} did not accept a connection ${within}: command not sent`, "timeout");
+        return;
+      }
       // It was written: Redis may have run it and only its reply is missing. Say so, or a client
       // would take it for a failed write and retry a command that is not idempotent.
-      head.sink.deliver(head, errorReply(`upstream ${this.#address()} did not answer within ${this.#options.opTimeoutMs} ms: the command may have been applied`));
-      this.#events.timedOut?.(this);
+      head.sink.deliver(head, errorReply(`upstream ${this.#address()} did not answer ${within}: the command may have been applied`));
       this.fail(`upstream connection to ${this.#address()} reset after a timed-out request: the command may have been applied`, "timeout");
       return;
     }

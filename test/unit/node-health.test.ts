@@ -109,6 +109,18 @@ describe("node health", () => {
     await root.close();
   });
 
+  it("a request that times out before its connection is even open was not sent, and says so", async () => {
+    const { rt, root, node, replies, get } = setup({ opTimeoutMs: 300, connectTimeoutMs: 500 });
+    get("a");
+    await rt.flush();
+    assert.equal(rt.pendingConnects.length, 1, "connecting");
+    await rt.advance(300);
+    assert.deepEqual(replies, ["-ERR upstream 127.0.0.1:7000 did not accept a connection within 300 ms: command not sent\r\n"]);
+    assert.equal(rt.pendingConnects.length, 0, "the connect was abandoned");
+    assert.equal(node.health, "suspect");
+    await root.close();
+  });
+
   it("a failed connect marks the node down; probes back off from probeBackoffMinMs, doubling up to probeBackoffMaxMs, and the first answered brings it up", async () => {
     const { rt, root, node, lines, replies, get } = setup();
     get("a");
