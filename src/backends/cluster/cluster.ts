@@ -9,7 +9,7 @@
  * A fault stays where it happened:
  * - a well-formed but partial `CLUSTER SLOTS` (a node that restarted, or is cut off, reports only
  *   what it knows) does not wipe good routes: a slot it leaves without an owner keeps the one it
- *   had until a second node's map leaves it uncovered too;
+ *   had until a second node's map leaves it uncovered too (./partial-maps.ts);
  * - a MOVED or ASK to a node outside the slot map opens connections there only for
  *   `maxUnknownNodes` such nodes per applied map (Envoy's `max_upstream_unknown_connections`);
  *   beyond, the redirect is not followed: the client gets an error saying its command was not
@@ -26,7 +26,8 @@ import { SILENT_LOGGER, type Logger } from "../../log.ts";
 import { keySlot, SLOT_COUNT } from "./slot.ts";
 import { Discovery, type DiscoveryOptions, type RefreshError } from "./discovery.ts";
 import { UpstreamNode, type UpstreamNodeOptions } from "../../upstream/node.ts";
-import { coverage, coveredSlots, withKeptSlots, type SlotRange, type Topology } from "./topology.ts";
+import { coverage, type SlotRange, type Topology } from "./topology.ts";
+import { PartialMaps } from "./partial-maps.ts";
 import { formatAddress } from "../../util/address.ts";
 import { errorReply, ErrorKind, errorKind } from "../../resp/replies.ts";
 import { parseRedirect } from "../../resp/reply-reader.ts";
@@ -79,20 +80,8 @@ export class Cluster implements Backend {
   readonly scope: Scope;
   readonly capabilities = CAPABILITIES;
   readonly stats: ClusterStats = {
-    moved: 0,
-    ask: 0,
-    refreshes: 0,
-    refreshFailures: 0,
-    lastRefreshAt: null,
-    lastError: null,
-    coveredSlots: 0,
-    replicaReads: 0,
-    replicaFallbacks: 0,
-    partialMapsRefused: 0,
-    keptSlots: 0,
-    keptSlotsFrom: null,
-    unknownRedirectsRefused: 0,
-    unknownNodes: 0,
+    moved: 0, ask: 0, refreshes: 0, refreshFailures: 0, lastRefreshAt: null, lastError: null, coveredSlots: 0, replicaReads: 0, replicaFallbacks: 0,
+    partialMapsRefused: 0, keptSlots: 0, keptSlotsFrom: null, unknownRedirectsRefused: 0, unknownNodes: 0,
   };
   readonly #options: ClusterOptions;
   readonly #log: Logger;
@@ -109,8 +98,8 @@ export class Cluster implements Backend {
   #topology: Topology = { ranges: [] };
   /** Addresses the applied map names (primaries and replicas): a redirect there is no stranger. */
   #known = new Set<string>();
-  /** Slots the last map left without an owner that the one before had; kept until a second node agrees. */
-  #unconfirmed: { from: string; slots: Uint8Array; count: number } | null = null;
+  /** Slots a partial map left out, kept until a second node agrees. */
+  readonly #partialMaps = new PartialMaps();
   /** The refusal of unknown redirects was logged since the map was applied. */
   #unknownLogged = false;
   /** Cause of the failing refreshes in a row (null: the last one succeeded), and how many. */
@@ -419,46 +408,24 @@ export class Cluster implements Backend {
     this.#failing = { cause, rounds: (this.#failing?.rounds ?? 0) + 1 };
   }
 
-  /**
-   * The map to apply for one a node reported: slots it leaves without an owner while the applied
-   * map has one keep that owner, unless a second node (not the one that left them out before)
-   * leaves them out too. A node that has just restarted, or is cut off from the others, can
-   * report a well-formed map of the few slots it knows; wiping the rest would fail their keys.
-   */
-  #keepUnconfirmed(reported: Topology, from: string): Topology {
-    const had = coveredSlots(this.#topology);
-    const has = coveredSlots(reported);
-    const before = this.#unconfirmed;
-    const kept = new Uint8Array(SLOT_COUNT);
-    let keptCount = 0;
-    let confirmed = 0;
-    for (let slot = 0; slot < SLOT_COUNT; slot++) {
-      if (had[slot] === 0 || has[slot] === 1) continue;
-      if (before !== null && before.from !== from && before.slots[slot] === 1) confirmed++;
-      else {
-        kept[slot] = 1;
-        keptCount++;
-      }
+  /** The map to apply for one a node reported: a partial one keeps the applied owners (./partial-maps.ts). */
+  #judge(reported: Topology, from: string): Topology {
+    const verdict = this.#partialMaps.judge(this.#topology, reported, from);
+    if (verdict.confirmed > 0) {
+      this.#log.warn("slots without an owner, confirmed by a second node", { cluster: this.name, from, firstFrom: verdict.firstFrom, slots: verdict.confirmed });
     }
-    if (confirmed > 0) {
-      this.#log.warn("slots without an owner, confirmed by a second node", { cluster: this.name, from, firstFrom: before!.from, slots: confirmed });
-    }
-    this.#unconfirmed = keptCount > 0 ? { from, slots: kept, count: keptCount } : null;
-    this.stats.keptSlots = keptCount;
-    this.stats.keptSlotsFrom = keptCount > 0 ? from : null;
-    if (keptCount === 0) return reported;
+    this.stats.keptSlots = verdict.kept;
+    this.stats.keptSlotsFrom = this.#partialMaps.from;
+    if (verdict.kept === 0) return verdict.topology;
     this.stats.partialMapsRefused++;
-    // Once per incident: the same node repeating the same partial map is not news.
-    if (before === null || before.from !== from || before.count !== keptCount) {
-      this.#log.warn("partial slot map refused", { cluster: this.name, from, covered: coverage(reported), kept: keptCount });
-    }
+    if (verdict.isNew) this.#log.warn("partial slot map refused", { cluster: this.name, from, covered: coverage(reported), kept: verdict.kept });
     // A second opinion, from another node, as soon as early refreshes allow.
     this.#discovery.requestRefresh(from);
-    return withKeptSlots(reported, this.#topology, kept);
+    return verdict.topology;
   }
 
   #apply(reported: Topology, from: string): void {
-    const topology = this.#keepUnconfirmed(reported, from);
+    const topology = this.#judge(reported, from);
     this.stats.refreshes++;
     this.stats.lastRefreshAt = this.scope.runtime.wallClock();
     this.stats.lastError = null;
