@@ -124,6 +124,23 @@ describe("clientIdleTimeoutSeconds", () => {
     await root.close();
   });
 
+  it("a reply that is ready but not yet written when the idle check runs is written, not lost", async () => {
+    const { runtime, root, conn, send, answer, written } = setup({ clientIdleTimeoutSeconds: 1 });
+    send(["BLPOP", "q", "3"]);
+    await runtime.flush();
+    await runtime.advance(2000);
+    // BLPOP's timeout: its reply is ready, and its write deferred to the end of this turn...
+    answer(0, "*-1\r\n");
+    // ...when the idle check, armed while the client was blocked, fires.
+    await runtime.advance(1000);
+    assert.equal(conn.destroyed, false, "not idle: a reply is waiting to be written");
+    await runtime.flush();
+    assert.equal(written(), "*-1\r\n");
+    await runtime.advance(1000);
+    assert.equal(conn.destroyed, true, "idle once its reply was written a second ago");
+    await root.close();
+  });
+
   it("a subscribed client is never idle", async () => {
     const { runtime, root, session, conn } = setup({ clientIdleTimeoutSeconds: 10 });
     session.pubsub = {} as PubSub;

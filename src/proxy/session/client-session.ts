@@ -191,9 +191,12 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
     }
   }
 
-  /** Not idle, as Redis's `timeout` sees it: replies are owed (a blocked command), or it is subscribed. */
+  /**
+   * Not idle, as Redis's `timeout` sees it: replies are owed (a blocked command) or ready but not
+   * yet written (the write that would count as interaction has not run), or it is subscribed.
+   */
   #busy(): boolean {
-    return this.#queue.length > 0 || this.#held.length > 0 || this.pubsub !== null || this.#closeWhenFlushed;
+    return this.#queue.length > 0 || this.#outBytes > 0 || this.#held.length > 0 || this.pubsub !== null || this.#closeWhenFlushed;
   }
 
   #closeIdle(idleMs: number): void {
