@@ -147,7 +147,7 @@ function infoText(runtime: Runtime, server: ProxyServer, control: LiveConfig, co
   ];
   for (const view of control.clusters()) {
     lines.push(
-      `slotgate_cluster:name=${view.name},type=${view.type},ready=${view.ready ? 1 : 0},slots=${view.coveredSlots},nodes=${view.nodes.length},refreshes=${view.refreshes},refresh_failures=${view.refreshFailures},moved=${view.redirects.moved},ask=${view.redirects.ask}`,
+      `slotgate_cluster:name=${view.name},type=${view.type},ready=${view.ready ? 1 : 0},slots=${view.coveredSlots},nodes=${view.nodes.length},refreshes=${view.refreshes},refresh_failures=${view.refreshFailures},moved=${view.redirects.moved},ask=${view.redirects.ask},nodes_unavailable=${view.nodes.filter((n) => n.health !== undefined && n.health !== "up").length},partial_maps_refused=${view.partialMaps.refused},kept_slots=${view.partialMaps.keptSlots},unknown_redirects_refused=${view.unknownNodes.refused}`,
     );
   }
   lines.push("");

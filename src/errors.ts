@@ -64,3 +64,16 @@ export class InvariantError extends Error {
 export function asError(value: unknown): Error {
   return value instanceof Error ? value : new Error(String(value));
 }
+
+/**
+ * One word for why an operation failed, for log lines (`cause=ECONNREFUSED`): the system code an
+ * adapter or resolver gave (ECONNREFUSED, ECONNRESET, ENOTFOUND, EAI_AGAIN...), `timeout` for a
+ * deadline that passed, `aborted` for a cancelled wait, else the error's class name.
+ */
+export function causeOf(error: unknown): string {
+  if (error instanceof TimeoutError) return "timeout";
+  if (isAbort(error)) return "aborted";
+  const code = (error as { code?: unknown } | null | undefined)?.code;
+  if (typeof code === "string" && code !== "") return code === "ETIMEDOUT" ? "timeout" : code;
+  return error instanceof Error && error.name !== "Error" ? error.name : "error";
+}

@@ -15,6 +15,9 @@ export interface Logger {
   error(message: string, fields?: Record<string, unknown>): void;
 }
 
+/** A logger that drops every line: the default of components built without one (unit tests). */
+export const SILENT_LOGGER: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+
 export function createLogger(level: LogLevel, sink: (line: string) => void = (line) => console.error(line)): Logger {
   let at = ORDER[level];
   const emit = (name: LogLevel, message: string, fields?: Record<string, unknown>) => {

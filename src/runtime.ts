@@ -47,6 +47,14 @@ export interface Conn {
   end(): void;
   /** Close now, discarding unsent bytes. `close` follows (with `error` if given). Idempotent. */
   destroy(error?: Error): void;
+  /**
+   * TCP keepalive: once nothing has been received for `idleMs`, the kernel probes the peer and
+   * resets a connection whose peer is gone (a host that vanished, a NAT or firewall that dropped
+   * the flow). 0 turns probes off. Best effort: a runtime that cannot set the idle time (Deno)
+   * turns probes on with the system's own (Linux: `net.ipv4.tcp_keepalive_time`, 7200 s), and a
+   * closed connection ignores the call.
+   */
+  setKeepAlive(idleMs: number): void;
 }
 
 export interface ConnectOptions {

@@ -94,6 +94,11 @@ class BunConn implements Conn {
     this.socket?.end();
   }
 
+  setKeepAlive(idleMs: number): void {
+    // Bun takes the idle time in milliseconds (0 there means "leave it as it is").
+    if (!this.isClosed()) this.socket?.setKeepAlive(idleMs > 0, idleMs);
+  }
+
   /** Drops a socket whose connect was aborted: no handler is ever called. */
   abandon(): void {
     this.state = "closed";

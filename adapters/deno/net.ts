@@ -83,6 +83,16 @@ class DenoConn implements Conn {
     this.finish(error);
   }
 
+  setKeepAlive(idleMs: number): void {
+    if (this.isClosed()) return;
+    // Deno.TcpConn cannot set the idle time: probes start after the system's (see src/runtime.ts).
+    try {
+      this.socket.setKeepAlive(idleMs > 0);
+    } catch {
+      // closed by Deno under us (a reset): nothing to keep alive
+    }
+  }
+
   private async readLoop(): Promise<void> {
     const buffer = new Uint8Array(READ_SIZE);
     while (!this.isClosed()) {

@@ -58,6 +58,9 @@ function wrapSocket(socket: net.Socket, noDelay: boolean): { conn: Conn; attach(
       // Without an argument Node emits no 'error' event; 'close' still follows on a later tick.
       socket.destroy();
     },
+    setKeepAlive(idleMs) {
+      if (!destroyed && !finished && !socket.destroyed) socket.setKeepAlive(idleMs > 0, idleMs);
+    },
   };
 
   function attach(h: ConnHandlers): void {

@@ -65,6 +65,11 @@ export class SimConn implements Conn {
   needDrain = false;
   /** Arrival time of our last piece: pieces never overtake each other. */
   lastArrival = 0;
+  /**
+   * The keepalive idle time the owner asked for (0: off). Only recorded: the simulated network
+   * has no kernel to probe a silent peer, and a vanished host is modelled by `vanished`.
+   */
+  keepAliveMs = 0;
   #pumping = false;
 
   constructor(net: SimWire, link: SimLink, id: string, local: [string, number], remote: [string, number]) {
@@ -105,6 +110,10 @@ export class SimConn implements Conn {
     if (this.closed || this.destroyed || this.ending) return;
     this.ending = true;
     this.#net.send(this, { fin: true });
+  }
+
+  setKeepAlive(idleMs: number): void {
+    if (!this.closed) this.keepAliveMs = idleMs;
   }
 
   destroy(error?: Error): void {

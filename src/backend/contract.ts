@@ -20,8 +20,10 @@ export type UnavailableKind =
   | "closing"
   /** No node serves the shard: Redis Cluster's `CLUSTERDOWN`. */
   | "clusterDown"
-  /** The node is marked down after a failed connect (a short backoff). */
+  /** The node is marked down after a failed connect, until a probe is answered. */
   | "nodeDown"
+  /** A request to the node timed out: it is suspect until a probe is answered. */
+  | "nodeSuspect"
   /** A standalone pool has no server at that index. */
   | "noServer"
   /** A limit is reached (dedicated connections). */
@@ -109,14 +111,24 @@ export interface BackendStatus {
   ready: boolean;
   /** Slots (cluster) with an owner, out of 16384; servers (standalone) configured. */
   coveredSlots: number;
-  /** Replicas (`role: "replica"`) are listed when the cluster's `readFrom` lets reads use them. */
-  nodes: { address: string; pending: number; role?: "primary" | "replica" }[];
+  /**
+   * Replicas (`role: "replica"`) are listed when the cluster's `readFrom` lets reads use them.
+   * `health`: `down` after a failed connect, `suspect` after a timed-out request, until a probe is answered.
+   */
+  nodes: { address: string; pending: number; role?: "primary" | "replica"; health?: "up" | "down" | "suspect" }[];
   /** ISO 8601 time of the last applied slot map. */
   lastRefreshAt: string | null;
   lastError: string | null;
   redirects: { moved: number; ask: number };
   refreshes: number;
   refreshFailures: number;
+  /**
+   * Partial slot maps refused (their uncovered slots kept the previous owner), the slots kept now
+   * until a second node agrees, and the node whose map left them out.
+   */
+  partialMaps: { refused: number; keptSlots: number; from: string | null };
+  /** Nodes outside the slot map opened for redirects since it was applied, and redirects refused by `maxUnknownNodes`. */
+  unknownNodes: { open: number; refused: number };
   /** Live resources of the backend's scope (tasks, timers, sockets, lookups, child scopes). */
   scope: ScopeInfo;
 }

@@ -29,6 +29,9 @@ export const ENV_VARIABLES: readonly { name: string; path: string; kind: Kind }[
   { name: "SLOTGATE_CONNECTIONS_PER_NODE", path: "clusterDefaults.connectionsPerNode", kind: "number" },
   { name: "SLOTGATE_READY_TIMEOUT_MS", path: "clusterDefaults.readyTimeoutMs", kind: "number" },
   { name: "SLOTGATE_DRAIN_TIMEOUT_MS", path: "clusterDefaults.drainTimeoutMs", kind: "number" },
+  { name: "SLOTGATE_PROBE_BACKOFF_MIN_MS", path: "clusterDefaults.probeBackoffMinMs", kind: "number" },
+  { name: "SLOTGATE_PROBE_BACKOFF_MAX_MS", path: "clusterDefaults.probeBackoffMaxMs", kind: "number" },
+  { name: "SLOTGATE_MAX_UNKNOWN_NODES", path: "clusterDefaults.maxUnknownNodes", kind: "number" },
   { name: "SLOTGATE_READ_FROM", path: "clusterDefaults.readFrom", kind: "string" },
   { name: "SLOTGATE_MAX_BULK_BYTES", path: "limits.maxBulkBytes", kind: "number" },
   { name: "SLOTGATE_MAX_ARRAY_LENGTH", path: "limits.maxArrayLength", kind: "number" },
@@ -36,6 +39,8 @@ export const ENV_VARIABLES: readonly { name: string; path: string; kind: Kind }[
   { name: "SLOTGATE_MAX_CLIENT_OUTPUT_BYTES", path: "limits.maxClientOutputBytes", kind: "number" },
   { name: "SLOTGATE_MAX_CLIENTS", path: "limits.maxClients", kind: "number" },
   { name: "SLOTGATE_MAX_DEDICATED_CONNECTIONS", path: "limits.maxDedicatedConnections", kind: "number" },
+  { name: "SLOTGATE_CLIENT_IDLE_TIMEOUT_SECONDS", path: "limits.clientIdleTimeoutSeconds", kind: "number" },
+  { name: "SLOTGATE_TCP_KEEPALIVE_SECONDS", path: "limits.tcpKeepAliveSeconds", kind: "number" },
   { name: "SLOTGATE_DENY_COMMANDS", path: "denyCommands", kind: "list" },
 ];
 

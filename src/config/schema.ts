@@ -50,6 +50,9 @@ const knobs = {
   connectionsPerNode: v.optional(int(1, 64, "connections")),
   readyTimeoutMs: v.optional(int(0, HOUR_MS, "milliseconds")),
   drainTimeoutMs: v.optional(int(0, HOUR_MS, "milliseconds")),
+  probeBackoffMinMs: v.optional(int(1, HOUR_MS, "milliseconds")),
+  probeBackoffMaxMs: v.optional(int(1, HOUR_MS, "milliseconds")),
+  maxUnknownNodes: v.optional(int(0, 100_000, "nodes")),
 };
 
 export const KNOB_DEFAULTS = {
@@ -63,6 +66,12 @@ export const KNOB_DEFAULTS = {
   connectionsPerNode: 2,
   readyTimeoutMs: 10_000,
   drainTimeoutMs: 5000,
+  /** A node marked down or suspect is probed after this long, then twice as long... */
+  probeBackoffMinMs: 100,
+  /** ...up to this long between probes. */
+  probeBackoffMaxMs: 2000,
+  /** Nodes outside the slot map a MOVED or ASK may open connections to (Envoy's max_upstream_unknown_connections). */
+  maxUnknownNodes: 100,
 } as const;
 
 export type Knobs = { -readonly [K in keyof typeof KNOB_DEFAULTS]: number };
@@ -121,6 +130,10 @@ export const LimitsSchema = v.strictObject({
   maxClients: v.optional(int(1, 1_000_000, "clients"), 10_000),
   /** Upstream connections held by one client each (blocked commands, transactions), over all clients. */
   maxDedicatedConnections: v.optional(int(0, 1_000_000, "connections"), 1024),
+  /** Close a client idle this long (Redis's `timeout`); 0: never. */
+  clientIdleTimeoutSeconds: v.optional(int(0, 31_536_000, "seconds"), 0),
+  /** TCP keepalive idle time of client and upstream sockets (Redis's `tcp-keepalive`); 0: off. */
+  tcpKeepAliveSeconds: v.optional(int(0, 86_400, "seconds"), 300),
 });
 
 export const AdminSchema = v.strictObject({
@@ -183,6 +196,22 @@ export const ConfigSchema = v.pipe(
     }
     if (names.length > 0 && config.routes.length === 0 && config.catchAll === undefined) {
       addIssue({ message: "no route: add routes or a catchAll cluster", path: [pathItem(config, "routes", config.routes)] });
+    }
+    for (const name of names) {
+      const cluster = config.clusters[name]!;
+      const knobs = resolveKnobs(cluster, config.clusterDefaults);
+      if (knobs.probeBackoffMinMs > knobs.probeBackoffMaxMs) {
+        // Reported where the offending value was set: the cluster's own document, else the defaults.
+        const own = cluster.probeBackoffMinMs !== undefined || cluster.probeBackoffMaxMs !== undefined;
+        const message = `expected at most probeBackoffMaxMs (${knobs.probeBackoffMaxMs} ms)`;
+        const field = (document: object) => pathItem(document, "probeBackoffMinMs", knobs.probeBackoffMinMs);
+        addIssue({
+          message,
+          path: own
+            ? [pathItem(config, "clusters", config.clusters), pathItem(config.clusters, name, cluster), field(cluster)]
+            : [pathItem(config, "clusterDefaults", config.clusterDefaults), field(config.clusterDefaults)],
+        });
+      }
     }
   }),
 );

@@ -237,7 +237,7 @@ export class LiveConfig implements ControlPlane {
 
   #open(name: string, document: ClusterDocument, config: Config): Entry {
     const knobs = resolveKnobs(document, config.clusterDefaults);
-    const options = { ...knobs, ...config.limits };
+    const options = { ...knobs, ...config.limits, log: this.#log };
     let backend: Backend;
     let redisCluster: Cluster | null = null;
     if (document.type === "standalone") {
@@ -276,5 +276,5 @@ export class LiveConfig implements ControlPlane {
 
 /** Everything a backend is built from: its document and the knobs and limits it inherits. */
 function fingerprintOf(document: ClusterDocument, config: Config): string {
-  return JSON.stringify([document, resolveKnobs(document, config.clusterDefaults), config.limits.maxBulkBytes, resolveReadFrom(document, config.clusterDefaults)]);
+  return JSON.stringify([document, resolveKnobs(document, config.clusterDefaults), config.limits.maxBulkBytes, config.limits.tcpKeepAliveSeconds, resolveReadFrom(document, config.clusterDefaults)]);
 }

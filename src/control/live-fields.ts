@@ -40,6 +40,11 @@ const LIMITS: Rules<LimitsConfig> = {
     kind: "live",
     applies: "at once: every new blocked command, transaction or subscription is admitted against it; connections already held stay",
   },
+  clientIdleTimeoutSeconds: { kind: "live", applies: "to clients that connect afterwards; connected clients keep the timeout they connected with" },
+  tcpKeepAliveSeconds: {
+    kind: "live",
+    applies: "to clients that connect afterwards; every cluster is replaced, so its upstream connections use it",
+  },
 };
 
 const ADMIN: Rules<AdminConfig> = {

@@ -10,6 +10,7 @@ import type { Logger } from "../log.ts";
 import { ClientSession, type ClientLimits } from "./session/client-session.ts";
 import type { Router } from "./routing/router.ts";
 import { DedicatedBudget } from "./own-conn/dedicated.ts";
+import { closeAfterFlush } from "./session/closing.ts";
 
 export interface ServerOptions {
   host: string;
@@ -32,6 +33,8 @@ export class ProxyServer {
   #nextId = 0;
   #connected = 0;
   #totalConnections = 0;
+  /** Connections are being refused for `maxClients` (logged once per run of refusals). */
+  #refusing = false;
   /** Connections clients hold alone (blocked commands, transactions), over all clients. */
   readonly dedicated = new DedicatedBudget(() => this.options.limits.maxDedicatedConnections);
 
@@ -64,13 +67,21 @@ export class ProxyServer {
       this.#totalConnections++;
       // The limit in force now: a live change applies to the next connection.
       if (this.#connected >= this.options.limits.maxClients || !this.scope.isOpen) {
+        if (!this.#refusing && this.scope.isOpen) {
+          this.#refusing = true;
+          this.log.warn("client refused", { addr: `${conn.remoteAddress}:${conn.remotePort}`, limit: "maxClients", max: this.options.limits.maxClients });
+        }
         conn.write(new TextEncoder().encode("-ERR max number of clients reached\r\n"));
-        conn.end();
+        // Closed fully once the error has left, even if the client never closes its side.
+        closeAfterFlush(this.scope, conn);
         return { data() {}, drain() {}, close() {} };
       }
       const scope = this.scope.child(`client ${id}`);
       this.#connected++;
-      scope.defer(() => void this.#connected--);
+      scope.defer(() => {
+        this.#connected--;
+        this.#refusing = false;
+      });
       const session = new ClientSession(scope, id, {
         router: this.router,
         // Limits in force when the client connected; a live change applies to new clients.

@@ -5,6 +5,9 @@
  * a timeout and takes the connection down with it: its late replies would otherwise be handed
  * to the requests behind it.
  *
+ * A timed-out request's client is told the command may have been applied (it was written; only
+ * its reply is missing), and so are the requests behind it on the connection.
+ *
  * A connection may open with a prelude (`HELLO 3` for RESP3 clients, `READONLY` on a replica),
  * queued ahead of everything else; a prelude that fails takes the connection down. RESP3 push
  * frames (`>`) are never matched to requests: they go to `events.push`. A subscriber connection
@@ -14,6 +17,7 @@ import type { Conn } from "../runtime.ts";
 import type { Scope, ScopedTimer } from "../scope/scope.ts";
 import { connect } from "../scope/io.ts";
 import { withTimeout } from "../scope/time.ts";
+import { causeOf } from "../errors.ts";
 import { Fifo } from "../util/fifo.ts";
 import { NO_READER, UpstreamRequest, deliverIsolated, faultIsolated, type ReplySink } from "../backend/request.ts";
 import { Unavailable, type DedicatedConn } from "../backend/contract.ts";
@@ -31,6 +35,8 @@ export interface UpstreamEvents {
   lost(conn: UpstreamConn, reason: string, wasOpen: boolean): void;
   /** A RESP3 push frame, or any frame on a subscriber connection. Dropped when absent. */
   push?(frame: Uint8Array): void;
+  /** A request got no reply within `opTimeoutMs` (the connection is reset right after). */
+  timedOut?(conn: UpstreamConn): void;
 }
 
 export interface UpstreamConnOptions {
@@ -47,6 +53,8 @@ export interface UpstreamConnOptions {
   subscriber?: boolean;
   /** Why work offered once the owning node began closing is refused (default: "shutting down"). */
   closing?: () => Unavailable;
+  /** TCP keepalive idle time once connected, in seconds (0 or absent: off). */
+  tcpKeepAliveSeconds?: number;
 }
 
 
@@ -68,6 +76,8 @@ export class UpstreamConn implements DedicatedConn {
   #timer: ScopedTimer | null = null;
   #dead = false;
   #wasOpen = false;
+  /** Why it failed, in one word for log lines (`ECONNREFUSED`, `timeout`...); null while alive. */
+  cause: string | null = null;
   /** Aborts a connect still pending when the connection fails (a timeout while connecting). */
   readonly #connecting = new AbortController();
   #idleWaiters: (() => void)[] = [];
@@ -143,10 +153,11 @@ export class UpstreamConn implements DedicatedConn {
     this.#pending.push(request);
   }
 
-  /** Close the socket and fail every pending request with `reason`. Idempotent. */
-  fail(reason: string): void {
+  /** Close the socket and fail every pending request with `reason` (`cause`: see `cause`). Idempotent. */
+  fail(reason: string, cause = "closed"): void {
     if (this.#dead) return;
     this.#dead = true;
+    this.cause = cause;
     this.#timer?.cancel();
     this.#timer = null;
     this.#connecting.abort();
@@ -166,14 +177,16 @@ export class UpstreamConn implements DedicatedConn {
         connect(this.#scope, { host, port, signal: AbortSignal.any([timeout, this.#connecting.signal]) }, {
           data: (chunk) => this.#onData(chunk),
           drain: () => {},
-          close: (error) => this.fail(`upstream connection to ${this.#address()} lost${error ? `: ${error.message}` : ""}`),
+          close: (error) => this.fail(`upstream connection to ${this.#address()} lost${error ? `: ${error.message}` : ""}`, error ? causeOf(error) : "closed"),
         }),
       );
     } catch (error) {
-      this.fail(`upstream ${this.#address()} unreachable: ${error instanceof Error ? error.message : String(error)}`);
+      this.fail(`upstream ${this.#address()} unreachable: ${error instanceof Error ? error.message : String(error)}`, causeOf(error));
       return;
     }
     this.#wasOpen = true;
+    const keepAliveSeconds = this.#options.tcpKeepAliveSeconds ?? 0;
+    if (keepAliveSeconds > 0) this.#conn.setKeepAlive(keepAliveSeconds * 1000);
     if (this.#outBytes > 0) this.#schedule();
   }
 
@@ -209,7 +222,7 @@ export class UpstreamConn implements DedicatedConn {
     try {
       this.#reader.push(chunk);
     } catch (error) {
-      this.fail(`protocol error from ${this.#address()}: ${error instanceof Error ? error.message : String(error)}`);
+      this.fail(`protocol error from ${this.#address()}: ${error instanceof Error ? error.message : String(error)}`, "protocol");
     }
   }
 
@@ -220,7 +233,7 @@ export class UpstreamConn implements DedicatedConn {
     }
     const request = this.#pending.shift();
     if (request === undefined) {
-      this.fail(`unexpected reply from ${this.#address()}`);
+      this.fail(`unexpected reply from ${this.#address()}`, "protocol");
       return;
     }
     // The connection's own commands (ASKING, a prelude) are answered to their sink directly.
@@ -245,8 +258,18 @@ export class UpstreamConn implements DedicatedConn {
     const now = this.#scope.runtime.now();
     if (now >= head.deadline) {
       this.#pending.shift();
-      deliverIsolated(head, errorReply(`upstream ${this.#address()} did not answer within ${this.#options.opTimeoutMs} ms`));
-      this.fail(`upstream connection to ${this.#address()} reset after a timed-out request`);
+      const within = `within ${this.#options.opTimeoutMs} ms`;
+      this.#events.timedOut?.(this);
+      if (!this.#wasOpen) {
+        // Still connecting: nothing was sent, so a retry is safe.
+        deliverIsolated(head, errorReply(`upstream ${this.#address()} did not accept a connection ${within}: command not sent`));
+        this.fail(`upstream ${this.#address()} did not accept a connection ${within}: command not sent`, "timeout");
+        return;
+      }
+      // It was written: Redis may have run it and only its reply is missing. Say so, or a client
+      // would take it for a failed write and retry a command that is not idempotent.
+      deliverIsolated(head, errorReply(`upstream ${this.#address()} did not answer ${within}: the command may have been applied`));
+      this.fail(`upstream connection to ${this.#address()} reset after a timed-out request: the command may have been applied`, "timeout");
       return;
     }
     this.#timer = this.#scope.timer("op timeout", head.deadline - now, this.#onTimer);

@@ -1,16 +1,24 @@
 /**
  * A Redis node as slotgate sees it: a small, lazily opened set of pipelined connections. A
  * client's requests to one node always use the same connection (by affinity), so they run in the
- * order the client sent them. A node that cannot be reached is marked down for a short backoff,
- * during which its requests fail fast instead of piling up behind connect attempts.
+ * order the client sent them.
+ *
+ * A node is up, down (a connect to it failed) or suspect (a request to it got no reply within
+ * `opTimeoutMs`: a stopped process, a host that vanished). While it is not up its requests fail
+ * fast, instead of piling up behind connects or each waiting out a full timeout on a fresh
+ * connection, and a probe — `PING` on a connection of its own, first after `probeBackoffMinMs`,
+ * the wait doubling after each failed probe up to `probeBackoffMaxMs` — brings it back as soon as
+ * one is answered. Each change is logged once, with its cause.
  *
  * Requests of RESP3 clients travel on a second set of connections that said `HELLO 3`. A client
  * may also get a connection of its own (`dedicated`): for a blocked command, a transaction or a
  * subscription. The node owns it (it dies with the node), the client closes it when done.
  */
 import type { Scope } from "../scope/scope.ts";
-import type { UpstreamRequest } from "../backend/request.ts";
+import { UpstreamRequest } from "../backend/request.ts";
 import { Unavailable, type DedicatedOptions, type NodeHandle } from "../backend/contract.ts";
+import { SILENT_LOGGER, type Logger } from "../log.ts";
+import { encodeCommand } from "../resp/encode.ts";
 import { UpstreamConn, type UpstreamConnOptions } from "./conn.ts";
 
 export interface NodeEvents {
@@ -21,10 +29,25 @@ export interface NodeEvents {
 
 export interface UpstreamNodeOptions extends Omit<UpstreamConnOptions, "host" | "port" | "protocol" | "subscriber"> {
   connectionsPerNode: number;
+  /** Wait before the first probe of a node marked down or suspect, in milliseconds. */
+  probeBackoffMinMs: number;
+  /** Longest wait between two probes (it doubles after each failed one), in milliseconds. */
+  probeBackoffMaxMs: number;
+  /** Where the node's health changes are logged (default: nowhere). */
+  log?: Logger;
+  /** The backend the node serves, named in its log lines. */
+  cluster?: string;
 }
 
-const MIN_DOWN_MS = 100;
-const MAX_DOWN_MS = 2000;
+export type NodeHealthState = "up" | "down" | "suspect";
+
+/** Up, or why requests fail fast, since when, and the wait before the next probe. */
+type Health =
+  | { readonly state: "up" }
+  | { readonly state: "down" | "suspect"; readonly refusal: Unavailable; readonly since: number; backoffMs: number };
+
+const UP: Health = { state: "up" };
+const PING = encodeCommand(["PING"]);
 
 export class UpstreamNode implements NodeHandle {
   readonly address: string;
@@ -35,9 +58,11 @@ export class UpstreamNode implements NodeHandle {
   readonly #dedicated = new Set<UpstreamConn>();
   readonly #connOptions: UpstreamConnOptions;
   readonly #events: NodeEvents;
-  #downUntil = 0;
-  #downMs = 0;
-  #down: Unavailable | null = null;
+  readonly #options: UpstreamNodeOptions;
+  readonly #log: Logger;
+  #health: Health = UP;
+  /** The probe in flight, if any: its connection lives in this scope. */
+  #probing: Scope | null = null;
   readonly #closing: Unavailable;
   readonly #closeReason: () => string | null;
 
@@ -59,9 +84,13 @@ export class UpstreamNode implements NodeHandle {
     this.scope = parent.child(`node ${this.address}`);
     this.#conns = new Array(Math.max(1, options.connectionsPerNode)).fill(null);
     this.#connOptions = { ...options, host, port, closing: () => this.#refusal() };
+    this.#options = options;
     this.#events = events;
+    this.#log = options.log ?? SILENT_LOGGER;
     // Teardown destroys the sockets without running their close handlers; answer what they held.
     this.scope.onDrain(() => Promise.all(this.#all().map((conn) => conn.whenIdle())).then(() => {}));
+    // A probe is not in-flight work: a node leaving the topology stops probing at once.
+    this.scope.onDrain(() => this.#probing?.destroy());
     this.scope.defer(() => {
       const reason = closeReason() ?? `upstream ${this.address} was removed from the topology`;
       for (const conn of this.#all()) conn.fail(reason);
@@ -84,23 +113,29 @@ export class UpstreamNode implements NodeHandle {
     return all;
   }
 
-  /** False while the node is marked down after a failed connect. */
+  /** False while the node is marked down or suspect, until a probe is answered. */
   get isUp(): boolean {
-    return this.scope.runtime.now() >= this.#downUntil;
+    return this.#health.state === "up";
+  }
+
+  get health(): NodeHealthState {
+    return this.#health.state;
   }
 
   /**
-   * A connection for one client alone, or why not (the node is shutting down or marked down).
+   * A connection for one client alone, or why not (the node is shutting down, down or suspect).
    * The caller closes it with `fail` when done.
    */
   dedicated(options: DedicatedOptions): UpstreamConn | Unavailable {
     if (!this.scope.isOpen) return this.#closing;
-    if (!this.isUp && this.#down) return this.#down;
+    if (this.#health.state !== "up") return this.#health.refusal;
     const conn = new UpstreamConn(this.scope, { ...this.#connOptions, protocol: options.protocol, subscriber: options.subscriber ?? false }, {
       reply: options.events.reply,
       push: options.events.push,
+      timedOut: () => this.#suspect(),
       lost: (lost, reason, wasOpen) => {
         this.#dedicated.delete(lost);
+        if (!wasOpen) this.#markUnavailable("down", reason, lost.cause);
         options.events.lost(lost, reason, wasOpen);
       },
     });
@@ -114,16 +149,16 @@ export class UpstreamNode implements NodeHandle {
       request.sink.deliver(request, this.#closing.reply);
       return;
     }
+    // Down or suspect: fail fast until a probe is answered (connections still open may be
+    // stuck behind what timed out, and a new one would wait a full timeout again).
+    if (this.#health.state !== "up") {
+      request.sink.deliver(request, this.#health.refusal.reply);
+      return;
+    }
     const conns = request.resp3 ? (this.#conns3 ??= new Array(this.#conns.length).fill(null)) : this.#conns;
     const index = request.affinity % conns.length;
     let conn = conns[index];
-    if (!conn || conn.isDead) {
-      if (this.scope.runtime.now() < this.#downUntil && this.#down) {
-        request.sink.deliver(request, this.#down.reply);
-        return;
-      }
-      conn = conns[index] = this.#open(conns, request.resp3 ? 3 : 2);
-    }
+    if (!conn || conn.isDead) conn = conns[index] = this.#open(conns, request.resp3 ? 3 : 2);
     const refused = conn.send(request);
     if (refused) request.sink.deliver(request, refused.reply);
   }
@@ -137,20 +172,78 @@ export class UpstreamNode implements NodeHandle {
   #open(conns: (UpstreamConn | null)[], protocol: 2 | 3): UpstreamConn {
     const conn: UpstreamConn = new UpstreamConn(this.scope, { ...this.#connOptions, protocol }, {
       reply: (request, frame) => this.#events.reply(this, request, frame),
+      timedOut: () => this.#suspect(),
       lost: (lost, reason, wasOpen) => {
         const index = conns.indexOf(lost);
         if (index >= 0) conns[index] = null;
-        if (wasOpen) {
-          this.#downMs = 0;
-        } else {
-          this.#downMs = Math.min(MAX_DOWN_MS, Math.max(MIN_DOWN_MS, this.#downMs * 2));
-          this.#downUntil = this.scope.runtime.now() + this.#downMs;
-          this.#down = new Unavailable("nodeDown", reason);
-        }
+        if (!wasOpen) this.#markUnavailable("down", reason, lost.cause);
         this.#events.failure(this, reason);
       },
     });
     return conn;
+  }
+
+  // --- health ---------------------------------------------------------------------------------
+
+  #suspect(): void {
+    const refusal = `upstream ${this.address} is suspect (a request got no reply within ${this.#options.opTimeoutMs} ms): command not sent`;
+    this.#markUnavailable("suspect", refusal, "timeout");
+  }
+
+  /** Fail requests fast from now on, and start probing. Once per incident: a node already down or suspect stays so. */
+  #markUnavailable(state: "down" | "suspect", reason: string, cause: string | null): void {
+    // A node leaving the topology (or whose cluster is removed) fails its connects on purpose.
+    if (!this.scope.isOpen || this.#health.state !== "up") return;
+    const backoffMs = this.#options.probeBackoffMinMs;
+    this.#health = { state, refusal: new Unavailable(state === "down" ? "nodeDown" : "nodeSuspect", reason), since: this.scope.runtime.now(), backoffMs };
+    this.#log.warn(`node ${state}`, { ...this.#logFields(), cause: cause ?? "error", error: reason });
+    this.scope.timer("probe", backoffMs, () => this.#probe());
+  }
+
+  /** PING on a connection of the probe's own: any reply means the node answers again. */
+  #probe(): void {
+    const health = this.#health;
+    if (health.state === "up") return;
+    const probe = this.scope.child("probe");
+    this.#probing = probe;
+    let settled = false;
+    const settle = (answered: boolean) => {
+      if (settled) return;
+      settled = true;
+      this.#probing = null;
+      void probe.destroy().catch(() => {});
+      if (answered) this.#markUp();
+      else this.#probeLater(health);
+    };
+    const conn = new UpstreamConn(probe, { ...this.#connOptions, protocol: 2, readOnly: false, subscriber: false }, {
+      // Even an error reply (-LOADING while a restarted node loads its data) is an answer.
+      reply: () => settle(true),
+      lost: () => settle(false),
+    });
+    // Only failures the connection makes up (unreachable, timed out, lost) reach the sink.
+    const refused = conn.send(new UpstreamRequest(PING, 0, { deliver: () => settle(false), deliveryFailed: () => settle(false) }, 0));
+    if (refused) settle(false);
+  }
+
+  #probeLater(health: Health): void {
+    if (!this.scope.isOpen || this.#health !== health || health.state === "up") return;
+    health.backoffMs = Math.min(this.#options.probeBackoffMaxMs, health.backoffMs * 2);
+    this.scope.timer("probe", health.backoffMs, () => this.#probe());
+  }
+
+  #markUp(): void {
+    const health = this.#health;
+    if (health.state === "up" || !this.scope.isOpen) return;
+    this.#health = UP;
+    this.#log.info("node up", { ...this.#logFields(), was: health.state, forMs: Math.round(this.scope.runtime.now() - health.since) });
+  }
+
+  #logFields(): Record<string, string> {
+    const fields: Record<string, string> = {};
+    if (this.#options.cluster !== undefined) fields.cluster = this.#options.cluster;
+    fields.address = this.address;
+    if (this.#options.readOnly) fields.role = "replica";
+    return fields;
   }
 
   /** Let in-flight requests finish for up to `deadlineMs`, then close every connection. */

@@ -9,6 +9,7 @@ import { currentRuntime } from "../../adapters/current.ts";
 import type { Conn, ConnHandlers, Listener, Runtime } from "../../src/runtime.ts";
 import { pattern, within as boundedWait } from "../support/within.ts";
 import { deferred } from "../support/manual-runtime.ts";
+import { canReadTcpTimers, tcpTimer, type TcpTimer } from "../support/tcp-timers.ts";
 
 const within = <T>(promise: Promise<T>, what: string, ms = HANG) => boundedWait(promise, what, ms);
 
@@ -451,6 +452,32 @@ describe("Runtime adapter conformance", () => {
     );
     assert.equal(rec.closeCalls, 0);
   });
+
+  test("setKeepAlive arms the kernel's keepalive timer on both ends (with the idle time asked, where the runtime can set it) and 0 disarms it", { ...TEST, skip: !canReadTcpTimers() && "no /proc/net/tcp" }, () =>
+    withCleanup(async (cleanup) => {
+      const server = await serve(cleanup);
+      const client = await dial(cleanup, server.listener.port);
+      const accepted = (await server.next()).conn;
+      /** The kernel's view once no retransmit timer hides the keepalive one. */
+      const timerOf = async (conn: Conn): Promise<TcpTimer> => {
+        let timer: TcpTimer | null = null;
+        await until(() => (timer = tcpTimer(conn.localPort, conn.remotePort)) !== null && timer.timer !== 1, "the connection in /proc/net/tcp");
+        return timer!;
+      };
+      for (const conn of [client, accepted]) {
+        assert.equal((await timerOf(conn)).timer, 0, "no keepalive before it is asked for");
+        conn.setKeepAlive(60_000);
+        const armed = await timerOf(conn);
+        assert.equal(armed.timer, 2, "the keepalive timer is armed");
+        // Deno cannot set the idle time: it keeps the system's (tcp_keepalive_time, 7200 s by default).
+        if (rt.name !== "deno") assert.ok(armed.seconds > 30 && armed.seconds <= 60, `keepalive probes after ${armed.seconds} s, asked 60 s`);
+        conn.setKeepAlive(0);
+        assert.equal((await timerOf(conn)).timer, 0, "0 turns keepalive off");
+      }
+      // A connection that is gone ignores it.
+      client.destroy();
+      client.setKeepAlive(1000);
+    }));
 
   test("listener.close() stops accepting and leaves accepted connections working", TEST, () =>
     withCleanup(async (cleanup) => {

@@ -23,6 +23,7 @@ import { ReplyReader } from "../../src/resp/reply-reader.ts";
 import { keySlot } from "../../src/backends/cluster/slot.ts";
 import { startSlotgate, type Slotgate } from "../../src/app.ts";
 import { validateConfig } from "../../src/config/load.ts";
+import { KNOB_DEFAULTS } from "../../src/config/schema.ts";
 import { lateCallbacks } from "../../src/scope/scope.ts";
 import type { Conn } from "../../src/runtime.ts";
 import type { Cluster } from "../../src/backends/cluster/cluster.ts";
@@ -368,8 +369,9 @@ export async function runSeed(seed: number, options: RunOptions = {}): Promise<S
     // --- after the dust settles, the proxy reads what the oracle holds (catch-all a serves all keys now) ---
     const reader = clients.find((c) => c.conn && !c.closed);
     if (reader && violations.length === 0 && started.control.backend("b") === undefined) {
-      // A node that failed to connect stays marked down for up to 2 s (upstream-node.ts backoff).
-      await sim.clock.advance(2100);
+      // A node marked down or suspect comes back once a probe is answered: probes are at most
+      // probeBackoffMaxMs apart, and one takes at most a connect and a PING (upstream/node.ts).
+      await sim.clock.advance(KNOB_DEFAULTS.probeBackoffMaxMs + knobs.connectTimeoutMs + knobs.opTimeoutMs + 100);
       const first = reader.reqs.length;
       for (const k of keys) reader.send({ op: "GET", key: k });
       await driveUntil(sim, () => reader.replies.length >= reader.reqs.length, 3000, 5);

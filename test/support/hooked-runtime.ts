@@ -201,6 +201,7 @@ export function hookRuntime(inner: Runtime): RuntimeHook {
       write: (chunk) => conn.write(chunk),
       pause: () => conn.pause(),
       resume: () => conn.resume(),
+      setKeepAlive: (idleMs) => conn.setKeepAlive(idleMs),
       end() {
         closeByOwner();
         conn.end();

@@ -7,15 +7,16 @@ import { Redis } from "ioredis";
 import { currentRuntime } from "../../adapters/current.ts";
 import { startSlotgate } from "../../src/app.ts";
 import { loadConfig } from "../../src/config/load.ts";
-import { createLogger } from "../../src/log.ts";
+import { createLogger, type Logger } from "../../src/log.ts";
 import type { RunningProxy } from "./proxy.ts";
 import { until } from "./within.ts";
 
 /**
  * Start slotgate in this process as `startProxy` does, push it onto `started`, then wait until it
- * has learnt a complete slot map. `env` overrides any SLOTGATE_* variable.
+ * has learnt a complete slot map. `env` overrides any SLOTGATE_* variable; `log`, when given,
+ * hears every line (whatever SLOTGATE_LOG_LEVEL says).
  */
-export async function launchProxy(started: RunningProxy[], seeds: string[], env: Record<string, string> = {}): Promise<RunningProxy> {
+export async function launchProxy(started: RunningProxy[], seeds: string[], env: Record<string, string> = {}, log?: Logger): Promise<RunningProxy> {
   const runtime = await currentRuntime();
   const config = loadConfig({
     env: {
@@ -31,7 +32,7 @@ export async function launchProxy(started: RunningProxy[], seeds: string[], env:
       throw new Error("no config file in tests");
     },
   });
-  const app = await startSlotgate(runtime, config, createLogger(config.logLevel));
+  const app = await startSlotgate(runtime, config, log ?? createLogger(config.logLevel));
   const proxy: RunningProxy = { app, port: app.port, stop: () => app.close() };
   started.push(proxy);
   await until("the proxy to learn a complete slot map", () => app.cluster.isReady);

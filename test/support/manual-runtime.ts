@@ -92,6 +92,8 @@ export class FakeConn implements Conn {
   ended = false;
   destroyed = false;
   destroyError: Error | undefined;
+  /** The last keepalive idle time the core asked for (null: never asked). */
+  keepAliveMs: number | null = null;
   /** True once `handlers.close` has been delivered. */
   closed = false;
   #handlers: ConnHandlers;
@@ -128,6 +130,10 @@ export class FakeConn implements Conn {
     this.destroyed = true;
     this.destroyError = error;
     this.#deliverClose(error);
+  }
+
+  setKeepAlive(idleMs: number): void {
+    this.keepAliveMs = idleMs;
   }
 
   /** Deliver bytes to the owner's `data` handler (as the adapter would, from the event loop). */

@@ -39,6 +39,8 @@ function view(name: string): ClusterView {
     redirects: { moved: 0, ask: 0 },
     refreshes: 1,
     refreshFailures: 0,
+    partialMaps: { refused: 0, keptSlots: 0, from: null },
+    unknownNodes: { open: 0, refused: 0 },
     scope: { path: `root/clusters/${name}`, state: "open", resources: [], children: [] },
   };
 }

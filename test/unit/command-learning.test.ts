@@ -42,6 +42,9 @@ const OPTIONS: Omit<ClusterOptions, "commands"> = {
   connectTimeoutMs: 1000,
   maxBulkBytes: 1 << 20,
   connectionsPerNode: 1,
+  probeBackoffMinMs: 100,
+  probeBackoffMaxMs: 2000,
+  maxUnknownNodes: 100,
 };
 
 type Answer = "answer" | "error" | "ignore";

@@ -140,4 +140,43 @@ describe("configuration", () => {
     assert.equal(config.admin.listen, "0.0.0.0:6390");
     assert.equal(loadConfig({ env: { SLOTGATE_SEEDS: "127.0.0.1:1", SLOTGATE_ADMIN_LISTEN: "[::1]:0" }, readFile: noFile }).admin.listen, "[::1]:0");
   });
+
+  it("fault knobs: probe backoff, unknown nodes, idle clients and keepalive have documented defaults and variables", () => {
+    const config = loadConfig({ env: { SLOTGATE_SEEDS: "127.0.0.1:1" }, readFile: noFile });
+    const knobs = resolveKnobs(config.clusters.default!, config.clusterDefaults);
+    assert.equal(knobs.probeBackoffMinMs, 100);
+    assert.equal(knobs.probeBackoffMaxMs, 2000);
+    assert.equal(knobs.maxUnknownNodes, 100);
+    assert.equal(config.limits.clientIdleTimeoutSeconds, 0, "off by default, as Redis's timeout");
+    assert.equal(config.limits.tcpKeepAliveSeconds, 300, "Redis's tcp-keepalive default");
+    const set = loadConfig({
+      env: {
+        SLOTGATE_SEEDS: "127.0.0.1:1",
+        SLOTGATE_PROBE_BACKOFF_MIN_MS: "50",
+        SLOTGATE_PROBE_BACKOFF_MAX_MS: "60000",
+        SLOTGATE_MAX_UNKNOWN_NODES: "0",
+        SLOTGATE_CLIENT_IDLE_TIMEOUT_SECONDS: "300",
+        SLOTGATE_TCP_KEEPALIVE_SECONDS: "0",
+      },
+      readFile: noFile,
+    });
+    assert.deepEqual(
+      [set.clusterDefaults.probeBackoffMinMs, set.clusterDefaults.probeBackoffMaxMs, set.clusterDefaults.maxUnknownNodes, set.limits.clientIdleTimeoutSeconds, set.limits.tcpKeepAliveSeconds],
+      [50, 60000, 0, 300, 0],
+    );
+  });
+
+  it("a probe backoff whose minimum exceeds its maximum is refused where it was set", () => {
+    assert.deepEqual(problems({ SLOTGATE_SEEDS: "127.0.0.1:1", SLOTGATE_PROBE_BACKOFF_MIN_MS: "5000" }), [
+      "SLOTGATE_PROBE_BACKOFF_MIN_MS=5000: expected at most probeBackoffMaxMs (2000 ms)",
+    ]);
+    assert.throws(
+      () => validateConfig({ clusters: { a: { seeds: ["127.0.0.1:1"], probeBackoffMaxMs: 50 } } }),
+      (error: ConfigError) => {
+        assert.deepEqual(error.problems, ["clusters.a.probeBackoffMinMs = 100: expected at most probeBackoffMaxMs (50 ms)"]);
+        return true;
+      },
+    );
+    assert.throws(() => loadConfig({ env: { SLOTGATE_SEEDS: "127.0.0.1:1", SLOTGATE_CLIENT_IDLE_TIMEOUT_SECONDS: "-1" }, readFile: noFile }), /SLOTGATE_CLIENT_IDLE_TIMEOUT_SECONDS=-1: expected at least 0 seconds/);
+  });
 });

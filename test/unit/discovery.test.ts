@@ -23,11 +23,19 @@ function setup(options: Partial<DiscoveryOptions> = {}) {
   const root = Scope.root(rt);
   const scope = root.child("cluster test");
   const applied: Topology[] = [];
+  const from: string[] = [];
   const failures: string[] = [];
+  const causes: string[] = [];
   const discovery = new Discovery(scope, { ...OPTIONS, ...options }, {
     knownNodes: () => [],
-    apply: (t) => applied.push(t),
-    failed: (e) => failures.push(e.message),
+    apply: (t, f) => {
+      applied.push(t);
+      from.push(f);
+    },
+    failed: (e) => {
+      failures.push(e.message);
+      causes.push(e.summary);
+    },
   });
   const answered = new Set<FakeConn>();
   /** Play every node that is asked: accept connects, answer CLUSTER SLOTS (or refuse). */
@@ -47,7 +55,7 @@ function setup(options: Partial<DiscoveryOptions> = {}) {
     }
     await settle();
   };
-  return { rt, root, scope, discovery, applied, failures, serve };
+  return { rt, root, scope, discovery, applied, from, failures, causes, serve };
 }
 
 describe("discovery", () => {
@@ -131,6 +139,42 @@ describe("discovery", () => {
     await serve();
     await serve();
     assert.equal(applied.length, 1);
+    await root.close();
+  });
+
+  it("a failed round names each candidate's cause in one word: ENOTFOUND, ECONNREFUSED, timeout", async () => {
+    const { rt, root, discovery, failures, causes, serve } = setup({
+      seeds: [
+        { host: "gone.invalid", port: 7000 },
+        { host: "127.0.0.1", port: 7001 },
+        { host: "127.0.0.1", port: 7002 },
+      ],
+    });
+    rt.dns.set("gone.invalid", Object.assign(new Error("lookup of 'gone.invalid' failed"), { code: "ENOTFOUND" }));
+    discovery.start();
+    await serve("refuse", 7001);
+    await serve("ignore", 7002);
+    await rt.advance(3000);
+    await settle();
+    assert.equal(failures.length, 1);
+    assert.deepEqual(causes, ["ECONNREFUSED,ENOTFOUND,timeout"]);
+    await root.close();
+  });
+
+  it("reports which candidate answered; one to ask last goes after every other candidate in the next round", async () => {
+    const { rt, root, discovery, from, serve } = setup({
+      seeds: [
+        { host: "127.0.0.1", port: 7000 },
+        { host: "127.0.0.1", port: 7001 },
+      ],
+    });
+    discovery.start();
+    await serve("answer", 7000);
+    assert.deepEqual(from, ["127.0.0.1:7000"]);
+    discovery.requestRefresh("127.0.0.1:7000");
+    await rt.advance(1000);
+    await serve("answer", 7001);
+    assert.deepEqual(from, ["127.0.0.1:7000", "127.0.0.1:7001"], "7001 was asked first");
     await root.close();
   });
 

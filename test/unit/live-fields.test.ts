@@ -32,6 +32,8 @@ const SAMPLES: Record<string, (d: Record<string, any>) => void> = {
   "limits.maxClientOutputBytes": (d) => (d.limits = { maxClientOutputBytes: 4096 }),
   "limits.maxClients": (d) => (d.limits = { maxClients: 1 }),
   "limits.maxDedicatedConnections": (d) => (d.limits = { maxDedicatedConnections: 0 }),
+  "limits.clientIdleTimeoutSeconds": (d) => (d.limits = { clientIdleTimeoutSeconds: 30 }),
+  "limits.tcpKeepAliveSeconds": (d) => (d.limits = { tcpKeepAliveSeconds: 60 }),
   clusterDefaults: (d) => (d.clusterDefaults = { opTimeoutMs: 100 }),
   clusters: (d) => (d.clusters.c = { seeds: ["127.0.0.1:7200"] }),
   routes: (d) => (d.routes = [{ prefix: "bb:", cluster: "b" }]),

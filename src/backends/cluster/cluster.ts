@@ -5,16 +5,29 @@
  * refresh. Reads may go to the slot's replicas instead, as `readFrom` allows (./replica-reads.ts);
  * a read a replica cannot serve is retried once on the primary. Closing the scope stops discovery,
  * lets in-flight requests finish until the deadline, then cancels everything the cluster started.
+ *
+ * A fault stays where it happened:
+ * - a well-formed but partial `CLUSTER SLOTS` (a node that restarted, or is cut off, reports only
+ *   what it knows) does not wipe good routes: a slot it leaves without an owner keeps the one it
+ *   had until a second node's map leaves it uncovered too (./partial-maps.ts);
+ * - a MOVED or ASK to a node outside the slot map opens connections there only for
+ *   `maxUnknownNodes` such nodes per applied map (Envoy's `max_upstream_unknown_connections`);
+ *   beyond, the redirect is not followed: the client gets an error saying its command was not
+ *   applied, and the slot map is refreshed;
+ * - a node that fails or hangs is marked down or suspect by its `UpstreamNode`.
+ * Each of these, and each failed refresh, is logged once with its cause.
  */
 import type { Scope } from "../../scope/scope.ts";
 import { faultIsolated, type ReplySink, type UpstreamRequest } from "../../backend/request.ts";
 import { Closing } from "../../backend/closing.ts";
 import { Unavailable, type Backend, type BackendCapabilities, type BackendStatus, type NodeHandle, type Redirect } from "../../backend/contract.ts";
 import { isoTime } from "../../util/iso-time.ts";
+import { SILENT_LOGGER, type Logger } from "../../log.ts";
 import { keySlot, SLOT_COUNT } from "./slot.ts";
-import { Discovery, type DiscoveryOptions } from "./discovery.ts";
+import { Discovery, type DiscoveryOptions, type RefreshError } from "./discovery.ts";
 import { UpstreamNode, type UpstreamNodeOptions } from "../../upstream/node.ts";
 import { coverage, type SlotRange, type Topology } from "./topology.ts";
+import { PartialMaps } from "./partial-maps.ts";
 import { formatAddress } from "../../util/address.ts";
 import { errorReply, ErrorKind, errorKind } from "../../resp/replies.ts";
 import { parseRedirect } from "../../resp/reply-reader.ts";
@@ -25,6 +38,8 @@ import { CommandLearning, type CommandLearner } from "./command-learning.ts";
 export interface ClusterOptions extends DiscoveryOptions, UpstreamNodeOptions {
   redirectRefreshThreshold: number;
   maxRedirects: number;
+  /** Nodes outside the applied slot map that MOVED/ASK may open connections to, until the next map. */
+  maxUnknownNodes: number;
   /** Where reads go (default `primary`). */
   readFrom?: ReadFrom;
   /** The app's command table, taught the cluster's own COMMAND once its slot map is complete. */
@@ -43,6 +58,16 @@ export interface ClusterStats {
   /** Reads sent to replicas, and those of them retried on the primary. */
   replicaReads: number;
   replicaFallbacks: number;
+  /** Partial slot maps whose uncovered slots kept their previous owner. */
+  partialMapsRefused: number;
+  /** Slots kept now from the previous map, until a second node agrees they have no owner. */
+  keptSlots: number;
+  /** The node whose partial map is waiting for a second opinion. */
+  keptSlotsFrom: string | null;
+  /** Redirects not followed because `maxUnknownNodes` nodes outside the slot map were open. */
+  unknownRedirectsRefused: number;
+  /** Nodes opened for redirects outside the slot map since it was applied. */
+  unknownNodes: number;
 }
 
 const NO_REPLICAS: readonly Replica[] = [];
@@ -54,8 +79,12 @@ const CAPABILITIES: BackendCapabilities = { publishReachesEveryNode: true };
 export class Cluster implements Backend {
   readonly scope: Scope;
   readonly capabilities = CAPABILITIES;
-  readonly stats: ClusterStats = { moved: 0, ask: 0, refreshes: 0, refreshFailures: 0, lastRefreshAt: null, lastError: null, coveredSlots: 0, replicaReads: 0, replicaFallbacks: 0 };
+  readonly stats: ClusterStats = {
+    moved: 0, ask: 0, refreshes: 0, refreshFailures: 0, lastRefreshAt: null, lastError: null, coveredSlots: 0, replicaReads: 0, replicaFallbacks: 0,
+    partialMapsRefused: 0, keptSlots: 0, keptSlotsFrom: null, unknownRedirectsRefused: 0, unknownNodes: 0,
+  };
   readonly #options: ClusterOptions;
+  readonly #log: Logger;
   readonly #owners: (UpstreamNode | undefined)[] = new Array(SLOT_COUNT);
   readonly #nodes = new Map<string, UpstreamNode>();
   readonly #readFrom: ReadFrom;
@@ -70,6 +99,16 @@ export class Cluster implements Backend {
   };
   readonly #discovery: Discovery;
   #topology: Topology = { ranges: [] };
+  /** Addresses the applied map names (primaries and replicas): a redirect there is no stranger. */
+  #known = new Set<string>();
+  /** Slots a partial map left out, kept until a second node agrees. */
+  readonly #partialMaps = new PartialMaps();
+  /** The refusal of unknown redirects was logged since the map was applied. */
+  #unknownLogged = false;
+  /** Cause of the failing refreshes in a row (null: the last one succeeded), and how many. */
+  #failing: { cause: string; rounds: number } | null = null;
+  /** The applied map's routes in short, to log a map only when it changes. */
+  #mapSignature = "";
   #redirectsSinceRefresh = 0;
   readonly #closing: Closing;
   /** Routing no longer leads here: a request that still arrives is answered this. */
@@ -85,7 +124,9 @@ export class Cluster implements Backend {
     this.scope = parent.child(`cluster ${name}`);
     this.#closing = new Closing(name);
     this.#notConfigured = new Unavailable("closing", `cluster '${name}' is not configured`);
-    this.#options = options;
+    // Its nodes name the cluster in their log lines.
+    this.#options = { ...options, cluster: name };
+    this.#log = options.log ?? SILENT_LOGGER;
     this.#readFrom = options.readFrom ?? "primary";
     this.#replicasOf = this.#readFrom === "primary" ? null : new Array<readonly Replica[]>(SLOT_COUNT).fill(NO_REPLICAS);
     this.ready = new Promise((resolve) => (this.#ready = resolve));
@@ -97,11 +138,8 @@ export class Cluster implements Backend {
     this.commands = options.commands ? new CommandLearning(discovery, options.commands, options.refreshTimeoutMs) : null;
     this.#discovery = new Discovery(discovery, options, {
       knownNodes: () => [...this.#nodes.values()].map((n) => ({ host: n.host, port: n.port })),
-      apply: (topology) => this.#apply(topology),
-      failed: (error) => {
-        this.stats.refreshFailures++;
-        this.stats.lastError = error.message;
-      },
+      apply: (topology, from) => this.#apply(topology, from),
+      failed: (error) => this.#refreshFailed(error),
     });
     this.#discovery.start();
   }
@@ -115,11 +153,11 @@ export class Cluster implements Backend {
     return this.stats.coveredSlots === SLOT_COUNT;
   }
 
-  /** Node addresses with the requests in flight on each; replicas only when reads may use them. */
-  nodes(): { address: string; pending: number; role: "primary" | "replica" }[] {
+  /** Node addresses with the requests in flight on each and their health; replicas only when reads may use them. */
+  nodes(): { address: string; pending: number; role: "primary" | "replica"; health: "up" | "down" | "suspect" }[] {
     return [
-      ...[...this.#nodes.values()].map((n) => ({ address: n.address, pending: n.pendingCount, role: "primary" as const })),
-      ...[...this.#replicas.values()].map(({ node: n }) => ({ address: n.address, pending: n.pendingCount, role: "replica" as const })),
+      ...[...this.#nodes.values()].map((n) => ({ address: n.address, pending: n.pendingCount, role: "primary" as const, health: n.health })),
+      ...[...this.#replicas.values()].map(({ node: n }) => ({ address: n.address, pending: n.pendingCount, role: "replica" as const, health: n.health })),
     ];
   }
 
@@ -175,7 +213,9 @@ export class Cluster implements Backend {
     if (!target) return null;
     if (!this.scope.isOpen) return this.#closing.refusal;
     if (followed > this.#options.maxRedirects) return new Unavailable("limit", tooManyRedirects(frame));
-    return { node: this.#learnRedirect(from, target, kind), slot: target.slot, ask: kind === ErrorKind.Ask };
+    const node = this.#learnRedirect(from, target, kind);
+    if (node instanceof Unavailable) return node;
+    return { node, slot: target.slot, ask: kind === ErrorKind.Ask };
   }
 
   onTopology(listener: () => void): () => void {
@@ -244,6 +284,7 @@ export class Cluster implements Backend {
     }
     if (kind === ErrorKind.Ask && faults.ignoreAsk) return request.sink.deliver(request, frame); // test-only fault
     const node = this.#learnRedirect(from, target, kind);
+    if (node instanceof Unavailable) return request.sink.deliver(request, node.reply);
     request.asking = kind === ErrorKind.Ask;
     request.slot = target.slot;
     node.send(request);
@@ -251,21 +292,44 @@ export class Cluster implements Backend {
     request.asking = false;
   }
 
-  /** Count a redirect, believe a MOVED at once, refresh after enough of them; the node to follow to. */
-  #learnRedirect(from: NodeHandle, target: { host: string; port: number; slot: number }, kind: ErrorKind): UpstreamNode {
-    const node = this.#node(target.host === "" ? from.host : target.host, target.port);
-    if (kind === ErrorKind.Moved) {
-      this.stats.moved++;
-      // Redis promises the slot now lives there: route the slot's next requests without waiting.
-      this.#owners[target.slot] = node;
-    } else {
-      this.stats.ask++;
-    }
+  /**
+   * Count a redirect, believe a MOVED at once, refresh after enough of them; the node to follow
+   * to, or why not (too many nodes outside the slot map are open already).
+   */
+  #learnRedirect(from: NodeHandle, target: { host: string; port: number; slot: number }, kind: ErrorKind): UpstreamNode | Unavailable {
+    if (kind === ErrorKind.Moved) this.stats.moved++;
+    else this.stats.ask++;
     if (++this.#redirectsSinceRefresh >= this.#options.redirectRefreshThreshold && this.#options.redirectRefreshThreshold > 0) {
       this.#redirectsSinceRefresh = 0;
       this.requestRefresh();
     }
+    const host = target.host === "" ? from.host : target.host;
+    const address = formatAddress(host, target.port);
+    if (!this.#nodes.has(address) && !this.#known.has(address)) {
+      if (this.stats.unknownNodes >= this.#options.maxUnknownNodes) return this.#refuseUnknown(address, kind);
+      this.stats.unknownNodes++;
+    }
+    const node = this.#node(host, target.port);
+    // Redis promises the slot now lives there: route the slot's next requests without waiting.
+    if (kind === ErrorKind.Moved) this.#owners[target.slot] = node;
     return node;
+  }
+
+  /**
+   * A redirect to yet another node outside the slot map: not followed (a stream of bogus
+   * redirects must not open connections without end). Its command was not run where it was sent,
+   * so it is safe to retry once the refresh asked for here has applied the cluster's real map.
+   */
+  #refuseUnknown(address: string, kind: ErrorKind): Unavailable {
+    this.stats.unknownRedirectsRefused++;
+    this.requestRefresh();
+    const max = this.#options.maxUnknownNodes;
+    if (!this.#unknownLogged) {
+      this.#unknownLogged = true;
+      this.#log.warn("redirect outside the slot map refused", { cluster: this.name, target: address, limit: "maxUnknownNodes", max });
+    }
+    const what = kind === ErrorKind.Moved ? "MOVED" : "ASK";
+    return new Unavailable("limit", `${what} to ${address} not followed: the node is outside the slot map and maxUnknownNodes (${max}) is reached; the command was not applied, the slot map is being refreshed`);
   }
 
   #node(host: string, port: number): UpstreamNode {
@@ -338,11 +402,45 @@ export class Cluster implements Backend {
     }
   }
 
-  #apply(topology: Topology): void {
+  /** A refresh round failed: counted, and logged when a run of failures starts or its cause changes. */
+  #refreshFailed(error: RefreshError): void {
+    this.stats.refreshFailures++;
+    this.stats.lastError = error.message;
+    const cause = error.summary;
+    if (this.#failing?.cause !== cause) this.#log.warn("refresh failed", { cluster: this.name, cause, error: error.message });
+    this.#failing = { cause, rounds: (this.#failing?.rounds ?? 0) + 1 };
+  }
+
+  /** The map to apply for one a node reported: a partial one keeps the applied owners (./partial-maps.ts). */
+  #judge(reported: Topology, from: string): Topology {
+    const verdict = this.#partialMaps.judge(this.#topology, reported, from);
+    if (verdict.confirmed > 0) {
+      this.#log.warn("slots without an owner, confirmed by a second node", { cluster: this.name, from, firstFrom: verdict.firstFrom, slots: verdict.confirmed });
+    }
+    this.stats.keptSlots = verdict.kept;
+    this.stats.keptSlotsFrom = this.#partialMaps.from;
+    if (verdict.kept === 0) return verdict.topology;
+    this.stats.partialMapsRefused++;
+    if (verdict.isNew) this.#log.warn("partial slot map refused", { cluster: this.name, from, covered: coverage(reported), kept: verdict.kept });
+    // A second opinion, from another node, as soon as early refreshes allow.
+    this.#discovery.requestRefresh(from);
+    return verdict.topology;
+  }
+
+  #apply(reported: Topology, from: string): void {
+    const topology = this.#judge(reported, from);
     this.stats.refreshes++;
     this.stats.lastRefreshAt = this.scope.runtime.wallClock();
     this.stats.lastError = null;
+    if (this.#failing !== null) {
+      this.#log.info("refresh recovered", { cluster: this.name, from, failedRounds: this.#failing.rounds });
+      this.#failing = null;
+    }
     this.#redirectsSinceRefresh = 0;
+    // Nodes opened for redirects are retired below unless the new map names them.
+    this.stats.unknownNodes = 0;
+    this.#unknownLogged = false;
+    this.#known = new Set(topology.ranges.flatMap((range) => [range.primary, ...range.replicas].map((n) => formatAddress(n.host, n.port))));
     const owners: (UpstreamNode | undefined)[] = new Array(SLOT_COUNT);
     const used = new Set<UpstreamNode>();
     for (const range of topology.ranges) {
@@ -353,6 +451,11 @@ export class Cluster implements Backend {
     for (let slot = 0; slot < SLOT_COUNT; slot++) this.#owners[slot] = owners[slot];
     this.#topology = topology;
     this.stats.coveredSlots = coverage(topology);
+    const signature = topology.ranges.map((r) => `${r.start}-${r.end}@${formatAddress(r.primary.host, r.primary.port)}`).join(",");
+    if (signature !== this.#mapSignature) {
+      this.#mapSignature = signature;
+      this.#log.info("slot map applied", { cluster: this.name, from, covered: this.stats.coveredSlots, primaries: used.size });
+    }
     for (const [address, node] of this.#nodes) {
       if (used.has(node)) continue;
       this.#nodes.delete(address);
@@ -380,6 +483,8 @@ export class Cluster implements Backend {
       redirects: { moved: stats.moved, ask: stats.ask },
       refreshes: stats.refreshes,
       refreshFailures: stats.refreshFailures,
+      partialMaps: { refused: stats.partialMapsRefused, keptSlots: stats.keptSlots, from: stats.keptSlotsFrom },
+      unknownNodes: { open: stats.unknownNodes, refused: stats.unknownRedirectsRefused },
       scope: this.scope.inspect(),
     };
   }

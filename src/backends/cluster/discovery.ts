@@ -5,15 +5,17 @@
  * (in random order) and the seeds; a candidate that does not resolve, refuses or hangs does not
  * hold up the others, because the next candidate starts as soon as one fails or `hedgeDelayMs`
  * passes. Each round is a child scope, so whatever is still running when a round ends — a
- * lookup, a connect, a request — is cancelled with it.
+ * lookup, a connect, a request — is cancelled with it. A failed round says why in one word per
+ * candidate (`RefreshError.causes`: ECONNREFUSED, ENOTFOUND, timeout...), for the log.
  */
 import type { Scope } from "../../scope/scope.ts";
 import { lookup } from "../../scope/io.ts";
 import { sleep, withTimeout } from "../../scope/time.ts";
-import { isAbort } from "../../errors.ts";
+import { causeOf, isAbort } from "../../errors.ts";
+import { ReplyError } from "../../resp/errors.ts";
 import { controlRequest } from "./control-request.ts";
 import { parseClusterSlots, type NodeAddress, type Topology, TopologyError } from "./topology.ts";
-import { isIpLiteral } from "../../util/address.ts";
+import { formatAddress, isIpLiteral } from "../../util/address.ts";
 
 export interface DiscoveryOptions {
   seeds: { host: string; port: number }[];
@@ -25,10 +27,30 @@ export interface DiscoveryOptions {
 export interface DiscoveryHost {
   /** Addresses of the nodes in the current topology, to ask first. */
   knownNodes(): { host: string; port: number }[];
-  /** A complete, resolved topology to apply. */
-  apply(topology: Topology): void;
+  /** A well-formed, resolved topology to apply; `from` is the candidate that reported it (`host:port`). */
+  apply(topology: Topology, from: string): void;
   /** A round failed; `error` says why. */
-  failed(error: Error): void;
+  failed(error: RefreshError): void;
+}
+
+/** No candidate of a round answered: `causes` holds one word per candidate, in the order tried. */
+export class RefreshError extends Error {
+  override readonly name = "RefreshError";
+  constructor(message: string, readonly causes: readonly string[]) {
+    super(message);
+  }
+
+  /** The distinct causes, e.g. `ECONNREFUSED` or `ENOTFOUND,timeout`. */
+  get summary(): string {
+    return [...new Set(this.causes)].sort().join(",") || "none";
+  }
+}
+
+/** Why one candidate failed, in one word: a system code, `timeout`, or what was wrong with its reply. */
+function candidateCause(error: unknown): string {
+  if (error instanceof TopologyError) return "bad-reply";
+  if (error instanceof ReplyError) return `reply-${error.prefix}`;
+  return causeOf(error);
 }
 
 const MIN_BACKOFF_MS = 100;
@@ -42,6 +64,8 @@ export class Discovery {
   #lastRoundAt = Number.NEGATIVE_INFINITY;
   /** An early refresh was asked for since the last round started. */
   #wanted = false;
+  /** A candidate to ask last in the next round (one whose answer wants a second opinion). */
+  #askLast: string | null = null;
   #wake: (() => void) | null = null;
 
   constructor(scope: Scope, options: DiscoveryOptions, host: DiscoveryHost) {
@@ -55,8 +79,12 @@ export class Discovery {
     this.#scope.spawn("discovery loop", () => this.#loop());
   }
 
-  /** Ask for an early refresh (after redirects or an upstream failure); rate-limited. */
-  requestRefresh(): void {
+  /**
+   * Ask for an early refresh (after redirects or an upstream failure); rate-limited. `askLast`
+   * (`host:port`) is tried after every other candidate, for a second opinion on its answer.
+   */
+  requestRefresh(askLast?: string): void {
+    if (askLast !== undefined) this.#askLast = askLast;
     this.#wanted = true;
     this.#wake?.();
   }
@@ -102,12 +130,12 @@ export class Discovery {
     this.#lastRoundAt = this.#scope.runtime.now();
     const round = this.#scope.child(`refresh ${++this.#rounds}`);
     try {
-      const topology = await this.#firstSuccess(round, this.#candidates());
-      this.#host.apply(topology);
+      const { topology, from } = await this.#firstSuccess(round, this.#candidates());
+      this.#host.apply(topology, from);
       return true;
     } catch (error) {
       if (isAbort(error) && !this.#scope.isOpen) throw error;
-      this.#host.failed(error instanceof Error ? error : new Error(String(error)));
+      this.#host.failed(error instanceof RefreshError ? error : new RefreshError(error instanceof Error ? error.message : String(error), [candidateCause(error)]));
       return false;
     } finally {
       await round.destroy().catch(() => {});
@@ -122,17 +150,23 @@ export class Discovery {
       [known[i], known[j]] = [known[j]!, known[i]!];
     }
     const seen = new Set(known.map((n) => `${n.host}:${n.port}`));
-    return [...known, ...this.#options.seeds.filter((s) => !seen.has(`${s.host}:${s.port}`))];
+    const candidates = [...known, ...this.#options.seeds.filter((s) => !seen.has(`${s.host}:${s.port}`))];
+    const last = this.#askLast;
+    this.#askLast = null;
+    if (last === null) return candidates;
+    const isLast = (c: { host: string; port: number }) => formatAddress(c.host, c.port) === last;
+    return [...candidates.filter((c) => !isLast(c)), ...candidates.filter(isLast)];
   }
 
   /**
    * Try candidates until one yields a topology. The next one starts when the previous fails or
    * after `hedgeDelayMs`, whichever comes first; the round's scope cancels the losers.
    */
-  #firstSuccess(round: Scope, candidates: { host: string; port: number }[]): Promise<Topology> {
+  #firstSuccess(round: Scope, candidates: { host: string; port: number }[]): Promise<{ topology: Topology; from: string }> {
     const hedgeDelayMs = Math.max(50, Math.floor(this.#options.refreshTimeoutMs / 3));
-    return new Promise<Topology>((resolve, reject) => {
+    return new Promise((resolve, reject) => {
       const errors: string[] = [];
+      const causes: string[] = [];
       let next = 0;
       let running = 0;
       let answered = false;
@@ -145,19 +179,20 @@ export class Discovery {
           .run(`ask ${candidate.host}:${candidate.port}`, () => this.#ask(round, candidate))
           .then((topology) => {
             answered = true;
-            resolve(topology);
+            resolve({ topology, from: formatAddress(candidate.host, candidate.port) });
           }, (error) => {
             hedge.cancel();
             // Another candidate answered, or the round is closing: its losers are cancelled, and
             // starting one more would arm a timer in a closed scope.
             if (answered) return;
             errors.push(`${candidate.host}:${candidate.port}: ${error instanceof Error ? error.message : String(error)}`);
+            causes.push(candidateCause(error));
             running--;
             if (next < candidates.length && round.isOpen) launch();
-            else if (running === 0) reject(new Error(`no node answered CLUSTER SLOTS (${errors.join("; ")})`));
+            else if (running === 0) reject(new RefreshError(`no node answered CLUSTER SLOTS (${errors.join("; ")})`, causes));
           });
       };
-      if (candidates.length === 0) reject(new Error("no seeds configured"));
+      if (candidates.length === 0) reject(new RefreshError("no seeds configured", ["no-seeds"]));
       else launch();
     });
   }

@@ -79,17 +79,38 @@ function isSlot(value: unknown): value is number {
   return typeof value === "number" && Number.isInteger(value) && value >= 0 && value < SLOT_COUNT;
 }
 
+/** One byte per slot: 1 where the topology names a primary. */
+export function coveredSlots(topology: Topology): Uint8Array {
+  const covered = new Uint8Array(SLOT_COUNT);
+  for (const range of topology.ranges) covered.fill(1, range.start, range.end + 1);
+  return covered;
+}
+
 /** How many slots the topology assigns to a primary. */
 export function coverage(topology: Topology): number {
-  const seen = new Uint8Array(SLOT_COUNT);
   let count = 0;
-  for (const range of topology.ranges) {
-    for (let slot = range.start; slot <= range.end; slot++) {
-      if (seen[slot] === 0) {
-        seen[slot] = 1;
-        count++;
+  for (const slot of coveredSlots(topology)) count += slot;
+  return count;
+}
+
+/**
+ * `next`, plus the ranges of `previous` cut down to the slots marked in `kept` (1 per slot): the
+ * previous owner (with its replicas) keeps each of them. `kept` slots must be ones `next` leaves
+ * uncovered. Ranges come out in slot order.
+ */
+export function withKeptSlots(next: Topology, previous: Topology, kept: Uint8Array): Topology {
+  const ranges = [...next.ranges];
+  for (const range of previous.ranges) {
+    let start = -1;
+    for (let slot = range.start; slot <= range.end + 1; slot++) {
+      const keep = slot <= range.end && kept[slot] === 1;
+      if (keep && start < 0) start = slot;
+      if (!keep && start >= 0) {
+        ranges.push({ ...range, start, end: slot - 1 });
+        start = -1;
       }
     }
   }
-  return count;
+  ranges.sort((a, b) => a.start - b.start);
+  return { ranges };
 }

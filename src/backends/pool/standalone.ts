@@ -10,7 +10,8 @@
  * bounded by `connectTimeoutMs` and `opTimeoutMs`), then again after a backoff — 100 ms doubling
  * up to `refreshIntervalMs`, with jitter — until all have. When the pool begins to close, the
  * probe's connections are closed at once, so it never holds a drain. Once ready, the pool stays
- * ready: a server that fails later answers errors until it comes back.
+ * ready: a server that fails later answers errors until it comes back (down or suspect, then
+ * up again once a probe is answered: see upstream/node.ts).
  */
 import type { Scope } from "../../scope/scope.ts";
 import { sleep } from "../../scope/time.ts";
@@ -69,7 +70,7 @@ export class StandalonePool implements Backend {
     );
     this.#nodes = servers.map(
       (s) =>
-        new UpstreamNode(this.scope, s.host, s.port, options, {
+        new UpstreamNode(this.scope, s.host, s.port, { ...options, cluster: name }, {
           reply: (_node, request, frame) => request.sink.deliver(request, frame),
           failure: () => {},
         }, () => this.#closing.reason),
@@ -128,8 +129,8 @@ export class StandalonePool implements Backend {
     }
   }
 
-  nodes(): { address: string; pending: number }[] {
-    return this.#nodes.map((n) => ({ address: n.address, pending: n.pendingCount }));
+  nodes(): { address: string; pending: number; health: "up" | "down" | "suspect" }[] {
+    return this.#nodes.map((n) => ({ address: n.address, pending: n.pendingCount, health: n.health }));
   }
 
   shardOf(key: Uint8Array): number {
@@ -178,6 +179,8 @@ export class StandalonePool implements Backend {
       redirects: { moved: 0, ask: 0 },
       refreshes: 0,
       refreshFailures: 0,
+      partialMaps: { refused: 0, keptSlots: 0, from: null },
+      unknownNodes: { open: 0, refused: 0 },
       scope: this.scope.inspect(),
     };
   }

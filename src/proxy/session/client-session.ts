@@ -5,7 +5,8 @@
  * (the rest of a chunk's requests are held, unsent, and run as replies come back), reading pauses
  * while requests are held or the socket's send buffer is over its high-water mark, and a client
  * whose unread replies pass `maxClientOutputBytes` is disconnected. Malformed input gets
- * `-ERR Protocol error: ...` after the replies already owed, then the connection closes.
+ * `-ERR Protocol error: ...` after the replies already owed, then the connection closes, fully,
+ * as after QUIT. A client idle for `clientIdleTimeoutSeconds` is closed (Redis's `timeout`).
  *
  * Some commands run alone (`runAlone`): a blocking command or a transaction's command on a
  * connection of the client's own starts only once every earlier reply is in, and the requests
@@ -34,6 +35,7 @@ import type { Logger } from "../../log.ts";
 import { Blocker } from "../own-conn/blocking.ts";
 import { Transaction, type TransactionHost } from "../own-conn/transaction.ts";
 import type { DedicatedBudget } from "../own-conn/dedicated.ts";
+import { closeAfterFlush, watchIdle } from "./closing.ts";
 
 export interface ClientLimits {
   maxBulkBytes: number;
@@ -42,6 +44,13 @@ export interface ClientLimits {
   maxPendingRequests: number;
   /** Replies written but not yet read by the client, in bytes, before it is disconnected. */
   maxClientOutputBytes: number;
+  /**
+   * Close a client that neither sent nor was sent a byte for this long, unless it waits for a
+   * reply (a blocked command) or is subscribed: Redis's `timeout`, in seconds. 0 or absent: never.
+   */
+  clientIdleTimeoutSeconds?: number;
+  /** TCP keepalive idle time of the client's socket, in seconds (Redis's `tcp-keepalive`). 0 or absent: off. */
+  tcpKeepAliveSeconds?: number;
 }
 
 /** Services a session needs from the server that accepted it. */
@@ -94,6 +103,8 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
   #outputBlocked = false;
   /** Set by QUIT or a protocol error: no more requests; close once the queue is written. */
   #closeWhenFlushed = false;
+  /** Our FIN is sent; the socket is destroyed once what it queued has left (`#end`). */
+  #ending = false;
   #closed = false;
   /** An internal fault closed the client (`fault`). */
   #faulted = false;
@@ -117,6 +128,8 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
     this.#connectedAt = this.#lastInteraction = scope.runtime.now();
     this.#parser = new RequestParser((args, frame) => this.#onRequest(args, frame), host.limits);
     this.#flush = scope.guard(() => this.#write());
+    const idleMs = (host.limits.clientIdleTimeoutSeconds ?? 0) * 1000;
+    if (idleMs > 0) watchIdle(scope, idleMs, () => (this.#busy() ? null : this.#lastInteraction), () => this.#closeIdle(idleMs));
     // Graceful shutdown: stop reading, let owed replies arrive and be written.
     scope.onDrain(() => {
       this.#pauseReading();
@@ -150,6 +163,8 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
   attach(conn: Conn): void {
     this.#conn = conn;
     this.#scope.own("socket", `client ${conn.remoteAddress}:${conn.remotePort}`, () => conn.destroy());
+    const keepAliveSeconds = this.#host.limits.tcpKeepAliveSeconds ?? 0;
+    if (keepAliveSeconds > 0) conn.setKeepAlive(keepAliveSeconds * 1000);
   }
 
   get pendingCount(): number {
@@ -172,8 +187,27 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
       // After the replies of the requests before it, held ones included.
       if (this.#held.length > 0) this.#held.push(reply);
       else this.replyAndClose(reply);
-      this.#host.log.debug("client protocol error", { id: this.id, error: String(error) });
+      this.#host.log.info("client disconnected", { ...this.#logFields(), reason: "protocol error", error: error.message });
     }
+  }
+
+  /**
+   * Not idle, as Redis's `timeout` sees it: replies are owed (a blocked command) or ready but not
+   * yet written (the write that would count as interaction has not run), or it is subscribed.
+   */
+  #busy(): boolean {
+    return this.#queue.length > 0 || this.#outBytes > 0 || this.#held.length > 0 || this.pubsub !== null || this.#closeWhenFlushed;
+  }
+
+  #closeIdle(idleMs: number): void {
+    this.#host.log.info("client disconnected", { ...this.#logFields(), reason: "idle", limit: "clientIdleTimeoutSeconds", seconds: idleMs / 1000 });
+    // Nothing is owed or queued: nothing is lost by closing at once.
+    this.#conn?.destroy();
+  }
+
+  #logFields(): Record<string, string | number> {
+    const conn = this.#conn;
+    return conn ? { id: this.id, addr: `${conn.remoteAddress}:${conn.remotePort}` } : { id: this.id };
   }
 
   #onRequest(args: Uint8Array[], frame: Uint8Array): void {
@@ -329,9 +363,7 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
     if (conn && !this.#closed) {
       // Replies still owed are never written: after a broken invariant they cannot be trusted.
       conn.write(internalError(error));
-      conn.end();
-      // Read on (and ignore) until the peer closes too; its close ends the session's scope.
-      conn.resume();
+      this.#end(conn);
     }
     // Nothing more is written: replies still arriving are dropped.
     this.#closed = true;
@@ -359,6 +391,8 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
       this.#out = [];
       this.#outBytes = 0;
       const belowHighWater = conn.write(chunk);
+      // Redis counts bytes sent as interaction too (CLIENT INFO's idle, and `timeout`).
+      this.#lastInteraction = this.#scope.runtime.now();
       if (conn.bufferedBytes > this.#host.limits.maxClientOutputBytes) {
         this.#host.log.warn("client output buffer limit reached: closing the client", { id: this.id, bytes: conn.bufferedBytes });
         conn.destroy();
@@ -372,14 +406,19 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
     if (this.#queue.length === 0) {
       this.#pushBacklog = 0;
       if (this.#closeWhenFlushed) {
-        conn.end();
-        // Read on (and ignore) until the peer closes too: a paused socket may never report it.
-        conn.resume();
+        this.#end(conn);
         return;
       }
       this.#wakeIdle();
     }
     this.#maybeResume();
+  }
+
+  /** Close for good once the last reply has left (./closing.ts); once. */
+  #end(conn: Conn): void {
+    if (this.#ending) return;
+    this.#ending = true;
+    closeAfterFlush(this.#scope, conn);
   }
 
   #onDrain(): void {
