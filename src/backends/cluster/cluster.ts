@@ -16,6 +16,10 @@
  *   applied, and the slot map is refreshed;
  * - a node that fails or hangs is marked down or suspect by its `UpstreamNode`.
  * Each of these, and each failed refresh, is logged once with its cause.
+ *
+ * Why one file of ~470 lines: the slot owners, the nodes, the redirect counts and the stats are
+ * one state, changed by dispatch, redirects and each applied map together; what has a seam of its
+ * own lives beside it (discovery, partial maps, replica reads, command learning).
  */
 import type { Scope } from "../../scope/scope.ts";
 import { faultIsolated, type ReplySink, type UpstreamRequest } from "../../backend/request.ts";
@@ -32,7 +36,7 @@ import { formatAddress } from "../../util/address.ts";
 import { errorReply, ErrorKind, errorKind } from "../../resp/replies.ts";
 import { parseRedirect } from "../../resp/reply-reader.ts";
 import { faults } from "../../testing/faults.ts";
-import { Replica, ReplicaRead, fallsAway, pickReplica, type ReadFrom } from "./replica-reads.ts";
+import { ReplicaRead, ReplicaSet, fallsAway, type ReadFrom } from "./replica-reads.ts";
 import { CommandLearning, type CommandLearner } from "./command-learning.ts";
 
 export interface ClusterOptions extends DiscoveryOptions, UpstreamNodeOptions {
@@ -70,7 +74,6 @@ export interface ClusterStats {
   unknownNodes: number;
 }
 
-const NO_REPLICAS: readonly Replica[] = [];
 
 const SLOT_NOT_SERVED = new Unavailable("clusterDown", "Hash slot not served");
 const CLUSTER_DOWN = SLOT_NOT_SERVED.reply;
@@ -87,11 +90,8 @@ export class Cluster implements Backend {
   readonly #log: Logger;
   readonly #owners: (UpstreamNode | undefined)[] = new Array(SLOT_COUNT);
   readonly #nodes = new Map<string, UpstreamNode>();
-  readonly #readFrom: ReadFrom;
-  /** The replicas of each slot; null when reads go to primaries only (no replica is ever opened). */
-  readonly #replicasOf: (readonly Replica[])[] | null;
-  /** Replica nodes by address: separate from the primaries' nodes, their connections said READONLY. */
-  readonly #replicas = new Map<string, Replica>();
+  /** Where reads may go instead of the primary (./replica-reads.ts). */
+  readonly #replicas: ReplicaSet;
   /** Failures the proxy produced for reads on replicas (unreachable, lost, timed out, retired). */
   readonly #replicaFailed: ReplySink = {
     deliver: (read, reply) => this.#fallBack(read as ReplicaRead, reply),
@@ -127,8 +127,11 @@ export class Cluster implements Backend {
     // Its nodes name the cluster in their log lines.
     this.#options = { ...options, cluster: name };
     this.#log = options.log ?? SILENT_LOGGER;
-    this.#readFrom = options.readFrom ?? "primary";
-    this.#replicasOf = this.#readFrom === "primary" ? null : new Array<readonly Replica[]>(SLOT_COUNT).fill(NO_REPLICAS);
+    this.#replicas = new ReplicaSet(options.readFrom ?? "primary", {
+      open: (host, port) => this.#replicaNode(host, port),
+      // Reads in flight may still finish; those cut off at teardown are retried on the primary.
+      retire: (address, node) => this.scope.spawn(`retire replica ${address}`, () => node.close(this.#options.opTimeoutMs)),
+    });
     this.ready = new Promise((resolve) => (this.#ready = resolve));
     // Discovery lives in its own scope, torn down as soon as the cluster begins closing: a refresh
     // is not in-flight work worth draining for, and a stuck one must not hold the removal.
@@ -157,7 +160,7 @@ export class Cluster implements Backend {
   nodes(): { address: string; pending: number; role: "primary" | "replica"; health: "up" | "down" | "suspect" }[] {
     return [
       ...[...this.#nodes.values()].map((n) => ({ address: n.address, pending: n.pendingCount, role: "primary" as const, health: n.health })),
-      ...[...this.#replicas.values()].map(({ node: n }) => ({ address: n.address, pending: n.pendingCount, role: "replica" as const, health: n.health })),
+      ...this.#replicas.nodes().map((n) => ({ address: n.address, pending: n.pendingCount, role: "replica" as const, health: n.health })),
     ];
   }
 
@@ -167,12 +170,10 @@ export class Cluster implements Backend {
     if (!this.scope.isOpen) return request.sink.deliver(request, this.#notConfigured.reply);
     const node = this.#owners[request.slot];
     if (!node) return request.sink.deliver(request, CLUSTER_DOWN);
-    if (request.readOnly && this.#replicasOf) {
-      const replica = pickReplica(this.#readFrom, this.#replicasOf[request.slot]!, request.affinity);
-      if (replica) {
-        this.stats.replicaReads++;
-        return replica.node.send(new ReplicaRead(request, replica, this.#replicaFailed));
-      }
+    const replica = this.#replicas.pick(request);
+    if (replica) {
+      this.stats.replicaReads++;
+      return replica.node.send(new ReplicaRead(request, replica, this.#replicaFailed));
     }
     node.send(request);
   }
@@ -352,54 +353,19 @@ export class Cluster implements Backend {
     return node;
   }
 
-  #replica(host: string, port: number): Replica {
-    const address = formatAddress(host, port);
-    let replica = this.#replicas.get(address);
-    if (!replica) {
-      const node = new UpstreamNode(
-        this.scope,
-        host,
-        port,
-        { ...this.#options, readOnly: true },
-        {
-          reply: (_node, request, frame) => this.#onReplicaReply(request as ReplicaRead, frame),
-          failure: () => this.requestRefresh(),
-        },
-        () => this.#closing.reason,
-      );
-      replica = new Replica(node);
-      this.#replicas.set(address, replica);
-    }
-    return replica;
-  }
-
-  /**
-   * The replicas of each slot from a new topology. A node listed as a primary is never used as a
-   * replica (one promoted by a failover serves through its primary node from now on); replicas
-   * that are no longer listed are retired as primaries are.
-   */
-  #applyReplicas(topology: Topology): void {
-    const slots = this.#replicasOf;
-    if (!slots) return;
-    const primaries = new Set(topology.ranges.map((range) => formatAddress(range.primary.host, range.primary.port)));
-    const used = new Set<Replica>();
-    slots.fill(NO_REPLICAS);
-    for (const range of topology.ranges) {
-      const replicas: Replica[] = [];
-      for (const address of range.replicas) {
-        if (primaries.has(formatAddress(address.host, address.port))) continue;
-        const replica = this.#replica(address.host, address.port);
-        replicas.push(replica);
-        used.add(replica);
-      }
-      if (replicas.length > 0) for (let slot = range.start; slot <= range.end; slot++) slots[slot] = replicas;
-    }
-    for (const [address, replica] of this.#replicas) {
-      if (used.has(replica)) continue;
-      this.#replicas.delete(address);
-      // Reads in flight may still finish; those cut off at teardown are retried on the primary.
-      this.scope.spawn(`retire replica ${address}`, () => replica.node.close(this.#options.opTimeoutMs));
-    }
+  /** A node for a replica: its connections say READONLY first, its replies come back as reads. */
+  #replicaNode(host: string, port: number): UpstreamNode {
+    return new UpstreamNode(
+      this.scope,
+      host,
+      port,
+      { ...this.#options, readOnly: true },
+      {
+        reply: (_node, request, frame) => this.#onReplicaReply(request as ReplicaRead, frame),
+        failure: () => this.requestRefresh(),
+      },
+      () => this.#closing.reason,
+    );
   }
 
   /** A refresh round failed: counted, and logged when a run of failures starts or its cause changes. */
@@ -462,7 +428,7 @@ export class Cluster implements Backend {
       // In-flight requests on a node that left the topology may still finish.
       this.scope.spawn(`retire ${address}`, () => node.close(this.#options.opTimeoutMs));
     }
-    this.#applyReplicas(topology);
+    this.#replicas.apply(topology);
     if (this.isReady) {
       this.#ready();
       this.commands?.afterTopology(topology.ranges.map((range) => range.primary));

@@ -15,6 +15,9 @@
 import { UpstreamRequest, type ReplySink } from "../../backend/request.ts";
 import type { UpstreamNode } from "../../upstream/node.ts";
 import { MINUS } from "../../resp/bytes.ts";
+import { formatAddress } from "../../util/address.ts";
+import { SLOT_COUNT } from "./slot.ts";
+import type { Topology } from "./topology.ts";
 
 export const READ_FROM = ["primary", "preferReplica", "replica", "any"] as const;
 export type ReadFrom = (typeof READ_FROM)[number];
@@ -96,4 +99,82 @@ function startsWith(frame: Uint8Array, word: string): boolean {
   if (frame.length < word.length + 1) return false;
   for (let i = 0; i < word.length; i++) if (frame[i + 1] !== word.charCodeAt(i)) return false;
   return true;
+}
+
+const NO_REPLICAS: readonly Replica[] = [];
+
+/** What a cluster's replica set needs from the cluster. */
+export interface ReplicaHost {
+  /** Open a node for a replica: its connections say READONLY, its replies come back as reads. */
+  open(host: string, port: number): UpstreamNode;
+  /** Let a replica that left the slot map finish its reads in flight, then close it. */
+  retire(address: string, node: UpstreamNode): void;
+}
+
+/**
+ * The replicas of every slot of one cluster, per its `readFrom`: which replica serves a read,
+ * and the replica nodes, kept in step with each applied slot map. With `primary` it holds nothing
+ * and no replica connection is ever opened.
+ */
+export class ReplicaSet {
+  /** The replicas of each slot; null when reads go to primaries only. */
+  readonly #bySlot: (readonly Replica[])[] | null;
+  /** Replica nodes by address: separate from the primaries' nodes, their connections said READONLY. */
+  readonly #byAddress = new Map<string, Replica>();
+
+  constructor(
+    readonly readFrom: ReadFrom,
+    readonly host: ReplicaHost,
+  ) {
+    this.#bySlot = readFrom === "primary" ? null : new Array<readonly Replica[]>(SLOT_COUNT).fill(NO_REPLICAS);
+  }
+
+  /** The replica a read-only `request` goes to, or null: the primary serves it. */
+  pick(request: UpstreamRequest): Replica | null {
+    if (!request.readOnly || !this.#bySlot) return null;
+    return pickReplica(this.readFrom, this.#bySlot[request.slot]!, request.affinity);
+  }
+
+  /** The replica nodes open now. */
+  nodes(): UpstreamNode[] {
+    return [...this.#byAddress.values()].map((replica) => replica.node);
+  }
+
+  /**
+   * The replicas of each slot from a new topology. A node listed as a primary is never used as a
+   * replica (one promoted by a failover serves through its primary node from now on); replicas
+   * that are no longer listed are retired as primaries are.
+   */
+  apply(topology: Topology): void {
+    const slots = this.#bySlot;
+    if (!slots) return;
+    const primaries = new Set(topology.ranges.map((range) => formatAddress(range.primary.host, range.primary.port)));
+    const used = new Set<Replica>();
+    slots.fill(NO_REPLICAS);
+    for (const range of topology.ranges) {
+      const replicas: Replica[] = [];
+      for (const address of range.replicas) {
+        if (primaries.has(formatAddress(address.host, address.port))) continue;
+        const replica = this.#replica(address.host, address.port);
+        replicas.push(replica);
+        used.add(replica);
+      }
+      if (replicas.length > 0) for (let slot = range.start; slot <= range.end; slot++) slots[slot] = replicas;
+    }
+    for (const [address, replica] of this.#byAddress) {
+      if (used.has(replica)) continue;
+      this.#byAddress.delete(address);
+      this.host.retire(address, replica.node);
+    }
+  }
+
+  #replica(host: string, port: number): Replica {
+    const address = formatAddress(host, port);
+    let replica = this.#byAddress.get(address);
+    if (!replica) {
+      replica = new Replica(this.host.open(host, port));
+      this.#byAddress.set(address, replica);
+    }
+    return replica;
+  }
 }
