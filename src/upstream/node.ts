@@ -135,7 +135,7 @@ export class UpstreamNode implements NodeHandle {
       timedOut: () => this.#suspect(),
       lost: (lost, reason, wasOpen) => {
         this.#dedicated.delete(lost);
-        if (!wasOpen) this.#markUnavailable("down", reason, lost.cause);
+        if (failedToConnect(lost, wasOpen)) this.#markUnavailable("down", reason, lost.cause);
         options.events.lost(lost, reason, wasOpen);
       },
     });
@@ -176,7 +176,7 @@ export class UpstreamNode implements NodeHandle {
       lost: (lost, reason, wasOpen) => {
         const index = conns.indexOf(lost);
         if (index >= 0) conns[index] = null;
-        if (!wasOpen) this.#markUnavailable("down", reason, lost.cause);
+        if (failedToConnect(lost, wasOpen)) this.#markUnavailable("down", reason, lost.cause);
         this.#events.failure(this, reason);
       },
     });
@@ -250,4 +250,13 @@ export class UpstreamNode implements NodeHandle {
   close(deadlineMs: number): Promise<void> {
     return this.scope.close({ deadlineMs });
   }
+}
+
+/**
+ * A connection that never opened because the node could not be reached, timed out or refused —
+ * not one that slotgate itself closed before it opened (a client that left, a subscription
+ * undone), which says nothing about the node.
+ */
+function failedToConnect(conn: UpstreamConn, wasOpen: boolean): boolean {
+  return !wasOpen && conn.cause !== "closed";
 }

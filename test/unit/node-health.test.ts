@@ -44,6 +44,20 @@ function setup(options: Partial<UpstreamNodeOptions> = {}) {
 }
 
 describe("node health", () => {
+  it("a connection slotgate closes before it opened (a subscription undone, a client gone) says nothing of the node: it stays up", async () => {
+    const { rt, root, node, replies, get } = setup();
+    const conn = node.dedicated({ protocol: 2, subscriber: true, events: { reply() {}, lost: () => {} } });
+    assert.ok(!("kind" in conn));
+    await rt.flush();
+    conn.fail("the client left subscribed mode");
+    await rt.flush();
+    assert.equal(node.health, "up");
+    get("k");
+    await rt.flush();
+    assert.deepEqual(replies, [], "the next request is sent, not refused");
+    await root.destroy();
+  });
+
   it("a timed-out request may have been applied; the node is then suspect: requests fail at once, unsent, until a PING probe is answered", async () => {
     const { rt, root, node, lines, replies, get, written } = setup();
     get("a");
