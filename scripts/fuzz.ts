@@ -48,6 +48,7 @@ function usage(problem: string): never {
 }
 
 const cases = count("--cases", 1_000_000);
+if (cases < 1) usage("--cases wants at least 1");
 const seed = count("--seed", Date.now() % 1_000_000_007) >>> 0;
 const from = count("--from", 0);
 const hangSeconds = count("--hang-seconds", 120);
@@ -57,6 +58,8 @@ const targets = targetName === "all" ? TARGETS : TARGETS.filter((t) => t.name ==
 if (targets.length === 0) usage(`no target ${JSON.stringify(targetName)}`);
 
 const PROGRESS = "@progress";
+/** This process is the watchdog's child: it reports progress on stdout. */
+const supervised = argv.includes("--child");
 
 /** The command that runs this script again on the current runtime. */
 function self(args: string[]): [string, string[]] {
@@ -73,21 +76,17 @@ async function runHere(): Promise<number> {
   let total = 0;
   let totalMs = 0;
   for (const target of targets) {
-    console.log(`${PROGRESS} ${target.name} ${from}`);
-    const result = await runTarget(target, {
-      seed,
-      from,
-      cases,
-      progressEvery,
-      onProgress: (done) => console.log(`${PROGRESS} ${target.name} ${from + done}`),
-    });
+    // Progress lines are for the watchdog only (a run with --no-watchdog has none).
+    const progress = (done: number) => supervised && console.log(`${PROGRESS} ${target.name} ${from + done}`);
+    progress(0);
+    const result = await runTarget(target, { seed, from, cases, progressEvery, onProgress: progress });
     total += result.cases;
     totalMs += result.elapsedMs;
     const s = result.elapsedMs / 1000;
     const { slowest } = result;
     console.log(
       `${target.name}: ${result.cases} cases in ${s.toFixed(1)} s, ${Math.round(result.cases / s)} cases/s, ` +
-        `${(result.bytes / 1e6).toFixed(1)} MB of input, slowest case ${slowest.index} (${slowest.ms.toFixed(1)} ms, ${slowest.bytes} bytes), ` +
+        `${(result.bytes / 1e6).toFixed(1)} MB of input, slowest case ${slowest.index} (${slowest.ms.toFixed(1)} ms, ${slowest.bytes} bytes; ${slowest.rerunMs.toFixed(1)} ms rerun), ` +
         `${result.failure ? "FAILED" : "0 failures"}`,
     );
     if (result.failure) {
@@ -153,5 +152,4 @@ async function supervise(): Promise<number> {
   return 1;
 }
 
-const child = argv.includes("--child") || argv.includes("--no-watchdog");
-process.exit(child ? await runHere() : await supervise());
+process.exit(supervised || argv.includes("--no-watchdog") ? await runHere() : await supervise());
