@@ -45,7 +45,8 @@ interface Level {
  * Decodes the first complete value of `buf` (from `start`). Integers become numbers when safe and
  * bigints beyond; doubles numbers (inf, -inf, nan included); bignums bigints; errors `ReplyError`s;
  * attributes are skipped in favour of the value they annotate. Throws `ProtocolError` when the
- * value is malformed or incomplete.
+ * value is malformed (an integer, double, boolean, big number or null whose text is not one
+ * included) or incomplete.
  */
 export function decode(buf: Uint8Array, options?: DecodeOptions, start = 0): RespValue {
   return decodeWithEnd(buf, options, start).value;
@@ -78,18 +79,22 @@ export function decodeWithEnd(
         value = new ReplyError(utf8.decode(buf.subarray(textStart, lineEnd)));
         break;
       case 58: // :
+        if (!isDecimal(buf, textStart, lineEnd)) throw new ProtocolError("invalid integer");
         value = lineEnd - textStart <= 15 ? smallInteger(buf, textStart, lineEnd) : toInteger(latin1(buf, textStart, lineEnd));
         break;
       case 95: // _
+        if (lineEnd !== textStart) throw new ProtocolError("invalid null");
         value = null;
         break;
       case 35: // #
+        if (lineEnd !== textStart + 1 || (buf[textStart] !== 116 && buf[textStart] !== 102)) throw new ProtocolError("invalid boolean");
         value = buf[textStart] === 116; // t
         break;
       case 44: // ,
         value = toDouble(latin1(buf, textStart, lineEnd));
         break;
       case 40: // (
+        if (!isDecimal(buf, textStart, lineEnd)) throw new ProtocolError("invalid big number");
         value = BigInt(latin1(buf, textStart, lineEnd));
         break;
       case 36: // $
@@ -156,11 +161,26 @@ function toInteger(text: string): number | bigint {
   return Number.isSafeInteger(n) ? n : BigInt(text);
 }
 
+/** A decimal number as Redis writes doubles (%.17g): sign, digits, fraction, exponent. */
+const DOUBLE = /^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$/;
+
 function toDouble(text: string): number {
   if (text === "inf" || text === "+inf") return Infinity;
   if (text === "-inf") return -Infinity;
   if (text === "nan" || text === "-nan") return NaN;
+  if (!DOUBLE.test(text)) throw new ProtocolError("invalid double");
   return Number(text);
+}
+
+/**
+ * `buf[from, to)` is an optional '-' then at least one digit: the scan checks only where a line
+ * ends, so an integer's text is checked here before it is converted.
+ */
+function isDecimal(buf: Uint8Array, from: number, to: number): boolean {
+  if (buf[from] === 45) from++;
+  if (from >= to) return false;
+  for (let i = from; i < to; i++) if (buf[i]! < 48 || buf[i]! > 57) return false;
+  return true;
 }
 
 function toMap(items: RespValue[]): Map<RespValue, RespValue> {

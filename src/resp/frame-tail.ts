@@ -80,10 +80,11 @@ export class FrameTail {
           q = 1;
         } else {
           const cr = chunk.indexOf(CR);
+          // The line's text: held bytes after the type byte, then this chunk's up to the CR.
+          if (this.lineLen - 1 + (cr < 0 ? n : cr) > limits.maxBulkBytes) throw new ProtocolError("too big reply line");
           if (cr < 0 || cr === n - 1) {
             this.lineLen += n;
             this.lineEndsWithCR = cr === n - 1;
-            if (this.lineLen > limits.maxBulkBytes + 3) throw new ProtocolError("too big reply line");
             this.absorb(chunk, limits);
             return -1;
           }

@@ -144,10 +144,10 @@ export function readHeader(
     case LPAREN: {
       let q = p + 1;
       while (q < end && buf[q] !== CR) q++;
-      if (q + 1 >= end) {
-        if (end - p > limits.maxBulkBytes + 3) throw new ProtocolError("too big reply line");
-        return -1;
-      }
+      // A CR ends the line (or is an error), so the text is what lies before it, finished or not:
+      // the limit applies alike however the line is chunked.
+      if (q - p - 1 > limits.maxBulkBytes) throw new ProtocolError("too big reply line");
+      if (q + 1 >= end) return -1;
       if (buf[q + 1] !== LF) throw new ProtocolError("expected '\\n' after '\\r'");
       st.pending--;
       st.top = false;

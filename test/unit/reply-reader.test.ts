@@ -182,6 +182,24 @@ describe("ReplyReader", () => {
     reader.push(bytes("$100\r\n"));
     assert.equal(reader.bufferedBytes, 6);
   });
+
+  // Found by the fuzzer (scripts/fuzz.ts, target replies): a 30-byte error line under
+  // maxBulkBytes 25 was read whole, but refused when its LF came in a chunk of its own.
+  test("a simple line longer than maxBulkBytes is refused however it is chunked, one within it is read", () => {
+    const limits = { maxBulkBytes: 4, maxArrayLength: 5 };
+    for (const [line, ok] of [["+abcde\r\n", false], ["-ERR x\r\n", false], ["+abcd\r\n", true], [":1234\r\n", true]] as const) {
+      const buf = bytes(line);
+      for (let cut = 0; cut <= buf.length; cut++) {
+        const chunks = [buf.subarray(0, cut), buf.subarray(cut)].filter((c) => c.length > 0);
+        if (ok) assert.deepEqual(read(chunks, limits), [line], `${JSON.stringify(line)} cut at ${cut}`);
+        else assertProtocolError(() => read(chunks, limits), "too big reply line");
+      }
+    }
+    const minimal = bytes("%1\r\n|3\r\n*3\r\n-\r\n-naaaaaana$xa4yaaaay$\naaaaaaaa\r\n");
+    const tight = { maxBulkBytes: 25, maxArrayLength: 4 };
+    assertProtocolError(() => read([minimal], tight), "too big reply line");
+    assertProtocolError(() => read([minimal.subarray(0, 46), minimal.subarray(46)], tight), "too big reply line");
+  });
 });
 
 describe("reply inspection", () => {

@@ -168,4 +168,18 @@ describe("decode", () => {
     assert.throws(() => d("*2\r\n:1\r\n"), ProtocolError);
     assert.throws(() => d("$x\r\n"), ProtocolError);
   });
+
+  // Found by the fuzzer (scripts/fuzz.ts, target replies): the framer checks only where a line
+  // ends, so ":4896185$laagaaav" reached BigInt() and threw a SyntaxError, and ":12a" or ",x"
+  // decoded silently to made-up numbers (a port in CLUSTER SLOTS, a count in a merged reply).
+  test("a number, boolean or null whose text is not one is a ProtocolError, never another error or a made-up value", () => {
+    for (const frame of [":4896185$laagaaav\r\n", ":12a\r\n", ":\r\n", ":-\r\n", ": 1\r\n", "(abc\r\n", "(\r\n", "(1.5\r\n", ",abc\r\n", ",\r\n", ",1.5x\r\n", ",0x10\r\n", "#x\r\n", "#\r\n", "#tt\r\n", "_x\r\n", "*2\r\n:1\r\n:x\r\n"]) {
+      assert.throws(() => d(frame), ProtocolError, JSON.stringify(frame));
+    }
+    assert.equal(d(":-12\r\n"), -12);
+    assert.equal(d(",1e+20\r\n"), 1e20);
+    assert.equal(d(",-2.5e-3\r\n"), -0.0025);
+    assert.equal(d(",.5\r\n"), 0.5);
+    assert.equal(d("(-12345678901234567890\r\n"), -12345678901234567890n);
+  });
 });

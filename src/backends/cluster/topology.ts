@@ -54,7 +54,8 @@ function parseNode(value: unknown, askedHost: string): NodeAddress {
   if (!Array.isArray(value) || value.length < 2) throw new TopologyError("malformed node in CLUSTER SLOTS");
   const [rawHost, port, id, meta] = value;
   const host = text(rawHost);
-  if (host === null || typeof port !== "number" || port <= 0 || port > 65535) {
+  // Not just a number: a RESP3 double (1.5, nan) is one too, and no port.
+  if (host === null || !Number.isInteger(port) || port <= 0 || port > 65535) {
     throw new TopologyError("malformed node address in CLUSTER SLOTS");
   }
   const node: NodeAddress = { host: host === "" || host === "?" ? askedHost : host, port };
