@@ -28,6 +28,7 @@ export const ENV_VARIABLES: readonly { name: string; path: string; kind: Kind }[
   { name: "SLOTGATE_CONNECTIONS_PER_NODE", path: "clusterDefaults.connectionsPerNode", kind: "number" },
   { name: "SLOTGATE_READY_TIMEOUT_MS", path: "clusterDefaults.readyTimeoutMs", kind: "number" },
   { name: "SLOTGATE_DRAIN_TIMEOUT_MS", path: "clusterDefaults.drainTimeoutMs", kind: "number" },
+  { name: "SLOTGATE_MAX_UPSTREAM_QUEUE_BYTES", path: "clusterDefaults.maxUpstreamQueueBytes", kind: "number" },
   { name: "SLOTGATE_READ_FROM", path: "clusterDefaults.readFrom", kind: "string" },
   { name: "SLOTGATE_MAX_BULK_BYTES", path: "limits.maxBulkBytes", kind: "number" },
   { name: "SLOTGATE_MAX_ARRAY_LENGTH", path: "limits.maxArrayLength", kind: "number" },

@@ -35,7 +35,8 @@ const int = (min: number, max: number, unit: string) =>
   );
 
 const HOUR_MS = 3_600_000;
-const GIB = 1024 * 1024 * 1024;
+const MIB = 1024 * 1024;
+const GIB = 1024 * MIB;
 
 /** Knobs of one cluster; all optional here, filled from `clusterDefaults` and then the defaults below. */
 const knobs = {
@@ -49,6 +50,7 @@ const knobs = {
   connectionsPerNode: v.optional(int(1, 64, "connections")),
   readyTimeoutMs: v.optional(int(0, HOUR_MS, "milliseconds")),
   drainTimeoutMs: v.optional(int(0, HOUR_MS, "milliseconds")),
+  maxUpstreamQueueBytes: v.optional(int(64 * 1024, 16 * GIB, "bytes")),
 };
 
 export const KNOB_DEFAULTS = {
@@ -62,6 +64,8 @@ export const KNOB_DEFAULTS = {
   connectionsPerNode: 2,
   readyTimeoutMs: 10_000,
   drainTimeoutMs: 5000,
+  /** Unsent bytes one upstream connection may hold; past it, requests for it fail at once. */
+  maxUpstreamQueueBytes: 64 * MIB,
 } as const;
 
 export type Knobs = { -readonly [K in keyof typeof KNOB_DEFAULTS]: number };

@@ -7,6 +7,11 @@
  * Requests of RESP3 clients travel on a second set of connections that said `HELLO 3`. A client
  * may also get a connection of its own (`dedicated`): for a blocked command, a transaction or a
  * subscription. The node owns it (it dies with the node), the client closes it when done.
+ *
+ * A shared connection holds at most `maxUpstreamQueueBytes` unsent (plus the request that crossed
+ * it): past that, a node that does not read fast enough gets its requests refused at once with an
+ * error naming the limit, rather than the proxy buffering for it without end. A connection of a
+ * client's own is bounded by that client's own limits.
  */
 import type { Scope } from "../scope/scope.ts";
 import type { UpstreamRequest } from "../backend/request.ts";
@@ -21,6 +26,8 @@ export interface NodeEvents {
 
 export interface UpstreamNodeOptions extends Omit<UpstreamConnOptions, "host" | "port" | "protocol" | "subscriber"> {
   connectionsPerNode: number;
+  /** Unsent bytes a shared connection may hold; past it, requests for it are refused at once. */
+  maxUpstreamQueueBytes: number;
 }
 
 const MIN_DOWN_MS = 100;
@@ -39,6 +46,8 @@ export class UpstreamNode implements NodeHandle {
   #downMs = 0;
   #down: Unavailable | null = null;
   readonly #closing: Unavailable;
+  readonly #maxQueueBytes: number;
+  readonly #full: Unavailable;
 
   /**
    * `closeReason` says why requests still pending at teardown fail (e.g. "cluster 'a' was
@@ -57,6 +66,8 @@ export class UpstreamNode implements NodeHandle {
     this.scope = parent.child(`node ${this.address}`);
     this.#conns = new Array(Math.max(1, options.connectionsPerNode)).fill(null);
     this.#connOptions = { ...options, host, port };
+    this.#maxQueueBytes = options.maxUpstreamQueueBytes;
+    this.#full = new Unavailable("limit", `upstream ${this.address} is not keeping up: its connection's send queue is full (maxUpstreamQueueBytes ${options.maxUpstreamQueueBytes})`);
     this.#events = events;
     // Teardown destroys the sockets without running their close handlers; answer what they held.
     this.scope.onDrain(() => Promise.all(this.#all().map((conn) => conn.whenIdle())).then(() => {}));
@@ -121,6 +132,10 @@ export class UpstreamNode implements NodeHandle {
         return;
       }
       conn = conns[index] = this.#open(conns, request.resp3 ? 3 : 2);
+    }
+    if (conn.queuedBytes >= this.#maxQueueBytes) {
+      request.sink.deliver(request, this.#full.reply);
+      return;
     }
     conn.send(request);
   }

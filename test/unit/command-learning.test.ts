@@ -42,6 +42,7 @@ const OPTIONS: Omit<ClusterOptions, "commands"> = {
   connectTimeoutMs: 1000,
   maxBulkBytes: 1 << 20,
   connectionsPerNode: 1,
+  maxUpstreamQueueBytes: 1 << 20,
 };
 
 type Answer = "answer" | "error" | "ignore";

@@ -43,6 +43,8 @@ describe("configuration", () => {
     const env: Record<string, string> = { SLOTGATE_SEEDS: "10.0.0.1:7000", SLOTGATE_LISTEN: "0.0.0.0:7777", SLOTGATE_LOG_LEVEL: "debug", SLOTGATE_ADMIN_LISTEN: "off", SLOTGATE_ADMIN_TOKEN: "secret-token" };
     for (const variable of ENV_VARIABLES) if (variable.kind === "number") env[variable.name] ??= "42";
     env.SLOTGATE_MAX_CLIENT_OUTPUT_BYTES = "4096";
+    // Byte limits with a floor of their own.
+    env.SLOTGATE_MAX_UPSTREAM_QUEUE_BYTES = "65536";
     const config = loadConfig({ env, readFile: noFile });
     assert.equal(config.listen, "0.0.0.0:7777");
     assert.equal(config.logLevel, "debug");
@@ -53,6 +55,7 @@ describe("configuration", () => {
     assert.equal(config.admin.token, "secret-token");
     assert.equal(config.limits.maxClients, 42);
     assert.equal(config.limits.maxClientOutputBytes, 4096);
+    assert.equal(config.clusterDefaults.maxUpstreamQueueBytes, 65536);
     assert.equal(config.shutdownTimeoutMs, 42);
   });
 
