@@ -121,6 +121,12 @@ export const LimitsSchema = v.strictObject({
   maxArrayLength: v.optional(int(1, 2 ** 31 - 1, "elements"), 1024 * 1024),
   maxPendingRequests: v.optional(int(1, 10_000_000, "requests"), 10_000),
   maxClientOutputBytes: v.optional(int(1024, 16 * GIB, "bytes"), 256 * 1024 * 1024),
+  /** A client's query buffer (unfinished request, requests read but not run); Redis's client-query-buffer-limit. */
+  maxQueryBufferBytes: v.optional(int(MIB, 4 * GIB, "bytes"), GIB),
+  /** Bytes owed to a client (replies it has not read) from which its next requests wait, unsent. */
+  maxClientOwedBytes: v.optional(int(MIB, 16 * GIB, "bytes"), 8 * MIB),
+  /** Memory of all clients together, past which the largest is disconnected; Redis's maxmemory-clients. 0: off. */
+  maxClientsMemoryBytes: v.optional(int(0, 1024 * GIB, "bytes"), GIB),
   maxClients: v.optional(int(1, 1_000_000, "clients"), 10_000),
   /** Upstream connections held by one client each (blocked commands, transactions), over all clients. */
   maxDedicatedConnections: v.optional(int(0, 1_000_000, "connections"), 1024),

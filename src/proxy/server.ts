@@ -10,6 +10,7 @@ import type { Logger } from "../log.ts";
 import { ClientSession, type ClientLimits } from "./session/client-session.ts";
 import type { Router } from "./routing/router.ts";
 import { DedicatedBudget } from "./own-conn/dedicated.ts";
+import { ClientsMemory } from "./session/clients-memory.ts";
 
 export interface ServerOptions {
   /** Replaced whole on live reconfiguration (read once per new connection). */
@@ -20,9 +21,11 @@ export interface ServerOptions {
   maxClients: number;
 }
 
-/** Limits of a session, and the bound on connections clients hold alone. */
+/** Limits of a session, and the bounds over all clients: connections held alone, memory. */
 export interface SessionLimits extends ClientLimits {
   maxDedicatedConnections: number;
+  /** Bytes all clients may hold together before the largest is evicted (0: no limit). */
+  maxClientsMemoryBytes: number;
 }
 
 export class ProxyServer {
@@ -33,6 +36,8 @@ export class ProxyServer {
   #totalConnections = 0;
   /** Connections clients hold alone (blocked commands, transactions), over all clients. */
   readonly dedicated = new DedicatedBudget(() => this.options.limits.maxDedicatedConnections);
+  /** What all clients hold in memory together, bounded by `maxClientsMemoryBytes` (read live). */
+  readonly memory: ClientsMemory;
 
   constructor(
     parent: Scope,
@@ -42,6 +47,7 @@ export class ProxyServer {
     readonly info: () => string,
   ) {
     this.scope = parent.child("server");
+    this.memory = new ClientsMemory(() => this.options.limits.maxClientsMemoryBytes, log);
   }
 
   get port(): number {
@@ -75,6 +81,7 @@ export class ProxyServer {
         limits: this.options.limits,
         log: this.log,
         dedicated: this.dedicated,
+        memory: this.memory,
         listenHost: this.options.host,
         info: this.info,
       });
