@@ -37,6 +37,7 @@ export const ENV_VARIABLES: readonly { name: string; path: string; kind: Kind }[
   { name: "SLOTGATE_MAX_QUERY_BUFFER_BYTES", path: "limits.maxQueryBufferBytes", kind: "number" },
   { name: "SLOTGATE_MAX_CLIENT_OWED_BYTES", path: "limits.maxClientOwedBytes", kind: "number" },
   { name: "SLOTGATE_MAX_CLIENTS_MEMORY_BYTES", path: "limits.maxClientsMemoryBytes", kind: "number" },
+  { name: "SLOTGATE_SPLIT_CHUNK_PARTS", path: "limits.splitChunkParts", kind: "number" },
   { name: "SLOTGATE_MAX_CLIENTS", path: "limits.maxClients", kind: "number" },
   { name: "SLOTGATE_MAX_DEDICATED_CONNECTIONS", path: "limits.maxDedicatedConnections", kind: "number" },
   { name: "SLOTGATE_DENY_COMMANDS", path: "denyCommands", kind: "list" },

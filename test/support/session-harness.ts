@@ -38,6 +38,7 @@ export const TEST_LIMITS: ClientLimits = {
   maxClientOutputBytes: 1 << 30,
   maxQueryBufferBytes: 1 << 30,
   maxClientOwedBytes: 1 << 30,
+  splitChunkParts: 1024,
 };
 
 export interface HarnessOptions {

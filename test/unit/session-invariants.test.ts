@@ -45,7 +45,7 @@ function setup() {
   const logs: string[] = [];
   const host: SessionHost = {
     router: router as unknown as Router,
-    limits: { maxBulkBytes: 1 << 20, maxArrayLength: 1 << 20, maxPendingRequests: 100, maxClientOutputBytes: 1 << 24, maxQueryBufferBytes: 1 << 24, maxClientOwedBytes: 1 << 24 },
+    limits: { maxBulkBytes: 1 << 20, maxArrayLength: 1 << 20, maxPendingRequests: 100, maxClientOutputBytes: 1 << 24, maxQueryBufferBytes: 1 << 24, maxClientOwedBytes: 1 << 24, splitChunkParts: 1024 },
     log: createLogger("debug", (line) => logs.push(line)),
     memory: new ClientsMemory(() => 0, createLogger("error")),
     listenHost: "127.0.0.1",

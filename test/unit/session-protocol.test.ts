@@ -39,7 +39,7 @@ function setup() {
   const router = new RecordingRouter();
   const host: SessionHost = {
     router: router as unknown as Router,
-    limits: { maxBulkBytes: 1 << 20, maxArrayLength: 1 << 20, maxPendingRequests: 100, maxClientOutputBytes: 1 << 24, maxQueryBufferBytes: 1 << 24, maxClientOwedBytes: 1 << 24 },
+    limits: { maxBulkBytes: 1 << 20, maxArrayLength: 1 << 20, maxPendingRequests: 100, maxClientOutputBytes: 1 << 24, maxQueryBufferBytes: 1 << 24, maxClientOwedBytes: 1 << 24, splitChunkParts: 1024 },
     log: createLogger("error"),
     memory: new ClientsMemory(() => 0, createLogger("error")),
     listenHost: "127.0.0.1",

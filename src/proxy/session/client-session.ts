@@ -52,6 +52,8 @@ export interface ClientLimits {
   maxQueryBufferBytes: number;
   /** Bytes owed to the client (replies it has not read) from which its next requests wait, unsent. */
   maxClientOwedBytes: number;
+  /** Parts of a split command (MGET, MSET, DEL...) sent per turn of the event loop. */
+  splitChunkParts: number;
 }
 
 /** Services a session needs from the server that accepted it. */
@@ -183,6 +185,11 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
 
   get pendingCount(): number {
     return this.#queue.length;
+  }
+
+  /** Parts of a split command to send per turn of the event loop. */
+  get splitChunkParts(): number {
+    return this.#host.limits.splitChunkParts;
   }
 
   /** Run `step` on a later turn of the event loop, unless the client is gone by then. */
