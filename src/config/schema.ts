@@ -128,7 +128,7 @@ export const LimitsSchema = v.strictObject({
   /** Memory of all clients together, past which the largest is disconnected; Redis's maxmemory-clients. 0: off. */
   maxClientsMemoryBytes: v.optional(int(0, 1024 * GIB, "bytes"), GIB),
   /** Parts of a split command (MGET, MSET, DEL...) sent per turn of the event loop. */
-  splitChunkParts: v.optional(int(1, 1_000_000, "parts"), 1024),
+  splitChunkParts: v.optional(int(1, 1_000_000, "parts"), 256),
   maxClients: v.optional(int(1, 1_000_000, "clients"), 10_000),
   /** Upstream connections held by one client each (blocked commands, transactions), over all clients. */
   maxDedicatedConnections: v.optional(int(0, 1_000_000, "connections"), 1024),

@@ -71,7 +71,7 @@ describe("configuration", () => {
     assert.equal(config.limits.maxBulkBytes, 512 * 1024 * 1024);
     assert.equal(config.limits.maxClientsMemoryBytes, 1024 * 1024 * 1024);
     assert.equal(config.limits.maxClientOwedBytes, 8 * 1024 * 1024);
-    assert.equal(config.limits.splitChunkParts, 1024);
+    assert.equal(config.limits.splitChunkParts, 256);
     assert.equal(resolveKnobs({}, config.clusterDefaults).maxUpstreamQueueBytes, 64 * 1024 * 1024);
     assert.equal(loadConfig({ env: { SLOTGATE_SEEDS: "10.0.0.1:7000", SLOTGATE_MAX_CLIENTS_MEMORY_BYTES: "0" }, readFile: noFile }).limits.maxClientsMemoryBytes, 0);
     assert.match(problems({ SLOTGATE_SEEDS: "10.0.0.1:7000", SLOTGATE_MAX_QUERY_BUFFER_BYTES: "1000" })[0]!, /^SLOTGATE_MAX_QUERY_BUFFER_BYTES=1000: expected at least 1048576 bytes/);

@@ -38,6 +38,8 @@ describe("a split command in bounded steps", () => {
     const { sent, client, split, answer } = setup(100);
     const keys = Array.from({ length: 10_000 }, (_, i) => `key:${i}`);
     const command = split("MGET", ...keys);
+    assert.equal(sent.length, 0, "a big command starts on the next turn, not in the caller's");
+    client.runTurn();
     assert.equal(sent.length, 100, "the first step sends one chunk");
     let answered = 0;
     let turns = 0;

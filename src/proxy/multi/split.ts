@@ -96,7 +96,7 @@ export class SplitCommand implements Pending, ReplySink {
   /** Parts sent, and parts merged (in key order). */
   #sent = 0;
   #merged = 0;
-  /** Replies of parts sent and not merged yet, by part. */
+  /** Replies of parts sent and not merged yet: part `i` at `i % #replies.length` (a ring). */
   readonly #replies: (Uint8Array | undefined)[];
   #stepping = false;
   #scheduled = false;
@@ -121,25 +121,29 @@ export class SplitCommand implements Pending, ReplySink {
     this.#count = (args.length - 1) / spec.stride;
     this.#chunk = Math.max(1, client.splitChunkParts);
     this.#nil = nullReply(client.protocol);
-    this.#replies = new Array(this.#count);
+    // At most two chunks are sent and not merged, so a ring of that size holds them.
+    this.#replies = new Array(Math.min(this.#count, 2 * this.#chunk));
     if (routing.only !== null) {
       this.#route = routing.only;
       this.#routed = this.#count;
     }
   }
 
-  /** Queue the command's reply and run its first step now (a small command runs whole). */
+  /** Queue the command's reply; a small command runs whole now, a big one from the next turn on. */
   start(): void {
     this.#client.expect(this);
-    this.#run();
+    if (this.#count <= this.#chunk) return this.#run();
+    this.#scheduled = true;
+    this.#client.later(this.#step);
   }
 
   deliver(request: UpstreamRequest, reply: Uint8Array): void {
     const part = request.part;
-    if (this.reply !== null || part < this.#merged || this.#replies[part] !== undefined) {
+    const ring = this.#replies;
+    if (this.reply !== null || part < this.#merged || ring[part % ring.length] !== undefined) {
       return this.#client.fault(new InvariantError(`part ${part} of a split command was answered twice`));
     }
-    this.#replies[part] = reply;
+    ring[part % ring.length] = reply;
     if (part !== this.#merged) return;
     this.#mergeReady();
     if (this.#merged === this.#count) return this.#finish();
@@ -200,7 +204,7 @@ export class SplitCommand implements Pending, ReplySink {
     const args = this.#args;
     const client = this.#client;
     const resp3 = client.protocol === 3;
-    const window = Math.max(2 * this.#chunk, limit);
+    const window = this.#replies.length;
     for (let n = 0; n < limit && this.#sent < this.#count && this.#sent - this.#merged < window && this.reply === null; n++) {
       const i = this.#sent++;
       const route = this.#routes !== null ? this.#routes[i]! : this.#route!;
@@ -217,10 +221,11 @@ export class SplitCommand implements Pending, ReplySink {
 
   /** Merge the replies that are next in key order. */
   #mergeReady(): void {
-    const replies = this.#replies;
+    const ring = this.#replies;
+    const size = ring.length;
     let i = this.#merged;
-    for (let reply = replies[i]; reply !== undefined; reply = replies[i]) {
-      replies[i] = undefined;
+    for (let reply = ring[i % size]; reply !== undefined; reply = ring[i % size]) {
+      ring[i % size] = undefined;
       this.#merge(reply);
       i++;
     }
