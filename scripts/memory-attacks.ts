@@ -32,7 +32,31 @@ interface Row {
   runtime: string;
   baseline: number;
   peak: number;
+  /** The most the proxy counted for all clients (INFO's slotgate_clients_memory_bytes; 0 when it has none). */
+  accounted: number;
   notes: string;
+}
+
+/** Polls the proxy's INFO for what it counts for all clients, keeping the most seen. */
+function accountedPeak(port: number): { stop(): Promise<number> } {
+  let peak = 0;
+  let running = true;
+  const done = (async () => {
+    const conn = await RespConn.open(port);
+    while (running && !conn.closed) {
+      const match = /slotgate_clients_memory_bytes:(\d+)/.exec(await conn.command("INFO", "proxy"));
+      if (match) peak = Math.max(peak, Number(match[1]));
+      await sleep(50);
+    }
+    conn.close();
+  })();
+  return {
+    async stop() {
+      running = false;
+      await done;
+      return peak;
+    },
+  };
 }
 
 /** A well-behaved client: one GET at a time, for as long as the attack lasts. */
@@ -101,20 +125,23 @@ async function sendUnfinished(conn: RespConn, head: string, total: number, joint
   return sent;
 }
 
-const logged = (proxy: ProxyProcess, pattern: RegExp) => proxy.log.filter((line) => pattern.test(line)).length;
 
 const ATTACKS: Record<string, (proxy: ProxyProcess, cluster: LocalCluster) => Promise<string>> = {
   async unfinished(proxy) {
     const other = await getLoop(proxy);
     const conn = await RespConn.open(proxy.port);
     const bulk = 500 * MIB;
-    // MSET a <500 MiB> b <500 MiB>, cut off 1.13 GB in.
-    const head = `*5\r\n$4\r\nMSET\r\n$1\r\na\r\n$${bulk}\r\n`;
-    const joint = `\r\n$1\r\nb\r\n$${bulk}\r\n`;
-    const sent = await sendUnfinished(conn, head, 1.13e9, new Map([[head.length + bulk, joint]]));
+    // MSET a <500 MiB> b <500 MiB> c <500 MiB>, cut off 1.13 GB in.
+    const head = `*7\r\n$4\r\nMSET\r\n$1\r\na\r\n$${bulk}\r\n`;
+    const joint = (key: string) => `\r\n$1\r\n${key}\r\n$${bulk}\r\n`;
+    const second = head.length + bulk;
+    const third = second + joint("b").length + bulk;
+    let reply = "";
+    conn.onReply = (frame) => (reply = Buffer.from(frame).toString().trim());
+    const sent = await sendUnfinished(conn, head, 1.13e9, new Map([[second, joint("b")], [third, joint("c")]]));
     const closed = await conn.closedWithin(2000);
     conn.close();
-    return `sent ${mib(sent)}, disconnected: ${closed ? "yes" : "no"}; ${await other.stop()}; query-buffer log lines: ${logged(proxy, /query buffer/i)}`;
+    return `sent ${mib(sent)}, disconnected: ${closed ? `yes${reply ? ` (${reply})` : ""}` : "no"}; ${await other.stop()}`;
   },
 
   async four(proxy) {
@@ -124,7 +151,7 @@ const ATTACKS: Record<string, (proxy: ProxyProcess, cluster: LocalCluster) => Pr
     const sent = await Promise.all(conns.map((conn, i) => sendUnfinished(conn, `*3\r\n$3\r\nSET\r\n$8\r\nattack:${i}\r\n$${bulk}\r\n`, bulk)));
     const closed = await Promise.all(conns.map((conn) => conn.closedWithin(2000)));
     for (const conn of conns) conn.close();
-    return `sent ${sent.map(mib).join(" / ")}, disconnected ${closed.filter(Boolean).length} of 4; ${await other.stop()}; maxmemory-clients log lines: ${logged(proxy, /maxmemory-clients/)}`;
+    return `sent ${sent.map(mib).join(" / ")}, disconnected ${closed.filter(Boolean).length} of 4; ${await other.stop()}`;
   },
 
   async mget(proxy, cluster) {
@@ -184,16 +211,15 @@ const ATTACKS: Record<string, (proxy: ProxyProcess, cluster: LocalCluster) => Pr
     const other = await getLoop(proxy);
     const conns = await Promise.all(Array.from({ length: 8 }, () => RespConn.open(proxy.port)));
     const value = Buffer.alloc(MIB, "s");
-    let errors = 0;
     let replies = 0;
-    const samples: string[] = [];
+    const errors = new Map<string, number>();
     for (const conn of conns) {
       conn.onReply = (frame) => {
         replies++;
-        if (frame[0] === 45 /* - */) {
-          errors++;
-          if (samples.length < 1) samples.push(Buffer.from(frame).toString().trim());
-        }
+        if (frame[0] !== 45 /* - */) return;
+        // The error without the node's address: one count per kind.
+        const kind = Buffer.from(frame).toString().trim().replace(/\d+\.\d+\.\d+\.\d+:\d+/, "HOST:PORT");
+        errors.set(kind, (errors.get(kind) ?? 0) + 1);
       };
     }
     process.kill(owner.pid, "SIGSTOP");
@@ -208,7 +234,7 @@ const ATTACKS: Record<string, (proxy: ProxyProcess, cluster: LocalCluster) => Pr
     await sleep(1000);
     for (const conn of conns) conn.close();
     await cluster.waitForStable();
-    return `${replies} replies within the stop, ${errors} errors${samples.length ? ` (${samples[0]})` : ""}; ${await other.stop()}`;
+    return `${replies} replies within the stop and 1 s after: ${[...errors].map(([kind, n]) => `${n} × ${kind}`).join(", ") || "no errors"}; ${await other.stop()}`;
   },
 };
 
@@ -230,6 +256,7 @@ try {
       await sleep(1000);
       const baseline = proxy.rss();
       const sampler = new PeakSampler(() => proxy!.rss());
+      const accounting = accountedPeak(proxy.port);
       let notes: string;
       try {
         notes = await run(proxy, cluster);
@@ -237,12 +264,13 @@ try {
         notes = `FAILED: ${(error as Error).message}`;
       }
       const peak = sampler.stop();
-      const logTail = proxy.log.filter((line) => /warn|error/i.test(line)).slice(0, 2).map((line) => line.slice(0, 240));
+      const accounted = await accounting.stop();
+      const logTail = proxy.log.filter((line) => /warn|error/i.test(line)).slice(0, 3).map((line) => line.slice(0, 240));
       await proxy.stop();
       proxy = null;
-      const row = { attack, runtime, baseline, peak, notes };
+      const row = { attack, runtime, baseline, peak, accounted, notes };
       rows.push(row);
-      console.log(`${attack.padEnd(10)} ${runtime.padEnd(5)} RSS ${mib(baseline)} -> peak ${mib(peak)}; ${notes}`);
+      console.log(`${attack.padEnd(10)} ${runtime.padEnd(5)} RSS ${mib(baseline)} -> peak ${mib(peak)}${accounted ? ` (clients counted: ${mib(accounted)} at most)` : ""}; ${notes}`);
       for (const line of logTail) console.log(`           log: ${line}`);
     }
   }
@@ -252,5 +280,5 @@ try {
 }
 
 console.log(`\nslotgate from ${dir}${Object.keys(env).length ? ` with ${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(" ")}` : ""}`);
-console.log(`${"attack".padEnd(10)} ${"runtime".padEnd(7)} ${"RSS before".padStart(10)} ${"peak RSS".padStart(10)}`);
-for (const row of rows) console.log(`${row.attack.padEnd(10)} ${row.runtime.padEnd(7)} ${mib(row.baseline).padStart(10)} ${mib(row.peak).padStart(10)}`);
+console.log(`${"attack".padEnd(10)} ${"runtime".padEnd(7)} ${"RSS before".padStart(10)} ${"peak RSS".padStart(10)} ${"counted".padStart(10)}`);
+for (const row of rows) console.log(`${row.attack.padEnd(10)} ${row.runtime.padEnd(7)} ${mib(row.baseline).padStart(10)} ${mib(row.peak).padStart(10)} ${(row.accounted ? mib(row.accounted) : "-").padStart(10)}`);

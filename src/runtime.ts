@@ -106,4 +106,10 @@ export interface Runtime {
   lookup(hostname: string, signal: AbortSignal): Promise<string[]>;
   /** Serve `fetch` over HTTP/1.1. */
   serveHttp(options: ListenOptions, fetch: FetchHandler): Promise<HttpServer>;
+  /**
+   * A hint that much memory just became garbage (a client disconnected for using too much): a
+   * runtime whose collector would let it linger collects it now. Asked rarely, so it may block
+   * briefly. Optional; runtimes whose collector follows allocations closely enough leave it out.
+   */
+  collectGarbage?(): void;
 }

@@ -47,7 +47,10 @@ export class ProxyServer {
     readonly info: () => string,
   ) {
     this.scope = parent.child("server");
-    this.memory = new ClientsMemory(() => this.options.limits.maxClientsMemoryBytes, log);
+    // What evicted clients held is garbage once their sessions let go of it (on the next turn):
+    // ask the runtime to collect it then, rather than whenever it would have on its own.
+    const runtime = this.scope.runtime;
+    this.memory = new ClientsMemory(() => this.options.limits.maxClientsMemoryBytes, log, () => runtime.defer(() => runtime.collectGarbage?.()));
   }
 
   get port(): number {

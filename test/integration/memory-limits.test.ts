@@ -132,6 +132,7 @@ describe("memory bounded per client and in total", () => {
       await a.client.waitClosed();
       await until("C's 2 MiB to be held", () => app.server.memory.totalBytes >= 5 * MIB);
       assert.equal(app.server.memory.evicted, 1);
+      assert.match(await fifth.info("proxy"), /slotgate_evicted_clients:1\r\n/);
       assert.ok(!b.client.closed && !c.client.closed, "B and C are still connected");
       const line = logs.find((l) => l.includes("maxmemory-clients"));
       assert.ok(line?.startsWith(`WARN client disconnected: maxmemory-clients reached limit=maxClientsMemoryBytes id=${a.id} bytes=`), logs.join("\n"));

@@ -7,6 +7,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { INITIAL_WINDOW } from "../../src/proxy/session/client-flow.ts";
+import { ClientsMemory } from "../../src/proxy/session/clients-memory.ts";
+import { createLogger } from "../../src/log.ts";
 import { sessionHarness } from "../support/session-harness.ts";
 
 const KIB = 1024;
@@ -124,6 +126,24 @@ describe("the clients' memory budget (maxmemory-clients)", () => {
     reader.sendRaw(`*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$${30 * KIB}\r\n${bulk(25 * KIB)}`);
     assert.ok(sleeper.conn.destroyed, "the client owed 80 KiB is evicted");
     assert.ok(!reader.conn.destroyed);
+  });
+
+  it("evictions are told once per round, so the runtime can collect what the evicted clients held", () => {
+    let told = 0;
+    const memory = new ClientsMemory(() => 100, createLogger("silent"), () => told++);
+    const users = [1, 2, 3].map((id) => ({ id, evicted: false, evict() {
+      this.evicted = true;
+    } }));
+    memory.set(users[0]!, 40);
+    memory.set(users[1]!, 50);
+    assert.equal(told, 0);
+    memory.set(users[2]!, 120);
+    assert.deepEqual(users.map((u) => u.evicted), [false, false, true]);
+    memory.set(users[1]!, 70);
+    assert.deepEqual(users.map((u) => u.evicted), [false, true, true]);
+    assert.equal(told, 2);
+    assert.equal(memory.totalBytes, 40);
+    assert.equal(memory.evicted, 2);
   });
 
   it("a budget of 0 evicts nobody, while still counting", () => {

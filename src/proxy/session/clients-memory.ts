@@ -21,10 +21,14 @@ export class ClientsMemory {
   /** Clients disconnected by the budget since start (INFO's `evicted_clients`). */
   evicted = 0;
 
-  /** `limit()` is read at each check, so a live change applies at once; 0: no limit. */
+  /**
+   * `limit()` is read at each check, so a live change applies at once; 0: no limit.
+   * `evicted()` is called once after each round of evictions (their buffers are garbage now).
+   */
   constructor(
     readonly limit: () => number,
     readonly log: Logger,
+    readonly onEvicted: () => void = () => {},
   ) {}
 
   /** Bytes held by every client together, as last reported. */
@@ -84,5 +88,6 @@ export class ClientsMemory {
     } finally {
       this.#evicting = false;
     }
+    this.onEvicted();
   }
 }
