@@ -144,6 +144,9 @@ function infoText(runtime: Runtime, server: ProxyServer, control: LiveConfig, co
     `slotgate_version:${VERSION}`,
     `slotgate_runtime:${runtime.name}`,
     `slotgate_dedicated_connections:${server.dedicated.open}`,
+    `slotgate_clients_memory_bytes:${server.memory.totalBytes}`,
+    `slotgate_clients_memory_max_bytes:${server.options.limits.maxClientsMemoryBytes}`,
+    `slotgate_evicted_clients:${server.memory.evicted}`,
   ];
   for (const view of control.clusters()) {
     lines.push(

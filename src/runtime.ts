@@ -119,4 +119,10 @@ export interface Runtime {
    * size limit while reading). A response given before the body was read need not read the rest.
    */
   serveHttp(options: ListenOptions, fetch: FetchHandler): Promise<HttpServer>;
+  /**
+   * A hint that much memory just became garbage (a client disconnected for using too much): a
+   * runtime whose collector would let it linger collects it now. Asked rarely, so it may block
+   * briefly. Optional; runtimes whose collector follows allocations closely enough leave it out.
+   */
+  collectGarbage?(): void;
 }

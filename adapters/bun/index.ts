@@ -1,13 +1,14 @@
 /**
  * The Bun adapter: `Runtime` on Bun's native APIs — `Bun.connect` and `Bun.listen` (net.ts),
- * `Bun.dns.lookup` (dns.ts), `Bun.serve` (http.ts) — and Bun's timers (timers.ts). This file
- * only assembles them.
+ * `Bun.dns.lookup` (dns.ts), `Bun.serve` (http.ts) — Bun's timers (timers.ts) and its collector
+ * (gc.ts, asked after clients are evicted for memory). This file only assembles them.
  */
 import type { Runtime } from "../../src/runtime.ts";
 import { lookup } from "./dns.ts";
 import { serveHttp } from "./http.ts";
 import { connect, listen } from "./net.ts";
 import { defer, now, random, setTimer, wallClock } from "./timers.ts";
+import { collectGarbage } from "./gc.ts";
 
 /**
  * The Bun runtime. Quirks the core may see: a peer reset arrives as `close(error)` with `code`
@@ -26,4 +27,5 @@ export const bunRuntime: Runtime = {
   listen,
   lookup,
   serveHttp,
+  collectGarbage,
 };

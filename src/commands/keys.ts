@@ -195,10 +195,11 @@ export function keyIndexes(info: CommandInfo, args: readonly Uint8Array[]): numb
     const argc = args.length;
     const first = info.firstKey;
     if (first === 0) return [];
-    const last = info.lastKey < 0 ? argc + info.lastKey : info.lastKey;
+    const last = Math.min(info.lastKey < 0 ? argc + info.lastKey : info.lastKey, argc - 1);
     const step = info.step;
-    const keys: number[] = [];
-    for (let i = first; i <= last && i < argc; i += step) keys.push(i);
+    // Sized once: MGET and the like may name a million keys.
+    const keys = new Array<number>(last >= first ? Math.floor((last - first) / step) + 1 : 0);
+    for (let i = first, k = 0; i <= last; i += step) keys[k++] = i;
     return keys;
   }
   const keys = keysFromSpecs(info.keySpecs, args);

@@ -36,7 +36,8 @@ const int = (min: number, max: number, unit: string) =>
   );
 
 const HOUR_MS = 3_600_000;
-const GIB = 1024 * 1024 * 1024;
+const MIB = 1024 * 1024;
+const GIB = 1024 * MIB;
 
 /** Knobs of one cluster; all optional here, filled from `clusterDefaults` and then the defaults below. */
 const knobs = {
@@ -53,6 +54,7 @@ const knobs = {
   probeBackoffMinMs: v.optional(int(1, HOUR_MS, "milliseconds")),
   probeBackoffMaxMs: v.optional(int(1, HOUR_MS, "milliseconds")),
   maxUnknownNodes: v.optional(int(0, 100_000, "nodes")),
+  maxUpstreamQueueBytes: v.optional(int(64 * 1024, 16 * GIB, "bytes")),
 };
 
 export const KNOB_DEFAULTS = {
@@ -72,6 +74,8 @@ export const KNOB_DEFAULTS = {
   probeBackoffMaxMs: 2000,
   /** Nodes outside the slot map a MOVED or ASK may open connections to (Envoy's max_upstream_unknown_connections). */
   maxUnknownNodes: 100,
+  /** Unsent bytes one upstream connection may hold; past it, requests for it fail at once. */
+  maxUpstreamQueueBytes: 64 * MIB,
 } as const;
 
 export type Knobs = { -readonly [K in keyof typeof KNOB_DEFAULTS]: number };
@@ -127,6 +131,14 @@ export const LimitsSchema = v.strictObject({
   maxArrayLength: v.optional(int(1, 2 ** 31 - 1, "elements"), 1024 * 1024),
   maxPendingRequests: v.optional(int(1, 10_000_000, "requests"), 10_000),
   maxClientOutputBytes: v.optional(int(1024, 16 * GIB, "bytes"), 256 * 1024 * 1024),
+  /** A client's query buffer (unfinished request, requests read but not run); Redis's client-query-buffer-limit. */
+  maxQueryBufferBytes: v.optional(int(MIB, 4 * GIB, "bytes"), GIB),
+  /** Bytes owed to a client (replies it has not read) from which its next requests wait, unsent. */
+  maxClientOwedBytes: v.optional(int(MIB, 16 * GIB, "bytes"), 8 * MIB),
+  /** Memory of all clients together, past which the largest is disconnected; Redis's maxmemory-clients. 0: off. */
+  maxClientsMemoryBytes: v.optional(int(0, 1024 * GIB, "bytes"), GIB),
+  /** Parts of a split command (MGET, MSET, DEL...) sent per turn of the event loop. */
+  splitChunkParts: v.optional(int(1, 1_000_000, "parts"), 256),
   maxClients: v.optional(int(1, 1_000_000, "clients"), 10_000),
   /** Upstream connections held by one client each (blocked commands, transactions), over all clients. */
   maxDedicatedConnections: v.optional(int(0, 1_000_000, "connections"), 1024),

@@ -40,6 +40,10 @@ const LIMITS: Rules<LimitsConfig> = {
     kind: "live",
     applies: "at once: every new blocked command, transaction or subscription is admitted against it; connections already held stay",
   },
+  maxQueryBufferBytes: { kind: "live", applies: "to clients that connect afterwards; connected clients keep the limit they connected with" },
+  maxClientOwedBytes: { kind: "live", applies: "to clients that connect afterwards; connected clients keep the limit they connected with" },
+  maxClientsMemoryBytes: { kind: "live", applies: "at once: it bounds all clients together, checked as each one's memory changes" },
+  splitChunkParts: { kind: "live", applies: "to clients that connect afterwards; connected clients keep the step they connected with" },
   clientIdleTimeoutSeconds: { kind: "live", applies: "to clients that connect afterwards; connected clients keep the timeout they connected with" },
   tcpKeepAliveSeconds: {
     kind: "live",

@@ -11,6 +11,7 @@ import { ClientSession, type ClientLimits } from "./session/client-session.ts";
 import type { Router } from "./routing/router.ts";
 import { DedicatedBudget } from "./own-conn/dedicated.ts";
 import { closeAfterFlush } from "./session/closing.ts";
+import { ClientsMemory } from "./session/clients-memory.ts";
 
 export interface ServerOptions {
   host: string;
@@ -19,12 +20,14 @@ export interface ServerOptions {
   limits: SessionLimits;
 }
 
-/** Limits of a session, and the bounds over all clients. */
+/** Limits of a session, and the bounds over all clients: connections held alone, memory. */
 export interface SessionLimits extends ClientLimits {
   /** Connections clients hold alone (blocked commands, transactions), over all clients; read per acquire. */
   maxDedicatedConnections: number;
   /** Connections beyond this are refused with `-ERR max number of clients reached`; read per accept. */
   maxClients: number;
+  /** Bytes all clients may hold together before the largest is evicted (0: no limit). */
+  maxClientsMemoryBytes: number;
 }
 
 export class ProxyServer {
@@ -37,6 +40,8 @@ export class ProxyServer {
   #refusing = false;
   /** Connections clients hold alone (blocked commands, transactions), over all clients. */
   readonly dedicated = new DedicatedBudget(() => this.options.limits.maxDedicatedConnections);
+  /** What all clients hold in memory together, bounded by `maxClientsMemoryBytes` (read live). */
+  readonly memory: ClientsMemory;
 
   constructor(
     parent: Scope,
@@ -46,6 +51,10 @@ export class ProxyServer {
     readonly info: () => string,
   ) {
     this.scope = parent.child("server");
+    // What evicted clients held is garbage once their sessions let go of it (on the next turn):
+    // ask the runtime to collect it then, rather than whenever it would have on its own.
+    const runtime = this.scope.runtime;
+    this.memory = new ClientsMemory(() => this.options.limits.maxClientsMemoryBytes, log, () => runtime.defer(() => runtime.collectGarbage?.()));
   }
 
   get port(): number {
@@ -88,6 +97,7 @@ export class ProxyServer {
         limits: this.options.limits,
         log: this.log,
         dedicated: this.dedicated,
+        memory: this.memory,
         listenHost: this.options.host,
         info: this.info,
       });

@@ -23,6 +23,20 @@ export class ProtocolError extends Error {
 }
 
 /**
+ * An unfinished frame grew past `RespLimits.maxFrameBytes` (for a client: its query buffer limit).
+ * Thrown while reading, before the bytes that cross the limit are held.
+ */
+export class FrameTooBigError extends ProtocolError {
+  constructor(
+    /** Bytes the frame would hold with the chunk that crossed the limit. */
+    readonly bytes: number,
+    readonly limit: number,
+  ) {
+    super("too big frame");
+  }
+}
+
+/**
  * An error reply from a server, decoded. `prefix` is the first word of the message ("ERR",
  * "MOVED", "WRONGTYPE", ...), which Redis uses as the error code.
  */

@@ -2,7 +2,7 @@
  * The unfinished end of a stream between chunks: the frame a scan (./frame.ts) stopped inside,
  * held until the chunk that completes it arrives, then joined once.
  */
-import { ProtocolError } from "./errors.ts";
+import { FrameTooBigError, ProtocolError } from "./errors.ts";
 import { CR, LF } from "./bytes.ts";
 import { INLINE_MAX_BYTES, ScanState, isSimpleType, readHeader, scanFrom, type RespLimits } from "./frame.ts";
 
@@ -150,10 +150,11 @@ export class FrameTail {
   }
 
   private absorb(part: Uint8Array, limits: RespLimits): void {
+    const max = limits.maxFrameBytes;
+    // Checked before the part is held: the bytes past the limit are never kept.
+    if (max !== undefined && this.size + part.length > max) throw new FrameTooBigError(this.size + part.length, max);
     this.parts.push(part);
     this.size += part.length;
-    const max = limits.maxFrameBytes;
-    if (max !== undefined && this.size > max) throw new ProtocolError("too big frame");
   }
 
   private noteLine(buf: Uint8Array, lineStart: number, end: number): void {

@@ -1,7 +1,9 @@
 /**
  * Client request parsing. Our scanner finds where each request ends; contiguous runs of complete
- * multibulk requests are then decoded by `redis-parser` in one `execute` each, so that parser never
- * holds a partial frame. Inline commands are split here, the way Redis's sdssplitargs does.
+ * multibulk requests within a chunk are then decoded by `redis-parser` in one `execute` each, so
+ * that parser never holds a partial frame. A request that spans chunks has its arguments taken
+ * as its chunks arrive (./arg-collector.ts), so a huge one is never decoded in one long step.
+ * Inline commands are split here, the way Redis's sdssplitargs does.
  */
 /// <reference path="./redis-parser.d.ts" />
 import RedisParser from "redis-parser";
@@ -9,6 +11,7 @@ import { encodeCommand } from "./encode.ts";
 import { ProtocolError } from "./errors.ts";
 import { DEFAULT_LIMITS, scanFrom, scanInline, type RespLimits } from "./frame.ts";
 import { FrameTail } from "./frame-tail.ts";
+import { ArgCollector } from "./arg-collector.ts";
 import { STAR } from "./bytes.ts";
 
 /** Receives one request: its arguments (command name first) and its exact multibulk bytes. */
@@ -42,6 +45,8 @@ function unexpected(error: Error): void {
  */
 export class RequestParser {
   private readonly tail = new FrameTail();
+  /** The arguments of the request held in `tail`, taken chunk by chunk. */
+  private readonly collector = new ArgCollector();
   private readonly decoder: RedisParser;
   /** End offsets (in `runBuf`) of the frames of the run being decoded. */
   private readonly ends: number[] = [];
@@ -63,14 +68,15 @@ export class RequestParser {
     });
   }
 
-  /** Bytes of an unfinished request held since the last `push`. */
+  /** Bytes held for an unfinished request since the last `push` (its chunks, and its argument offsets). */
   get bufferedBytes(): number {
-    return this.tail.bufferedBytes;
+    return this.tail.bufferedBytes + this.collector.indexBytes;
   }
 
   /** Forgets any unfinished request and a previous failure. */
   reset(): void {
     this.tail.clear();
+    this.collector.start();
     this.decoder.reset();
     this.ends.length = 0;
     this.failure = null;
@@ -89,13 +95,15 @@ export class RequestParser {
     try {
       if (tail.active) {
         const q = tail.resume(chunk, limits);
-        if (q < 0) return;
         const inline = tail.inline;
+        // Fed only once the scan has checked these bytes (it throws on malformed input).
+        if (!inline) this.collector.feed(chunk, 0, q < 0 ? n : q);
+        if (q < 0) return;
         const frame = tail.finish(chunk, q);
         if (inline) this.inline(frame, 0, frame.length);
-        else if (st.argc > 0) {
-          this.ends.push(frame.length);
-          this.flush(frame, 0);
+        else {
+          const args = this.collector.take(frame);
+          if (st.argc > 0) this.onRequest(args, frame);
         }
         p = runStart = q;
       }
@@ -106,6 +114,8 @@ export class RequestParser {
           if (q < 0) {
             this.flush(chunk, runStart);
             tail.begin(chunk, p, n, limits);
+            this.collector.start();
+            this.collector.feed(chunk, p, n);
             return;
           }
           if (st.argc > 0) this.ends.push(q);
@@ -129,6 +139,7 @@ export class RequestParser {
     } catch (error) {
       this.failure = error;
       tail.clear();
+      this.collector.start();
       // Requests before a malformed one were complete: Redis would have run them.
       if (error instanceof ProtocolError && this.ends.length > 0) this.flush(chunk, runStart);
       throw error;

@@ -12,6 +12,10 @@
  * queued ahead of everything else; a prelude that fails takes the connection down. RESP3 push
  * frames (`>`) are never matched to requests: they go to `events.push`. A subscriber connection
  * matches nothing at all: every frame it reads is handed to `events.push`.
+ *
+ * Back-pressure is honoured: once a write finds the socket over its high-water mark, requests
+ * wait in the connection's own queue until `drain`. `queuedBytes` says how much waits, so that
+ * the node can refuse requests past its bound (./node.ts) instead of queueing without end.
  */
 import type { Conn } from "../runtime.ts";
 import type { Scope, ScopedTimer } from "../scope/scope.ts";
@@ -73,6 +77,8 @@ export class UpstreamConn implements DedicatedConn {
   #out: Uint8Array[] = [];
   #outBytes = 0;
   #flushScheduled = false;
+  /** The socket is over its high-water mark: nothing more is written until `drain`. */
+  #blocked = false;
   #timer: ScopedTimer | null = null;
   #dead = false;
   #wasOpen = false;
@@ -106,6 +112,11 @@ export class UpstreamConn implements DedicatedConn {
 
   get isDead(): boolean {
     return this.#dead;
+  }
+
+  /** Bytes queued and not yet sent: waiting here, and unsent in the socket. */
+  get queuedBytes(): number {
+    return this.#outBytes + (this.#conn?.bufferedBytes ?? 0);
   }
 
   /** Resolves once no request is pending (at once if none is), or when the connection dies. */
@@ -176,7 +187,7 @@ export class UpstreamConn implements DedicatedConn {
       this.#conn = await withTimeout(this.#scope, `connect to ${host}:${port}`, connectTimeoutMs, (timeout) =>
         connect(this.#scope, { host, port, signal: AbortSignal.any([timeout, this.#connecting.signal]) }, {
           data: (chunk) => this.#onData(chunk),
-          drain: () => {},
+          drain: () => this.#onDrain(),
           close: (error) => this.fail(`upstream connection to ${this.#address()} lost${error ? `: ${error.message}` : ""}`, error ? causeOf(error) : "closed"),
         }),
       );
@@ -212,10 +223,17 @@ export class UpstreamConn implements DedicatedConn {
   #write(): void {
     this.#flushScheduled = false;
     const conn = this.#conn;
-    if (!conn || this.#outBytes === 0) return;
-    conn.write(concatBytes(this.#out, this.#outBytes));
+    if (!conn || this.#outBytes === 0 || this.#blocked) return;
+    const belowHighWater = conn.write(concatBytes(this.#out, this.#outBytes));
     this.#out = [];
     this.#outBytes = 0;
+    // The node is not reading as fast as we write: keep the rest here until it drains.
+    if (!belowHighWater) this.#blocked = true;
+  }
+
+  #onDrain(): void {
+    this.#blocked = false;
+    if (this.#outBytes > 0) this.#schedule();
   }
 
   #onData(chunk: Uint8Array): void {

@@ -13,6 +13,11 @@
  * Requests of RESP3 clients travel on a second set of connections that said `HELLO 3`. A client
  * may also get a connection of its own (`dedicated`): for a blocked command, a transaction or a
  * subscription. The node owns it (it dies with the node), the client closes it when done.
+ *
+ * A shared connection holds at most `maxUpstreamQueueBytes` unsent (plus the request that crossed
+ * it): past that, a node that does not read fast enough gets its requests refused at once with an
+ * error naming the limit, rather than the proxy buffering for it without end. A connection of a
+ * client's own is bounded by that client's own limits.
  */
 import type { Scope } from "../scope/scope.ts";
 import { UpstreamRequest } from "../backend/request.ts";
@@ -37,6 +42,8 @@ export interface UpstreamNodeOptions extends Omit<UpstreamConnOptions, "host" | 
   log?: Logger;
   /** The backend the node serves, named in its log lines. */
   cluster?: string;
+  /** Unsent bytes a shared connection may hold; past it, requests for it are refused at once. */
+  maxUpstreamQueueBytes: number;
 }
 
 export type NodeHealthState = "up" | "down" | "suspect";
@@ -65,6 +72,8 @@ export class UpstreamNode implements NodeHandle {
   #probing: Scope | null = null;
   readonly #closing: Unavailable;
   readonly #closeReason: () => string | null;
+  readonly #maxQueueBytes: number;
+  readonly #full: Unavailable;
 
   /**
    * `closeReason` says why requests still pending at teardown fail (e.g. "cluster 'a' was
@@ -85,6 +94,8 @@ export class UpstreamNode implements NodeHandle {
     this.#conns = new Array(Math.max(1, options.connectionsPerNode)).fill(null);
     this.#connOptions = { ...options, host, port, closing: () => this.#refusal() };
     this.#options = options;
+    this.#maxQueueBytes = options.maxUpstreamQueueBytes;
+    this.#full = new Unavailable("limit", `upstream ${this.address} is not keeping up: its connection's send queue is full (maxUpstreamQueueBytes ${options.maxUpstreamQueueBytes})`);
     this.#events = events;
     this.#log = options.log ?? SILENT_LOGGER;
     // Teardown destroys the sockets without running their close handlers; answer what they held.
@@ -159,6 +170,11 @@ export class UpstreamNode implements NodeHandle {
     const index = request.affinity % conns.length;
     let conn = conns[index];
     if (!conn || conn.isDead) conn = conns[index] = this.#open(conns, request.resp3 ? 3 : 2);
+    // A node that does not keep up: past the bound, requests fail at once instead of piling up.
+    if (conn.queuedBytes >= this.#maxQueueBytes) {
+      request.sink.deliver(request, this.#full.reply);
+      return;
+    }
     const refused = conn.send(request);
     if (refused) request.sink.deliver(request, refused.reply);
   }

@@ -27,6 +27,8 @@ import { shrinkChunked, shrinkSizes, type Failure, type Target } from "./harness
 import { generateRequests, diffOutcome } from "./parser-target.ts";
 import { genReply } from "./replies.ts";
 import { refRequests, type RequestOutcome } from "./requests.ts";
+import { ClientsMemory } from "../../src/proxy/session/clients-memory.ts";
+import { createLogger } from "../../src/log.ts";
 
 export interface SessionInput {
   bytes: Uint8Array;
@@ -156,9 +158,10 @@ function rig(input: SessionInput): Rig {
   const log: Logger = { debug() {}, info() {}, warn: record, error: record };
   const host: SessionHost = {
     router: router as unknown as Router,
-    limits: { ...input.limits, maxPendingRequests: input.maxPendingRequests, maxClientOutputBytes: 1 << 30 },
+    limits: { maxQueryBufferBytes: 1 << 30, maxClientOwedBytes: 1 << 30, splitChunkParts: 256, ...input.limits, maxPendingRequests: input.maxPendingRequests, maxClientOutputBytes: 1 << 30 },
     log,
     listenHost: "127.0.0.1",
+    memory: new ClientsMemory(() => 0, createLogger("error")),
     dedicated: new DedicatedBudget(() => 0),
     info: () => "# Server\r\n",
   };

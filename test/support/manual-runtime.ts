@@ -88,6 +88,8 @@ export class FakeConn implements Conn {
   readonly localPort: number;
   readonly written: Uint8Array[] = [];
   bufferedBytes = 0;
+  /** The peer does not read: every write stays unsent (`bufferedBytes` grows) and returns false. */
+  stalled = false;
   paused = false;
   ended = false;
   destroyed = false;
@@ -108,6 +110,10 @@ export class FakeConn implements Conn {
   write(chunk: Uint8Array): boolean {
     if (this.ended || this.destroyed) return false;
     this.written.push(chunk);
+    if (this.stalled) {
+      this.bufferedBytes += chunk.length;
+      return false;
+    }
     return true;
   }
 

@@ -16,9 +16,10 @@ export interface RunningProxy {
 
 /**
  * Start slotgate on a free port with `seeds`; `env` overrides any SLOTGATE_* variable, `options`
- * are handed to startSlotgate (a test's own command table, say).
+ * are handed to startSlotgate (a test's own command table, say); `log` receives every log line
+ * (default: the console, at the configured level).
  */
-export async function startProxy(seeds: string[], env: Record<string, string> = {}, options: SlotgateOptions = {}): Promise<RunningProxy> {
+export async function startProxy(seeds: string[], env: Record<string, string> = {}, options: SlotgateOptions = {}, log?: (line: string) => void): Promise<RunningProxy> {
   const runtime = await currentRuntime();
   const config = loadConfig({
     env: { SLOTGATE_SEEDS: seeds.join(","), SLOTGATE_LISTEN: "127.0.0.1:0", SLOTGATE_ADMIN_LISTEN: "127.0.0.1:0", SLOTGATE_LOG_LEVEL: "warn", ...env },
@@ -26,7 +27,7 @@ export async function startProxy(seeds: string[], env: Record<string, string> = 
       throw new Error("no config file in tests");
     },
   });
-  const app = await startSlotgate(runtime, config, createLogger(config.logLevel), options);
+  const app = await startSlotgate(runtime, config, createLogger(config.logLevel, log), options);
   await app.ready();
   return { app, port: app.port, stop: () => app.close() };
 }

@@ -30,6 +30,7 @@ const OPTIONS: ClusterOptions = {
   probeBackoffMinMs: 100,
   probeBackoffMaxMs: 2000,
   maxUnknownNodes: 100,
+  maxUpstreamQueueBytes: 1 << 26,
 };
 
 /** A CLUSTER SLOTS reply: each range `[start, end, primary port]` on 127.0.0.1. */

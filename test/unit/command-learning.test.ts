@@ -45,6 +45,7 @@ const OPTIONS: Omit<ClusterOptions, "commands"> = {
   probeBackoffMinMs: 100,
   probeBackoffMaxMs: 2000,
   maxUnknownNodes: 100,
+  maxUpstreamQueueBytes: 1 << 20,
 };
 
 type Answer = "answer" | "error" | "ignore";

@@ -43,6 +43,10 @@ describe("configuration", () => {
     const env: Record<string, string> = { SLOTGATE_SEEDS: "10.0.0.1:7000", SLOTGATE_LISTEN: "0.0.0.0:7777", SLOTGATE_LOG_LEVEL: "debug", SLOTGATE_ADMIN_LISTEN: "off", SLOTGATE_ADMIN_TOKEN: "secret-token" };
     for (const variable of ENV_VARIABLES) if (variable.kind === "number") env[variable.name] ??= "42";
     env.SLOTGATE_MAX_CLIENT_OUTPUT_BYTES = "4096";
+    // Byte limits with a floor of their own.
+    env.SLOTGATE_MAX_QUERY_BUFFER_BYTES = "2097152";
+    env.SLOTGATE_MAX_CLIENT_OWED_BYTES = "3145728";
+    env.SLOTGATE_MAX_UPSTREAM_QUEUE_BYTES = "65536";
     const config = loadConfig({ env, readFile: noFile });
     assert.equal(config.listen, "0.0.0.0:7777");
     assert.equal(config.logLevel, "debug");
@@ -53,7 +57,24 @@ describe("configuration", () => {
     assert.equal(config.admin.token, "secret-token");
     assert.equal(config.limits.maxClients, 42);
     assert.equal(config.limits.maxClientOutputBytes, 4096);
+    assert.equal(config.limits.maxQueryBufferBytes, 2097152);
+    assert.equal(config.limits.maxClientOwedBytes, 3145728);
+    assert.equal(config.limits.maxClientsMemoryBytes, 42);
+    assert.equal(config.limits.splitChunkParts, 42);
+    assert.equal(config.clusterDefaults.maxUpstreamQueueBytes, 65536);
     assert.equal(config.shutdownTimeoutMs, 42);
+  });
+
+  it("memory limits default to Redis's own (1 GiB query buffer, 512 MiB bulk) and a 1 GiB budget for all clients; 0 turns the budget off; a query buffer under 1 MiB is refused", () => {
+    const config = loadConfig({ env: { SLOTGATE_SEEDS: "10.0.0.1:7000" }, readFile: noFile });
+    assert.equal(config.limits.maxQueryBufferBytes, 1024 * 1024 * 1024);
+    assert.equal(config.limits.maxBulkBytes, 512 * 1024 * 1024);
+    assert.equal(config.limits.maxClientsMemoryBytes, 1024 * 1024 * 1024);
+    assert.equal(config.limits.maxClientOwedBytes, 8 * 1024 * 1024);
+    assert.equal(config.limits.splitChunkParts, 256);
+    assert.equal(resolveKnobs({}, config.clusterDefaults).maxUpstreamQueueBytes, 64 * 1024 * 1024);
+    assert.equal(loadConfig({ env: { SLOTGATE_SEEDS: "10.0.0.1:7000", SLOTGATE_MAX_CLIENTS_MEMORY_BYTES: "0" }, readFile: noFile }).limits.maxClientsMemoryBytes, 0);
+    assert.match(problems({ SLOTGATE_SEEDS: "10.0.0.1:7000", SLOTGATE_MAX_QUERY_BUFFER_BYTES: "1000" })[0]!, /^SLOTGATE_MAX_QUERY_BUFFER_BYTES=1000: expected at least 1048576 bytes/);
   });
 
   it("the file is read first and variables override its fields", () => {

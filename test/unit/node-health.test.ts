@@ -21,6 +21,7 @@ const OPTIONS: UpstreamNodeOptions = {
   probeBackoffMinMs: 100,
   probeBackoffMaxMs: 400,
   cluster: "main",
+  maxUpstreamQueueBytes: 1 << 26,
 };
 
 const decoder = new TextDecoder();

@@ -1,8 +1,9 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { ProtocolError } from "../../src/resp/errors.ts";
+import { FrameTooBigError, ProtocolError } from "../../src/resp/errors.ts";
 import { INLINE_MAX_BYTES, type RespLimits } from "../../src/resp/frame.ts";
 import { commandName, RequestParser, splitInline } from "../../src/resp/request-parser.ts";
+import { LAZY_ARGS } from "../../src/resp/arg-collector.ts";
 
 const te = new TextEncoder();
 const bytes = (s: string) => te.encode(s);
@@ -259,6 +260,84 @@ describe("RequestParser: chunking", () => {
   });
 });
 
+describe("RequestParser: a request spanning chunks", () => {
+  test("its arguments are taken as the chunks arrive: each is a view of the chunk that brought it", () => {
+    const keys = Array.from({ length: 1000 }, (_, i) => `key:${i}`);
+    const request = bytes(mb("MGET", ...keys));
+    const chunks = randomChunks(request, prng(7), 4096);
+    const owners = new Set(chunks.map((chunk) => chunk.buffer));
+    const seen: Uint8Array[][] = [];
+    const frames: Uint8Array[] = [];
+    const parser = new RequestParser((args, frame) => {
+      seen.push(args);
+      frames.push(frame);
+    });
+    for (const chunk of chunks) parser.push(chunk);
+    assert.deepEqual(seen.map((args) => args.map(latin1)), [["MGET", ...keys]]);
+    assert.equal(latin1(frames[0]!), latin1(request));
+    // Arguments cut by a chunk boundary are small copies; the others are views of their chunk,
+    // which they could not be if the request were decoded from the joined frame at the end.
+    const inChunks = seen[0]!.filter((arg) => owners.has(arg.buffer)).length;
+    assert.ok(inChunks > keys.length * 0.9, `${inChunks} of ${keys.length + 1} arguments are views of the chunks`);
+  });
+
+  test("arguments over 64 KiB cut by chunk boundaries are views of the joined frame; small and empty ones survive any cut", () => {
+    const big = "B".repeat(200_000);
+    const bin = "\r\n$3\r\n" + "q".repeat(70_000);
+    const request = mb("SET", big, "", "s", bin, "x".repeat(65_536), "t");
+    const corpus = bytes(request + mb("PING"));
+    const expected = [["SET", big, "", "s", bin, "x".repeat(65_536), "t"], ["PING"]];
+    for (let seed = 1; seed <= 12; seed++) {
+      const max = [7, 1000, 65_536, 100_000][seed % 4]!;
+      const frames: Uint8Array[] = [];
+      const args: Uint8Array[][] = [];
+      const parser = new RequestParser((a, frame) => {
+        args.push(a);
+        frames.push(frame);
+      });
+      for (const chunk of randomChunks(corpus, prng(seed), max)) parser.push(chunk);
+      assert.deepEqual(args.map((a) => a.map(latin1)), expected, `seed ${seed}, chunks up to ${max}`);
+      assert.equal(latin1(frames[0]!), request);
+      if (max < 100_000) assert.equal(args[0]![1]!.buffer, frames[0]!.buffer, "the big argument is a view of the frame, not a second copy");
+    }
+  });
+});
+
+describe("RequestParser: a request with very many arguments", () => {
+  const keys = Array.from({ length: LAZY_ARGS * 3 }, (_, i) => `k${i}${i % 7 === 0 ? "" : "x".repeat(i % 50)}`);
+  keys[100] = "";
+  const request = bytes(mb("MGET", ...keys) + mb("PING"));
+
+  test("its arguments are kept as offsets while it arrives and made when read; it reads like any array", () => {
+    for (const max of [5, 333, 4096, 70_000]) {
+      const seen: { args: Uint8Array[]; frame: Uint8Array }[] = [];
+      const parser = new RequestParser((args, frame) => seen.push({ args, frame }));
+      const chunks = randomChunks(request, prng(max), max);
+      let held = 0;
+      for (const chunk of chunks) {
+        parser.push(chunk);
+        if (seen.length === 0) held = Math.max(held, parser.bufferedBytes);
+      }
+      assert.equal(seen.length, 2, `chunks up to ${max}`);
+      const { args, frame } = seen[0]!;
+      assert.equal(args.length, keys.length + 1);
+      assert.deepEqual(args.map(latin1), ["MGET", ...keys], `chunks up to ${max}`);
+      assert.deepEqual([...args.slice(1, 3)].map(latin1), keys.slice(0, 2));
+      assert.equal(latin1(args.at(-1)!), keys.at(-1));
+      assert.equal(args[keys.length + 1], undefined);
+      // Made on read, from the joined frame: two reads are two views of the same bytes.
+      assert.notEqual(args[5], args[5]);
+      assert.equal(args[5]!.buffer, frame.buffer);
+      assert.throws(() => {
+        (args as Uint8Array[])[1] = bytes("other");
+      }, TypeError);
+      assert.deepEqual(seen[1]!.args.map(latin1), ["PING"]);
+      // Offsets are counted as held bytes while the request is unfinished.
+      if (max < 70_000) assert.ok(held > request.length - 100, `held ${held} of ${request.length}`);
+    }
+  });
+});
+
 describe("RequestParser: malformed requests", () => {
   test("requests before the bad one are delivered, then the error is thrown", () => {
     const { parser, seen } = collector();
@@ -321,6 +400,23 @@ describe("RequestParser: malformed requests", () => {
     parser.push(bytes("*2\r\n$3\r\nSET\r\n$100000\r\n"));
     parser.push(new Uint8Array(3000));
     assertProtocolError(() => parser.push(new Uint8Array(3000)), "too big frame");
+  });
+
+  test("maxFrameBytes counts every argument of a request, and the chunk that crosses it is never held", () => {
+    const limits = { maxBulkBytes: 1 << 20, maxArrayLength: 100, maxFrameBytes: 6000 };
+    const { parser, seen } = collector(limits);
+    // Two 4000-byte values, each under maxBulkBytes: together over the frame limit.
+    parser.push(bytes(mb("PING") + "*5\r\n$4\r\nMSET\r\n$1\r\na\r\n$4000\r\n" + "x".repeat(4000) + "\r\n$1\r\nb\r\n$4000\r\n"));
+    const held = parser.bufferedBytes;
+    assert.ok(held > 4000 && held <= 6000, `held ${held}`);
+    assert.throws(() => parser.push(bytes("y".repeat(4000))), (error: unknown) => {
+      assert.ok(error instanceof FrameTooBigError);
+      assert.equal(error.limit, 6000);
+      assert.equal(error.bytes, held + 4000);
+      return true;
+    });
+    assert.equal(parser.bufferedBytes, 0, "nothing is held once the limit is crossed");
+    assert.deepEqual(seen.map((s) => s.args), [["PING"]]);
   });
 });
 

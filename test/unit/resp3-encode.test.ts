@@ -8,7 +8,9 @@ import { describe, it } from "node:test";
 import { encodeArray, encodeBulk, encodeInteger, encodeMap, encodeSet, encodeVerbatim, nullReply } from "../../src/resp/encode.ts";
 import { ReplyReader } from "../../src/resp/reply-reader.ts";
 import { SPLIT_COMMANDS, SplitCommand } from "../../src/proxy/multi/split.ts";
-import type { Pending } from "../../src/backend/request.ts";
+import type { UpstreamRequest } from "../../src/backend/request.ts";
+import { FakeClient } from "../support/fake-client.ts";
+import { fakeBackend } from "../support/fake-backend.ts";
 
 const latin1 = (bytes: Uint8Array) => Array.from(bytes, (b) => String.fromCharCode(b)).join("");
 const encoder = new TextEncoder();
@@ -57,31 +59,36 @@ describe("RESP3 encoders", () => {
 });
 
 describe("split replies follow the client's protocol", () => {
-  const owner = (protocol: 2 | 3) => {
-    const done: Pending[] = [];
-    return { done, protocol, complete: (pending: Pending) => void done.push(pending), fault: (error: Error) => assert.fail(error) };
-  };
   const args = (...words: string[]) => words.map((w) => encoder.encode(w));
+  /** Split `words` for `client` over one backend; the parts sent, in order. */
+  const split = (client: FakeClient, words: string[]) => {
+    const sent: UpstreamRequest[] = [];
+    const backend = fakeBackend("main", { dispatch: (request) => void sent.push(request) });
+    const command = new SplitCommand(SPLIT_COMMANDS.get(words[0]!)!, client, args(...words), { only: null, match: () => ({ backend, strip: 0 }), noRoute: () => encoder.encode("-ERR no route\r\n") }, true);
+    command.start();
+    return { command, sent };
+  };
 
   for (const protocol of [2, 3] as const) {
     it(`MGET of a RESP${protocol} client: a WRONGTYPE part becomes the protocol's null, other parts stay as they came`, () => {
-      const client = owner(protocol);
-      const { split, parts } = SplitCommand.build(SPLIT_COMMANDS.get("MGET")!, args("MGET", "a", "hash", "missing"), client, 1);
+      const client = new FakeClient(protocol);
+      const { command, sent } = split(client, ["MGET", "a", "hash", "missing"]);
       const missing = protocol === 3 ? "_\r\n" : "$-1\r\n";
-      split.deliver(parts[2]!, encoder.encode(missing));
-      split.deliver(parts[0]!, encodeBulk("1"));
-      split.deliver(parts[1]!, encoder.encode("-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"));
-      assert.equal(client.done.length, 1, "merged once every part answered");
-      assert.equal(latin1(split.reply!), `*3\r\n$1\r\n1\r\n${missing}${missing}`);
+      command.deliver(sent[2]!, encoder.encode(missing));
+      command.deliver(sent[0]!, encodeBulk("1"));
+      assert.equal(client.replies[0], null, "not before every part answered");
+      command.deliver(sent[1]!, encoder.encode("-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"));
+      assert.equal(latin1(command.reply!), `*3\r\n$1\r\n1\r\n${missing}${missing}`);
+      assert.equal(sent.every((request) => request.resp3 === (protocol === 3) && request.readOnly), true);
     });
   }
 
   it("a HELLO after the split does not change the merged reply's protocol", () => {
-    const client = owner(3);
-    const { split, parts } = SplitCommand.build(SPLIT_COMMANDS.get("MGET")!, args("MGET", "a", "b"), client, 1);
+    const client = new FakeClient(3);
+    const { command, sent } = split(client, ["MGET", "a", "b"]);
     client.protocol = 2;
-    split.deliver(parts[0]!, encoder.encode("-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"));
-    split.deliver(parts[1]!, encoder.encode("_\r\n"));
-    assert.equal(latin1(split.reply!), "*2\r\n_\r\n_\r\n");
+    command.deliver(sent[0]!, encoder.encode("-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"));
+    command.deliver(sent[1]!, encoder.encode("_\r\n"));
+    assert.equal(latin1(command.reply!), "*2\r\n_\r\n_\r\n");
   });
 });

@@ -16,6 +16,7 @@ import { encodeCommand } from "../../src/resp/encode.ts";
 import { Scope } from "../../src/scope/scope.ts";
 import { createLogger } from "../../src/log.ts";
 import { FakeConn, ManualRuntime } from "../support/manual-runtime.ts";
+import { ClientsMemory } from "../../src/proxy/session/clients-memory.ts";
 
 const decoder = new TextDecoder();
 
@@ -46,9 +47,10 @@ function setup(limits: Partial<ClientLimits> = {}) {
   const lines: string[] = [];
   const host: SessionHost = {
     router: router as unknown as Router,
-    limits: { maxBulkBytes: 1 << 20, maxArrayLength: 1 << 20, maxPendingRequests: 100, maxClientOutputBytes: 1 << 24, ...limits },
+    limits: { maxBulkBytes: 1 << 20, maxArrayLength: 1 << 20, maxPendingRequests: 100, maxClientOutputBytes: 1 << 24, maxQueryBufferBytes: 1 << 30, maxClientOwedBytes: 1 << 30, splitChunkParts: 256, ...limits },
     log: createLogger("debug", (line) => lines.push(line)),
     listenHost: "127.0.0.1",
+    memory: new ClientsMemory(() => 0, createLogger("error")),
     dedicated: new DedicatedBudget(() => 0),
     info: () => "# Server\r\n",
   };

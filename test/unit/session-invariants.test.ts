@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { DedicatedBudget } from "../../src/proxy/own-conn/dedicated.ts";
 import { ClientSession, type SessionHost } from "../../src/proxy/session/client-session.ts";
+import { ClientsMemory } from "../../src/proxy/session/clients-memory.ts";
 import { FanOut } from "../../src/proxy/multi/fanout.ts";
 import { UpstreamRequest } from "../../src/backend/request.ts";
 import type { RouteClient, Router } from "../../src/proxy/routing/router.ts";
@@ -44,8 +45,9 @@ function setup() {
   const logs: string[] = [];
   const host: SessionHost = {
     router: router as unknown as Router,
-    limits: { maxBulkBytes: 1 << 20, maxArrayLength: 1 << 20, maxPendingRequests: 100, maxClientOutputBytes: 1 << 24 },
+    limits: { maxBulkBytes: 1 << 20, maxArrayLength: 1 << 20, maxPendingRequests: 100, maxClientOutputBytes: 1 << 24, maxQueryBufferBytes: 1 << 24, maxClientOwedBytes: 1 << 24, splitChunkParts: 1024 },
     log: createLogger("debug", (line) => logs.push(line)),
+    memory: new ClientsMemory(() => 0, createLogger("error")),
     listenHost: "127.0.0.1",
     dedicated: new DedicatedBudget(() => 1),
     info: () => "# Server\r\n",

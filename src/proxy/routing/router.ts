@@ -18,8 +18,7 @@ import { commandName } from "../../resp/request-parser.ts";
 import { encodeCommand } from "../../resp/encode.ts";
 import { errorReply } from "../../resp/replies.ts";
 import { UpstreamRequest } from "../../backend/request.ts";
-import { SPLIT_COMMANDS, SplitCommand } from "../multi/split.ts";
-import type { FanOutClient } from "../multi/fanout.ts";
+import { SPLIT_COMMANDS, SplitCommand, type SplitClient, type SplitRouting } from "../multi/split.ts";
 import { CROSSSLOT, differentClusters } from "../errors.ts";
 import type { Route, RouteTable } from "./routes.ts";
 import { Unavailable, type Backend } from "../../backend/contract.ts";
@@ -39,7 +38,7 @@ import { MERGED_PUBSUB, pubsubIntrospect } from "../multi/pubsub-info.ts";
  * The client side of a routed command: a fan-out client (`expect` a reply before dispatching,
  * since one may come back at once; `reply` to answer now, in order) that can also block.
  */
-export interface RouteClient extends FanOutClient {
+export interface RouteClient extends SplitClient {
   /** Run a blocking command (or WAIT, `target.shard` -1) on a connection of the client's own. */
   block(target: Target): void;
   /** Where the client's last write went (for WAIT); set by the router. */
@@ -195,27 +194,11 @@ export class Router {
     if (!spec) return client.reply(backends ? differentClusters(...backends) : CROSSSLOT);
     // MSET with a key and no value: Redis's arity error, as a single node would give it.
     if ((args.length - 1) % spec.stride !== 0) return client.reply(errorReply(`wrong number of arguments for '${name!.toLowerCase()}' command`));
-    // Route every key on its own; a split part carries one key (or one key-value pair).
-    const routed: Route[] = [];
-    const parts: Uint8Array[] = args.slice();
-    for (let at = 1; at < args.length; at += spec.stride) {
-      const route = table.match(args[at]!);
-      if (!route) return client.reply(noRoute(args[at]!));
-      routed.push(route);
-      parts[at] = stripped(args[at]!, route);
-    }
-    const { split, parts: requests } = SplitCommand.build(spec, parts, client, client.id);
+    // Every key is routed on its own; a split part carries one key (or one key-value pair).
     // A part may go to a replica when the part command (GET of MGET, EXISTS) is read-only.
     const readOnly = ((this.commands.lookup(spec.partName, NO_ARGS)?.flags ?? 0) & READONLY) !== 0;
-    client.expect(split);
-    for (let i = 0; i < requests.length; i++) {
-      const request = requests[i]!;
-      const backend = routed[i]!.backend;
-      request.slot = backend.shardOf(parts[1 + i * spec.stride]!);
-      request.resp3 = client.protocol === 3;
-      request.readOnly = readOnly;
-      backend.dispatch(request);
-    }
+    const routing: SplitRouting = { only: table.only, match: (key) => table.match(key), noRoute: (key) => noRoute(key) };
+    new SplitCommand(spec, client, args, routing, readOnly).start();
   }
 
   /**

@@ -44,6 +44,11 @@ export class RouteTable {
     this.#catchAll = catchAll ? { prefix: new Uint8Array(0), backend: catchAll, strip: 0, caseInsensitive: false } : null;
   }
 
+  /** The route every key takes, when there are no prefix routes (only a catch-all); else null. */
+  get only(): Route | null {
+    return this.#routes.length === 0 ? this.#catchAll : null;
+  }
+
   /** The route of `key`, or null when no prefix matches and there is no catch-all. */
   match(key: Uint8Array): Route | null {
     for (const route of this.#routes) {

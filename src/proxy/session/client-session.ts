@@ -1,12 +1,16 @@
 /**
  * One client connection: parses its requests, routes each to the cluster (or answers it
  * locally), and writes the replies back in request order, batched into one write per turn of the
- * event loop. Memory per client is bounded: at most `maxPendingRequests` requests are unanswered
- * (the rest of a chunk's requests are held, unsent, and run as replies come back), reading pauses
- * while requests are held or the socket's send buffer is over its high-water mark, and a client
- * whose unread replies pass `maxClientOutputBytes` is disconnected. Malformed input gets
- * `-ERR Protocol error: ...` after the replies already owed, then the connection closes, fully,
- * as after QUIT. A client idle for `clientIdleTimeoutSeconds` is closed (Redis's `timeout`).
+ * event loop. Memory per client is bounded: its query buffer (an unfinished request, and requests
+ * read but not run yet) by `maxQueryBufferBytes`, checked as each chunk is read; its requests in
+ * flight by ./client-flow.ts (at most `maxPendingRequests`, none sent while it is owed
+ * `maxClientOwedBytes`, and a window that grows as it keeps up: the rest are held, unsent, and
+ * run as replies are read); reading pauses while requests are held or the socket's send buffer is
+ * over its high-water mark; a client whose unread replies pass `maxClientOutputBytes` is
+ * disconnected. What it holds in all is reported to the clients' memory budget
+ * (./clients-memory.ts), which may evict it. Malformed input gets `-ERR Protocol error: ...`
+ * after the replies already owed, then the connection closes, fully, as after QUIT. A client
+ * idle for `clientIdleTimeoutSeconds` is closed (Redis's `timeout`).
  *
  * Some commands run alone (`runAlone`): a blocking command or a transaction's command on a
  * connection of the client's own starts only once every earlier reply is in, and the requests
@@ -21,7 +25,7 @@ import { UpstreamRequest, type Pending, type ReplySink } from "../../backend/req
 import type { SplitOwner } from "../multi/fanout.ts";
 import { internalError } from "../errors.ts";
 import { InvariantError, asError } from "../../errors.ts";
-import { ProtocolError } from "../../resp/errors.ts";
+import { FrameTooBigError, ProtocolError } from "../../resp/errors.ts";
 import { localHandler } from "./local/local-commands.ts";
 import type { ConnectionInfo, LocalContext } from "./local/context.ts";
 import { pubsubCommand } from "../pubsub/commands.ts";
@@ -36,6 +40,8 @@ import { Blocker } from "../own-conn/blocking.ts";
 import { Transaction, type TransactionHost } from "../own-conn/transaction.ts";
 import type { DedicatedBudget } from "../own-conn/dedicated.ts";
 import { closeAfterFlush, watchIdle } from "./closing.ts";
+import { ClientFlow } from "./client-flow.ts";
+import type { ClientsMemory, MemoryUser } from "./clients-memory.ts";
 
 export interface ClientLimits {
   maxBulkBytes: number;
@@ -51,6 +57,12 @@ export interface ClientLimits {
   clientIdleTimeoutSeconds?: number;
   /** TCP keepalive idle time of the client's socket, in seconds (Redis's `tcp-keepalive`). 0 or absent: off. */
   tcpKeepAliveSeconds?: number;
+  /** Query buffer (an unfinished request, and requests read but not run) past which the client is closed, in bytes. */
+  maxQueryBufferBytes: number;
+  /** Bytes owed to the client (replies it has not read) from which its next requests wait, unsent. */
+  maxClientOwedBytes: number;
+  /** Parts of a split command (MGET, MSET, DEL...) sent per turn of the event loop. */
+  splitChunkParts: number;
 }
 
 /** Services a session needs from the server that accepted it. */
@@ -60,6 +72,8 @@ export interface SessionHost {
   readonly log: Logger;
   /** Bounds the connections clients hold alone, over all clients. */
   readonly dedicated: DedicatedBudget;
+  /** Bounds the memory of all clients together. */
+  readonly memory: ClientsMemory;
   /** The address the server listens on (CLIENT INFO's laddr). */
   readonly listenHost: string;
   info(): string;
@@ -70,10 +84,13 @@ const TRANSACTION_COMMANDS = new Set(["MULTI", "EXEC", "DISCARD", "WATCH", "UNWA
 
 const immediate = (reply: Uint8Array): Pending => ({ reply });
 
+/** An unfinished request past this size is read one chunk per turn of the event loop. */
+const YIELD_BYTES = 256 * 1024;
+
 /** A request read while `maxPendingRequests` were unanswered, or the protocol error that ended the input. */
 type Held = { args: Uint8Array[]; frame: Uint8Array } | Uint8Array;
 
-export class ClientSession implements ReplySink, SplitOwner, LocalContext, TransactionHost, PubSubClient {
+export class ClientSession implements ReplySink, SplitOwner, LocalContext, TransactionHost, PubSubClient, MemoryUser {
   clientName: string | null = null;
   lastWriteBackend: Backend | null = null;
   lastWriteShard = 0;
@@ -92,6 +109,10 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
   readonly #queue = new ReplyQueue();
   /** Requests parsed but not run yet, because `maxPendingRequests` were unanswered; in order. */
   readonly #held = new Fifo<Held>();
+  /** What the client holds, kind by kind, and the window of its requests in flight. */
+  readonly #flow: ClientFlow;
+  /** The size of the request being run: the reply-queue entry it makes carries it. */
+  #runBytes = 0;
   /** The input was malformed: nothing more is read. */
   #inputFailed = false;
   #conn: Conn | null = null;
@@ -99,6 +120,8 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
   #outBytes = 0;
   #flushScheduled = false;
   #readPaused = false;
+  /** Reading is paused until a later turn, to let other clients in (`#yieldReading`). */
+  #yielding = false;
   /** A write returned false (over the high-water mark) and no `drain` has followed yet. */
   #outputBlocked = false;
   /** Set by QUIT or a protocol error: no more requests; close once the queue is written. */
@@ -126,7 +149,14 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
     this.#scope = scope;
     this.#host = host;
     this.#connectedAt = this.#lastInteraction = scope.runtime.now();
-    this.#parser = new RequestParser((args, frame) => this.#onRequest(args, frame), host.limits);
+    const limits = host.limits;
+    this.#flow = new ClientFlow(limits.maxClientOwedBytes);
+    this.#parser = new RequestParser((args, frame) => this.#onRequest(args, frame), {
+      maxBulkBytes: limits.maxBulkBytes,
+      maxArrayLength: limits.maxArrayLength,
+      // The unfinished request is the query buffer's bulk; held requests are added in #onData.
+      maxFrameBytes: limits.maxQueryBufferBytes,
+    });
     this.#flush = scope.guard(() => this.#write());
     const idleMs = (host.limits.clientIdleTimeoutSeconds ?? 0) * 1000;
     if (idleMs > 0) watchIdle(scope, idleMs, () => (this.#busy() ? null : this.#lastInteraction), () => this.#closeIdle(idleMs));
@@ -140,6 +170,7 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
     scope.defer(() => {
       this.#transaction?.close();
       this.#blocker?.close();
+      host.memory.remove(this);
     });
   }
 
@@ -171,6 +202,16 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
     return this.#queue.length;
   }
 
+  /** Parts of a split command to send per turn of the event loop. */
+  get splitChunkParts(): number {
+    return this.#host.limits.splitChunkParts;
+  }
+
+  /** Run `step` on a later turn of the event loop, unless the client is gone by then. */
+  later(step: () => void): void {
+    this.#scope.runtime.defer(this.#scope.guard(step));
+  }
+
   // --- requests -------------------------------------------------------------------------------
 
   #onData(chunk: Uint8Array): void {
@@ -178,17 +219,42 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
     this.#lastInteraction = this.#scope.runtime.now();
     try {
       this.#parser.push(chunk);
+      const queryBytes = this.#parser.bufferedBytes + this.#flow.heldBytes;
+      if (queryBytes > this.#host.limits.maxQueryBufferBytes) throw new FrameTooBigError(queryBytes, this.#host.limits.maxQueryBufferBytes);
     } catch (error) {
       this.#inputFailed = true;
       // Only malformed input is a protocol error; anything else thrown while running the
       // client's requests is our fault, reported as such.
       if (!(error instanceof ProtocolError)) return this.fault(asError(error));
-      const reply = errorReply(error.replyText);
+      const reply = errorReply(error instanceof FrameTooBigError ? this.#queryBufferFull(error) : error.replyText);
       // After the replies of the requests before it, held ones included.
       if (this.#held.length > 0) this.#held.push(reply);
       else this.replyAndClose(reply);
       this.#host.log.info("client disconnected", { ...this.#logFields(), reason: "protocol error", error: error.message });
     }
+    this.#account();
+    // A big request arriving: one chunk per turn of the event loop, so that other clients are
+    // served between its chunks (a runtime may otherwise hand over megabytes in one go).
+    if (this.#parser.bufferedBytes > YIELD_BYTES) this.#yieldReading();
+  }
+
+  /** Stop reading until a later turn (unless something else keeps reading paused by then). */
+  #yieldReading(): void {
+    if (this.#readPaused || this.#yielding || !this.#conn) return;
+    this.#yielding = true;
+    this.#conn.pause();
+    this.later(() => {
+      this.#yielding = false;
+      if (!this.#readPaused && !this.#closeWhenFlushed) this.#conn?.resume();
+    });
+  }
+
+  /** The query buffer passed `maxQueryBufferBytes`: logged as Redis does; the client's error text. */
+  #queryBufferFull(error: FrameTooBigError): string {
+    // What was held for the unfinished request goes now (held requests before it are still run).
+    this.#parser.reset();
+    this.#host.log.warn("Closing client that reached max query buffer length", { id: this.id, bytes: error.bytes, limit: "maxQueryBufferBytes", maxBytes: error.limit });
+    return `Protocol error: query buffer limit reached (maxQueryBufferBytes ${error.limit})`;
   }
 
   /**
@@ -213,12 +279,18 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
   #onRequest(args: Uint8Array[], frame: Uint8Array): void {
     if (this.#closeWhenFlushed) return;
     // One chunk may carry thousands of requests: past the limit they wait here, unsent.
-    if (this.#fenced || this.#held.length > 0 || this.#queue.isRunningAlone || this.#queue.length >= this.#host.limits.maxPendingRequests) {
+    if (this.#held.length > 0 || !this.#mayRun()) {
       this.#held.push({ args, frame });
+      this.#flow.heldBytes += frame.length;
       this.#pauseReading();
       return;
     }
     this.#run(args, frame);
+  }
+
+  /** May the next request be sent now (./client-flow.ts), and nothing be overtaken by it? */
+  #mayRun(): boolean {
+    return !this.#fenced && !this.#queue.isRunningAlone && this.#flow.mayRun(this.#queue.length, this.#outBytes, this.#host.limits.maxPendingRequests);
   }
 
   #run(args: Uint8Array[], frame: Uint8Array): void {
@@ -228,11 +300,21 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
     const protocol = this.protocol;
     // RESET discards a transaction and its WATCH, as in Redis (pub/sub answers it below).
     if (name === "RESET") this.#endTransaction();
+    // The reply-queue entry this request makes carries its size until answered.
+    this.#runBytes = frame.length;
     if (!this.#inTransaction(name, args, frame) && !pubsubCommand(this, this.#scope, this.#host, name, args)) this.#dispatch(name, args, frame);
+    this.#runBytes = 0;
     // A reply of its own queued behind earlier ones means requests upstream: those on the other
     // protocol's connections must not be overtaken.
     if (this.protocol !== protocol && this.#queue.length > 0) this.#fenced = true;
-    if (this.#queue.length >= this.#host.limits.maxPendingRequests) this.#pauseReading();
+    if (this.#queue.length >= this.#flow.cap(this.#host.limits.maxPendingRequests)) this.#pauseReading();
+  }
+
+  /** The size of the request being run, for the one queue entry that answers it. */
+  #takeRunBytes(): number {
+    const bytes = this.#runBytes;
+    this.#runBytes = 0;
+    return bytes;
   }
 
   /** Answer locally, or route upstream. */
@@ -273,29 +355,32 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
    * read after it are held until its reply is in.
    */
   runAlone(pending: Pending, start: () => void): void {
-    this.#queue.runAlone(pending, start);
+    this.#queue.runAlone(pending, start, this.#takeRunBytes());
   }
 
-  /** Run held requests while fewer than `maxPendingRequests` are unanswered. */
+  /** Run held requests while the client may send more (`#mayRun`). */
   #runHeld(): void {
-    const max = this.#host.limits.maxPendingRequests;
     if (this.#fenced && this.#queue.length === 0) this.#fenced = false;
-    while (this.#held.length > 0 && !this.#queue.isRunningAlone && this.#queue.length < max && !this.#fenced && !this.#closeWhenFlushed && !this.#closed) {
+    while (this.#held.length > 0 && !this.#closeWhenFlushed && !this.#closed && this.#mayRun()) {
       const held = this.#held.shift()!;
       if (held instanceof Uint8Array) this.replyAndClose(held);
-      else this.#run(held.args, held.frame);
+      else {
+        this.#flow.heldBytes -= held.frame.length;
+        this.#run(held.args, held.frame);
+      }
     }
   }
 
   /** Queue a request sent upstream; its reply comes back through `deliver`. */
   expect(pending: Pending): void {
-    this.#queue.push(pending);
+    this.#queue.push(pending, this.#takeRunBytes());
   }
 
   // --- replies --------------------------------------------------------------------------------
 
   reply(frame: Uint8Array): void {
-    this.#queue.push(immediate(frame));
+    this.#queue.push(immediate(frame), this.#takeRunBytes());
+    this.#flow.queuedBytes += frame.length;
     this.complete();
   }
 
@@ -341,11 +426,41 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
     // A second reply would be written in place of a later request's: the stream is corrupt.
     if (request.reply !== null) return this.fault(new InvariantError("a request was answered twice"));
     request.reply = reply;
+    this.#flow.queuedBytes += reply.length;
     this.complete();
   }
 
   deliveryFailed(_request: UpstreamRequest, error: unknown): void {
     this.fault(asError(error));
+  }
+
+  /** A split command now holds `bytes` more (or fewer) bytes of part replies for this client. */
+  holding(bytes: number): void {
+    this.#flow.splitBytes += bytes;
+    this.#account();
+  }
+
+  /**
+   * Disconnected by the clients' memory budget (which logged why): the connection is dropped at
+   * once and every buffer with it. Replies still arriving are dropped.
+   */
+  evict(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#closeWhenFlushed = true;
+    this.#inputFailed = true;
+    this.#held.drain();
+    this.#out = [];
+    this.#outBytes = 0;
+    this.#conn?.destroy();
+    // Not now: the parser may be running this very call (a request that pushed us over).
+    this.#scope.runtime.defer(() => this.#parser.reset());
+  }
+
+  /** Report what the client holds to the clients' memory budget. */
+  #account(): void {
+    if (this.#closed) return;
+    this.#host.memory.set(this, this.#flow.bytes(this.#parser.bufferedBytes, this.#queue.requestBytes, this.#outBytes));
   }
 
   /**
@@ -369,16 +484,23 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
     this.#closed = true;
   }
 
-  /** Move every reply that is ready, in order, from the queue to the output. */
-  complete(): void {
+  /**
+   * Move every reply that is ready, in order, from the queue to the output. `completed` is an
+   * entry whose reply was set by its owner (a merged fan-out, a SCAN page), not by `deliver`.
+   */
+  complete(completed?: Pending): void {
     if (this.#closed) return;
+    if (completed?.reply) this.#flow.queuedBytes += completed.reply.length;
     const bytes = this.#queue.takeReady(this.#out);
-    if (bytes === 0) return;
-    this.#outBytes += bytes;
-    if (!this.#flushScheduled) {
-      this.#flushScheduled = true;
-      this.#scope.runtime.defer(this.#flush);
+    if (bytes > 0) {
+      this.#flow.queuedBytes -= bytes;
+      this.#outBytes += bytes;
+      if (!this.#flushScheduled) {
+        this.#flushScheduled = true;
+        this.#scope.runtime.defer(this.#flush);
+      }
     }
+    this.#account();
   }
 
   #write(): void {
@@ -387,12 +509,14 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
     const conn = this.#conn;
     if (!conn || this.#closed) return;
     if (this.#outBytes > 0) {
+      const replies = this.#out.length;
       const chunk = concatBytes(this.#out, this.#outBytes);
       this.#out = [];
       this.#outBytes = 0;
       const belowHighWater = conn.write(chunk);
       // Redis counts bytes sent as interaction too (CLIENT INFO's idle, and `timeout`).
       this.#lastInteraction = this.#scope.runtime.now();
+      this.#flow.socketBytes = conn.bufferedBytes;
       if (conn.bufferedBytes > this.#host.limits.maxClientOutputBytes) {
         this.#host.log.warn("client output buffer limit reached: closing the client", { id: this.id, bytes: conn.bufferedBytes });
         conn.destroy();
@@ -402,6 +526,8 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
         this.#outputBlocked = true;
         this.#pauseReading();
       }
+      if (this.#flow.adjust(0, this.#host.limits.maxPendingRequests, replies)) this.#runHeld();
+      this.#account();
     }
     if (this.#queue.length === 0) {
       this.#pushBacklog = 0;
@@ -423,6 +549,11 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
 
   #onDrain(): void {
     this.#outputBlocked = false;
+    this.#flow.socketBytes = this.#conn?.bufferedBytes ?? 0;
+    this.#flow.adjust(this.#outBytes, this.#host.limits.maxPendingRequests);
+    // The client read what it was owed: what waited for that may go now.
+    this.#runHeld();
+    this.#account();
     this.#maybeResume();
   }
 
@@ -438,7 +569,8 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
     // Not `bufferedBytes > 0`: adapters that write asynchronously (Deno) or partially (Bun) hold
     // bytes below the high-water mark with no `drain` to follow, and reading would never resume.
     if (!conn || this.#outputBlocked || this.#held.length > 0) return;
-    if (this.#queue.length > this.#host.limits.maxPendingRequests / 2) return;
+    if (this.#queue.length > this.#flow.cap(this.#host.limits.maxPendingRequests) / 2) return;
+    if (this.#flow.owed(this.#outBytes) >= this.#host.limits.maxClientOwedBytes) return;
     this.#readPaused = false;
     conn.resume();
   }
@@ -458,6 +590,7 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
   #onClose(): void {
     this.#closed = true;
     this.#conn = null;
+    this.#host.memory.remove(this);
     this.#wakeIdle();
     // Requests still upstream will deliver into a closed session; their replies are dropped.
     this.#scope.close().catch(() => {});

@@ -5,12 +5,18 @@
  * before it is in, and `isRunningAlone` tells the session to hold what comes after it until its
  * own reply is in. That is how a command on a connection of the client's own (a blocked command,
  * a transaction) keeps the client's order across connections.
+ *
+ * Each entry also carries the size of the request it answers (its frame is kept until then, for
+ * redirects and retries): `requestBytes` is what the client's requests in flight hold.
  */
 import type { Pending } from "../../backend/request.ts";
 import { Fifo } from "../../util/fifo.ts";
 
 export class ReplyQueue {
   readonly #queue = new Fifo<Pending>();
+  /** The request size of each entry of `#queue`, in the same order. */
+  readonly #sizes = new Fifo<number>();
+  #requestBytes = 0;
   /** A request running alone, until its reply is in. */
   #alone: Pending | null = null;
   /** Starts `#alone` once the replies owed before it are in. */
@@ -21,18 +27,25 @@ export class ReplyQueue {
     return this.#queue.length;
   }
 
+  /** Bytes of the requests whose replies are not written yet. */
+  get requestBytes(): number {
+    return this.#requestBytes;
+  }
+
   /** A request runs alone: the requests read after it must wait until its reply is in. */
   get isRunningAlone(): boolean {
     return this.#alone !== null;
   }
 
-  push(pending: Pending): void {
+  push(pending: Pending, requestBytes = 0): void {
     this.#queue.push(pending);
+    this.#sizes.push(requestBytes);
+    this.#requestBytes += requestBytes;
   }
 
   /** Queue `pending` now, in order, but `start` it only once every earlier reply is in. */
-  runAlone(pending: Pending, start: () => void): void {
-    this.#queue.push(pending);
+  runAlone(pending: Pending, start: () => void, requestBytes = 0): void {
+    this.push(pending, requestBytes);
     this.#alone = pending;
     if (this.#queue.length === 1) start();
     else this.#gate = start;
@@ -47,6 +60,7 @@ export class ReplyQueue {
     let head = this.#queue.peek();
     while (head !== undefined && head.reply !== null) {
       this.#queue.shift();
+      this.#requestBytes -= this.#sizes.shift()!;
       if (head === this.#alone) this.#alone = null;
       out.push(head.reply);
       bytes += head.reply.length;

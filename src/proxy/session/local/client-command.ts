@@ -1,8 +1,9 @@
 /**
  * CLIENT, answered by the proxy for the client's own connection, with Redis's arities, validation
  * and error texts: SETNAME, GETNAME, ID, INFO, SETINFO (Redis 7.2's LIB-NAME/LIB-VER), NO-EVICT
- * (accepted: the proxy evicts no client) and HELP. Subcommands that act on other connections or
- * change how replies flow (LIST, KILL, PAUSE, TRACKING, REPLY...) are refused as unsupported;
+ * (accepted and ignored: with no ACL to reserve it to admins, every client counts against
+ * maxClientsMemoryBytes) and HELP. Subcommands that act on other connections or change how replies
+ * flow (LIST, KILL, PAUSE, TRACKING, REPLY...) are refused as unsupported;
  * a subcommand Redis does not know gets Redis's own "unknown subcommand".
  *
  * CLIENT INFO reports, in Redis 7.2's format, what slotgate knows of the connection: id, addr,
@@ -93,7 +94,7 @@ const HELP = encodeArray(
     "INFO",
     "    Return information about the current client connection.",
     "NO-EVICT (ON|OFF)",
-    "    Accepted for compatibility: the proxy never evicts a client.",
+    "    Accepted for compatibility; every client counts against maxClientsMemoryBytes.",
     "SETINFO <option> <value>",
     "    Set client meta attr. Options are:",
     "    * LIB-NAME: the client lib name.",
