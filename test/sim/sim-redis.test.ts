@@ -112,6 +112,7 @@ describe("simulated Redis Cluster nodes", () => {
     await src.call(sim, "SET", a, "va");
     await src.call(sim, "SET", b, "vb");
     const m = cluster.migrateSlot(slot, "node-2", { batchSize: 1 });
+    assert.throws(() => cluster.migrateSlot(slot, "node-1"), /already migrating/, "a second migration of the slot, even before the first starts");
     m.step(); // MIGRATING / IMPORTING
     assert.equal(await src.call(sim, "GET", a), "$2\r\nva\r\n", "the source serves keys it still has");
     assert.equal(await dst.call(sim, "GET", a), `-MOVED ${slot} 10.0.1.1:6379\r\n`, "the target without ASKING: MOVED to the owner");

@@ -35,6 +35,8 @@ export interface MigrateOptions {
  */
 export class SlotMigration {
   stage: "pending" | "moving" | "done" = "pending";
+  /** Virtual ms the slot was handed over, once done. */
+  doneAt: number | null = null;
   steps = 0;
   keysMoved = 0;
   #timer: TimerHandle | null = null;
@@ -79,6 +81,7 @@ export class SlotMigration {
       state.importing.delete(this.slot);
       state.migrating.delete(this.slot);
       this.stage = "done";
+      this.doneAt = this.cluster.sim.clock.now();
       this.cluster.note(`migrate slot ${this.slot}: done (${this.keysMoved} keys)`);
       this.cluster.topologyChanged();
     }
@@ -177,7 +180,9 @@ export class SimRedisCluster {
   migrateSlot(slot: number, to: string, options: MigrateOptions = {}): SlotMigration {
     const from = this.state.owner[slot];
     if (!from || from === to) throw new Error(`slot ${slot} is not owned by another node than ${to}`);
-    if (this.state.migrating.has(slot)) throw new Error(`slot ${slot} is already migrating`);
+    // One migration per slot at a time (redis-cli refuses a second): a second one, created before
+    // the first started, would move keys from a node that no longer owns them, losing them.
+    if (this.state.migrating.has(slot) || this.#migrations.some((m) => m.slot === slot && !m.done)) throw new Error(`slot ${slot} is already migrating`);
     const migration = new SlotMigration(this, slot, from, to, options.batchSize ?? 1);
     this.#migrations.push(migration);
     return migration;
