@@ -12,7 +12,7 @@
  * it has read the peer's FIN and its own FIN has reached the peer — so a side left paused never
  * sees the FIN and stays open. `destroy()` discards the inbox and sends a FIN (or a reset, when
  * unread bytes were discarded, as a real stack does); bytes that then reach a closed endpoint
- * reset their sender. Faults: `reset(conn)`, `halfOpen(conn)`, `partition(a, b)` / `heal()`,
+ * reset their sender. Faults: `reset(conn)`, `halfOpen(conn)`, `partition(a, b)` / `heal(a?, b?)`,
  * plus the random knobs below.
  */
 import type { Conn, ConnectOptions, ConnHandlers, Listener } from "../../src/runtime.ts";
@@ -357,14 +357,27 @@ export class SimNetwork implements SimWire {
   }
 
   /**
-   * Remove every partition. Each connection's held pieces are then released in order after one
-   * one-way trip (TCP retransmission); pieces arriving meanwhile queue behind them.
+   * Remove every partition (or only those between the hosts of `a` and of `b`). Each connection
+   * no longer cut then has its held pieces released in order after one one-way trip (TCP
+   * retransmission); pieces arriving meanwhile queue behind them.
    */
-  heal(): void {
-    this.#partitions.clear();
-    this.#log("heal");
+  heal(a?: string | string[], b?: string | string[]): void {
+    if (a === undefined || b === undefined) {
+      this.#partitions.clear();
+      this.#log("heal");
+    } else {
+      for (const x of [a].flat()) {
+        for (const y of [b].flat()) {
+          this.#partitions.delete(`${x}|${y}`);
+          this.#partitions.delete(`${y}|${x}`);
+          this.#log(`heal ${x} ${y}`);
+        }
+      }
+    }
     for (const link of this.links) {
       if (link.held.length === 0) continue;
+      const first = link.held[0]!.from;
+      if (this.isPartitioned(first.localHost, first.peer.localHost)) continue;
       this.clock.setTimer(this.delay(), () => {
         while (link.held.length > 0) {
           const { from, piece } = link.held[0]!;

@@ -112,6 +112,7 @@ describe("simulated Redis Cluster nodes", () => {
     await src.call(sim, "SET", a, "va");
     await src.call(sim, "SET", b, "vb");
     const m = cluster.migrateSlot(slot, "node-2", { batchSize: 1 });
+    assert.throws(() => cluster.migrateSlot(slot, "node-1"), /already migrating/, "a second migration of the slot, even before the first starts");
     m.step(); // MIGRATING / IMPORTING
     assert.equal(await src.call(sim, "GET", a), "$2\r\nva\r\n", "the source serves keys it still has");
     assert.equal(await dst.call(sim, "GET", a), `-MOVED ${slot} 10.0.1.1:6379\r\n`, "the target without ASKING: MOVED to the owner");
@@ -151,6 +152,173 @@ describe("simulated Redis Cluster nodes", () => {
     await cluster.restart("node-0");
     const again = await SimClient.open(sim, "10.0.1.1", 6379);
     assert.equal(await again.call(sim, "PING"), "+PONG\r\n");
+  });
+});
+
+describe("simulated Redis Cluster nodes: transactions, BLPOP, pub/sub", () => {
+  it("MULTI queues and EXEC runs the queue; a touched WATCH makes EXEC nil; a refused queued command makes it EXECABORT", async () => {
+    const sim = createSimRuntime({ seed: 5 });
+    const cluster = await SimRedisCluster.create(sim, { primaries: 3 });
+    const key = keyOwnedBy(cluster, "node-0");
+    const elsewhere = keyOwnedBy(cluster, "node-1");
+    const c = await SimClient.open(sim, "10.0.1.1", 6379);
+    const other = await SimClient.open(sim, "10.0.1.1", 6379);
+    assert.equal(await c.call(sim, "EXEC"), "-ERR EXEC without MULTI\r\n");
+    assert.equal(await c.call(sim, "DISCARD"), "-ERR DISCARD without MULTI\r\n");
+    assert.equal(await c.call(sim, "WATCH", key), "+OK\r\n");
+    assert.equal(await c.call(sim, "MULTI"), "+OK\r\n");
+    assert.equal(await c.call(sim, "MULTI"), "-ERR MULTI calls can not be nested\r\n");
+    assert.equal(await c.call(sim, "WATCH", key), "-ERR WATCH inside MULTI is not allowed\r\n");
+    assert.equal(await c.call(sim, "INCR", key), "+QUEUED\r\n");
+    assert.equal(await c.call(sim, "GET", key), "+QUEUED\r\n");
+    assert.equal(await other.call(sim, "GET", key), "$-1\r\n", "queued commands have not run");
+    assert.equal(await c.call(sim, "EXEC"), "*2\r\n:1\r\n$1\r\n1\r\n");
+
+    assert.equal(await c.call(sim, "WATCH", key), "+OK\r\n");
+    assert.equal(await other.call(sim, "INCR", key), ":2\r\n");
+    assert.equal(await c.call(sim, "MULTI"), "+OK\r\n");
+    assert.equal(await c.call(sim, "INCR", key), "+QUEUED\r\n");
+    assert.equal(await c.call(sim, "EXEC"), "*-1\r\n", "a watched key written by another client");
+    assert.equal(await c.call(sim, "GET", key), "$1\r\n2\r\n", "the transaction did not run");
+
+    assert.equal(await c.call(sim, "WATCH", key), "+OK\r\n");
+    assert.equal(await c.call(sim, "UNWATCH"), "+OK\r\n");
+    await other.call(sim, "INCR", key);
+    assert.equal(await c.call(sim, "MULTI"), "+OK\r\n");
+    assert.equal(await c.call(sim, "INCR", key), "+QUEUED\r\n");
+    assert.equal(await c.call(sim, "EXEC"), "*1\r\n:4\r\n", "UNWATCH forgot the key");
+
+    assert.equal(await c.call(sim, "MULTI"), "+OK\r\n");
+    assert.equal(await c.call(sim, "GET", elsewhere), `-MOVED ${keySlot(enc.encode(elsewhere))} 10.0.1.2:6379\r\n`);
+    assert.equal(await c.call(sim, "NOSUCH"), "-ERR unknown command 'NOSUCH', with args beginning with: \r\n");
+    assert.equal(await c.call(sim, "INCR", key), "+QUEUED\r\n");
+    assert.equal(await c.call(sim, "EXEC"), "-EXECABORT Transaction discarded because of previous errors.\r\n");
+    assert.equal(await c.call(sim, "GET", key), "$1\r\n4\r\n", "nothing of it ran");
+    assert.equal(await c.call(sim, "MULTI"), "+OK\r\n");
+    assert.equal(await c.call(sim, "DISCARD"), "+OK\r\n");
+    assert.equal(await c.call(sim, "EXEC"), "-ERR EXEC without MULTI\r\n");
+  });
+
+  it("a slot moving mid-transaction: a watched key migrated away makes EXEC nil; EXEC of keys whose slot moved answers MOVED; queued commands get ASK", async () => {
+    const sim = createSimRuntime({ seed: 6 });
+    const cluster = await SimRedisCluster.create(sim, { primaries: 3 });
+    const key = keyOwnedBy(cluster, "node-0");
+    const slot = keySlot(enc.encode(key));
+    const c = await SimClient.open(sim, "10.0.1.1", 6379);
+    await c.call(sim, "SET", key, "1");
+    await c.call(sim, "SET", `{${key}}z`, "1");
+    assert.equal(await c.call(sim, "WATCH", key), "+OK\r\n");
+    const m = cluster.migrateSlot(slot, "node-2");
+    m.step(); // MIGRATING / IMPORTING
+    assert.equal(await c.call(sim, "MULTI"), "+OK\r\n");
+    assert.equal(await c.call(sim, "INCR", key), "+QUEUED\r\n", "the key is still here");
+    m.step(); // moves `key` (names sort before `{key}z`)
+    assert.equal(await c.call(sim, "EXEC"), `-ASK ${slot} 10.0.1.3:6379\r\n`, "EXEC is checked against the rules again");
+    assert.equal(await c.call(sim, "MULTI"), "+OK\r\n", "the transaction was discarded");
+    assert.equal(await c.call(sim, "INCR", key), `-ASK ${slot} 10.0.1.3:6379\r\n`);
+    assert.equal(await c.call(sim, "EXEC"), "-EXECABORT Transaction discarded because of previous errors.\r\n");
+    assert.equal(await c.call(sim, "WATCH", `{${key}}z`), "+OK\r\n");
+    assert.equal(await c.call(sim, "MULTI"), "+OK\r\n");
+    assert.equal(await c.call(sim, "GET", `{${key}}z`), "+QUEUED\r\n");
+    m.step(); // moves `{key}z`: the watched key was touched
+    m.step(); // the slot is handed over
+    assert.ok(m.done);
+    assert.equal(await c.call(sim, "EXEC"), `-MOVED ${slot} 10.0.1.3:6379\r\n`, "the slot moved: EXEC is redirected");
+    const t = await SimClient.open(sim, "10.0.1.3", 6379);
+    assert.equal(await t.call(sim, "WATCH", key), "+OK\r\n");
+    assert.equal(await t.call(sim, "MULTI"), "+OK\r\n");
+    assert.equal(await t.call(sim, "INCR", key), "+QUEUED\r\n");
+    cluster.node("node-2").write(key, enc.encode("7"));
+    assert.equal(await t.call(sim, "EXEC"), "*-1\r\n", "a watched key rewritten (as by a migration) makes EXEC nil");
+  });
+
+  it("BLPOP pops at once, or blocks until a push (answered after the pusher), times out with a nil array, runs later commands once unblocked", async () => {
+    const sim = createSimRuntime({ seed: 7 });
+    const cluster = await SimRedisCluster.create(sim, { primaries: 3 });
+    const list = keyOwnedBy(cluster, "node-0", "list");
+    const waiter = await SimClient.open(sim, "10.0.1.1", 6379);
+    const pusher = await SimClient.open(sim, "10.0.1.1", 6379);
+    assert.equal(await pusher.call(sim, "RPUSH", list, "a"), ":1\r\n");
+    assert.equal(await waiter.call(sim, "BLPOP", list, "0"), `*2\r\n$${list.length}\r\n${list}\r\n$1\r\na\r\n`);
+    waiter.send("BLPOP", list, "0");
+    waiter.send("PING");
+    await sim.clock.advance(50);
+    assert.equal(waiter.replies.length, 1, "blocked, and PING waits behind it");
+    assert.equal(cluster.node("node-0").blockedClients, 1);
+    assert.equal(await pusher.call(sim, "RPUSH", list, "b", "c"), ":2\r\n", "the push counts what it pushed");
+    await sim.clock.advance(5);
+    assert.deepEqual(waiter.replies.slice(1), [`*2\r\n$${list.length}\r\n${list}\r\n$1\r\nb\r\n`, "+PONG\r\n"]);
+    assert.equal(await pusher.call(sim, "LRANGE", list, "0", "-1"), "*1\r\n$1\r\nc\r\n");
+    const t0 = sim.clock.now();
+    assert.equal(await waiter.call(sim, "BLPOP", `{${list}}empty`, "0.1"), "*-1\r\n");
+    assert.ok(sim.clock.now() - t0 >= 100, "after the timeout");
+    assert.equal(await waiter.call(sim, "BLPOP", list, "x"), "-ERR timeout is not a float or out of range\r\n");
+    assert.equal(await waiter.call(sim, "BLPOP", list, "-1"), "-ERR timeout is negative\r\n");
+    await pusher.call(sim, "SET", `{${list}}s`, "v");
+    assert.equal(await waiter.call(sim, "BLPOP", `{${list}}s`, "0"), "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
+    assert.equal(await waiter.call(sim, "GET", list), "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
+    assert.equal(await waiter.call(sim, "MULTI"), "+OK\r\n");
+    assert.equal(await waiter.call(sim, "BLPOP", `{${list}}empty`, "0"), "+QUEUED\r\n");
+    assert.equal(await waiter.call(sim, "EXEC"), "*1\r\n*-1\r\n", "inside a transaction BLPOP does not block");
+    assert.equal(cluster.node("node-0").blockedClients, 0);
+  });
+
+  it("a blocked client is redirected when its slot moves, and unblocked when its node becomes a replica", async () => {
+    const sim = createSimRuntime({ seed: 8 });
+    const cluster = await SimRedisCluster.create(sim, { primaries: 3, replicasPerPrimary: 1 });
+    const list = keyOwnedBy(cluster, "node-0", "list");
+    const slot = keySlot(enc.encode(list));
+    const moved = await SimClient.open(sim, "10.0.1.1", 6379);
+    moved.send("BLPOP", list, "0");
+    await sim.clock.advance(5);
+    cluster.migrateSlot(slot, "node-1").finish();
+    await sim.clock.advance(5);
+    assert.deepEqual(moved.replies, [`-MOVED ${slot} 10.0.1.2:6379\r\n`]);
+    const other = keyOwnedBy(cluster, "node-2", "list");
+    const demoted = await SimClient.open(sim, "10.0.1.3", 6379);
+    demoted.send("BLPOP", other, "0");
+    await sim.clock.advance(5);
+    cluster.failover("node-2", { oldPrimary: "demote" });
+    await sim.clock.advance(5);
+    assert.deepEqual(demoted.replies, ["-UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)\r\n"]);
+    assert.equal(await demoted.call(sim, "PING"), "+PONG\r\n");
+  });
+
+  it("pub/sub: a PUBLISH on any node reaches subscribers on every node; subscribed mode allows only pub/sub and PING; a shard channel is dropped when its slot moves", async () => {
+    const sim = createSimRuntime({ seed: 9 });
+    const cluster = await SimRedisCluster.create(sim, { primaries: 3 });
+    const sub = await SimClient.open(sim, "10.0.1.2", 6379);
+    const pub = await SimClient.open(sim, "10.0.1.1", 6379);
+    sub.send("SUBSCRIBE", "news", "more");
+    await sim.clock.advance(5);
+    assert.deepEqual(sub.replies, ["*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n", "*3\r\n$9\r\nsubscribe\r\n$4\r\nmore\r\n:2\r\n"], "one confirmation per channel");
+    assert.equal(await pub.call(sim, "PUBLISH", "news", "hello"), ":0\r\n", "the count is the publishing node's");
+    await sim.clock.advance(5);
+    assert.equal(sub.replies[2], "*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$5\r\nhello\r\n");
+    assert.equal(await sub.call(sim, "PUBLISH", "news", "x"), "-ERR Can't execute 'publish': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context\r\n");
+    const local = await SimClient.open(sim, "10.0.1.2", 6379);
+    assert.equal(await local.call(sim, "PUBLISH", "news", "again"), ":1\r\n");
+    await sim.clock.advance(5);
+    assert.equal(sub.replies.at(-1), "*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$5\r\nagain\r\n");
+    assert.equal(await sub.call(sim, "GET", "x"), "-ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context\r\n");
+    assert.equal(await sub.call(sim, "PING"), "*2\r\n$4\r\npong\r\n$0\r\n\r\n");
+    assert.equal(await sub.call(sim, "UNSUBSCRIBE", "more"), "*3\r\n$11\r\nunsubscribe\r\n$4\r\nmore\r\n:1\r\n");
+    assert.equal(await sub.call(sim, "UNSUBSCRIBE"), "*3\r\n$11\r\nunsubscribe\r\n$4\r\nnews\r\n:0\r\n");
+    assert.equal(await sub.call(sim, "UNSUBSCRIBE"), "*3\r\n$11\r\nunsubscribe\r\n$-1\r\n:0\r\n");
+    assert.equal(await sub.call(sim, "GET", "x"), `-MOVED ${keySlot(enc.encode("x"))} 10.0.1.3:6379\r\n`, "out of subscribed mode");
+
+    const channel = keyOwnedBy(cluster, "node-1", "ch");
+    const slot = keySlot(enc.encode(channel));
+    assert.equal(await pub.call(sim, "SSUBSCRIBE", channel), `-MOVED ${slot} 10.0.1.2:6379\r\n`);
+    assert.equal(await sub.call(sim, "SSUBSCRIBE", channel), `*3\r\n$10\r\nssubscribe\r\n$${channel.length}\r\n${channel}\r\n:1\r\n`);
+    assert.equal(await sub.call(sim, "SPUBLISH", channel, "m1"), "-ERR Can't execute 'spublish': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context\r\n");
+    const pub2 = await SimClient.open(sim, "10.0.1.2", 6379);
+    assert.equal(await pub2.call(sim, "SPUBLISH", channel, "m1"), ":1\r\n");
+    await sim.clock.advance(5);
+    assert.equal(sub.replies.at(-1), `*3\r\n$8\r\nsmessage\r\n$${channel.length}\r\n${channel}\r\n$2\r\nm1\r\n`);
+    cluster.migrateSlot(slot, "node-0").finish();
+    await sim.clock.advance(5);
+    assert.equal(sub.replies.at(-1), `*3\r\n$12\r\nsunsubscribe\r\n$${channel.length}\r\n${channel}\r\n:0\r\n`, "dropped by the node");
   });
 });
 

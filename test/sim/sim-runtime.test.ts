@@ -379,6 +379,33 @@ describe("sim network", () => {
     await sim.clock.runUntilIdle();
     assert.equal(sim.network.links.size, 0);
   });
+  it("heal(a, b) lifts only the partition between a and b; what it held arrives in order", async () => {
+    const sim = createSimRuntime({ seed: 18 });
+    const { accepted } = await serve(sim);
+    const rec = new Recorder();
+    const p = track(sim.connect({ host: SERVER, port: 6379 }, rec));
+    const other = new Recorder();
+    const q = track(sim.forHost("10.0.0.77").connect({ host: SERVER, port: 6379 }, other));
+    await sim.clock.runUntilIdle();
+    sim.network.partition(sim.host, SERVER);
+    sim.network.partition("10.0.0.77", SERVER);
+    p.value!.write(enc.encode("a1,"));
+    q.value!.write(enc.encode("b1,"));
+    await sim.clock.advance(100);
+    sim.network.heal(SERVER, sim.host);
+    p.value!.write(enc.encode("a2"));
+    await sim.clock.advance(100);
+    const from = (host: string) => accepted.find((a) => a.conn.remoteAddress === host)!.rec;
+    assert.equal(from(sim.host).text(), "a1,a2", "the healed pair's traffic resumes, in order");
+    assert.equal(from("10.0.0.77").received, 0, "the other partition still holds");
+    assert.ok(sim.network.isPartitioned("10.0.0.77", SERVER));
+    sim.network.heal();
+    await sim.clock.runUntilIdle();
+    assert.equal(from("10.0.0.77").text(), "b1,");
+    p.value!.destroy();
+    q.value!.destroy();
+    await sim.clock.runUntilIdle();
+  });
 });
 
 describe("sim dns", () => {

@@ -1,14 +1,15 @@
 /**
  * A simulated Redis Cluster: `SimRedisNode`s on one shared topology, with the operations a test
  * or a seeded scenario drives — slot migration in stages, failover, kill and restart — and an
- * oracle view of the true data. Node i (from 0) lives on host `10.0.1.<i+1>` (`hostBase`), port
+ * oracle view of the true data. Every change of slot ownership is announced to the nodes
+ * (`topologyChanged`), so clients blocked on a slot that moved and shard channels follow it. Node i (from 0) lives on host `10.0.1.<i+1>` (`hostBase`), port
  * 6379; node ids are `node-<i>`. Primaries come first; replica j of primary p is created after
  * them. Everything happens synchronously at a call (no timers) unless `SlotMigration.schedule`
  * arms steps on the sim clock.
  */
 import { keySlot, SLOT_COUNT } from "../../../src/backends/cluster/slot.ts";
 import type { SimRuntime } from "../../../adapters/sim/runtime.ts";
-import { fromLatin1, latin1, SimRedisNode, type SimClusterState } from "./redis-node.ts";
+import { latin1, SimRedisNode, type SimClusterState } from "./redis-node.ts";
 import type { TimerHandle } from "../../../src/runtime.ts";
 
 export interface SimRedisClusterOptions {
@@ -34,6 +35,8 @@ export interface MigrateOptions {
  */
 export class SlotMigration {
   stage: "pending" | "moving" | "done" = "pending";
+  /** Virtual ms the slot was handed over, once done. */
+  doneAt: number | null = null;
   steps = 0;
   keysMoved = 0;
   #timer: TimerHandle | null = null;
@@ -65,18 +68,22 @@ export class SlotMigration {
     // Failover may have replaced either side: follow the current primaries.
     const source = this.cluster.node(this.from);
     const target = this.cluster.node(this.to);
-    const keys = [...source.data.keys()].filter((k) => keySlot(fromLatin1(k)) === this.slot).sort().slice(0, this.batchSize);
+    const keys = source.keysIn(this.slot).slice(0, this.batchSize);
     for (const key of keys) {
-      target.write(key, source.data.get(key)!);
+      target.write(key, source.valueAt(key)!);
       source.write(key, null);
       this.keysMoved++;
     }
+    // A list that arrived may wake a client blocked at the target (after ASKING).
+    target.serveBlocked();
     if (keys.length === 0) {
       state.owner[this.slot] = this.to;
       state.importing.delete(this.slot);
       state.migrating.delete(this.slot);
       this.stage = "done";
+      this.doneAt = this.cluster.sim.clock.now();
       this.cluster.note(`migrate slot ${this.slot}: done (${this.keysMoved} keys)`);
+      this.cluster.topologyChanged();
     }
     return true;
   }
@@ -173,7 +180,9 @@ export class SimRedisCluster {
   migrateSlot(slot: number, to: string, options: MigrateOptions = {}): SlotMigration {
     const from = this.state.owner[slot];
     if (!from || from === to) throw new Error(`slot ${slot} is not owned by another node than ${to}`);
-    if (this.state.migrating.has(slot)) throw new Error(`slot ${slot} is already migrating`);
+    // One migration per slot at a time (redis-cli refuses a second): a second one, created before
+    // the first started, would move keys from a node that no longer owns them, losing them.
+    if (this.state.migrating.has(slot) || this.#migrations.some((m) => m.slot === slot && !m.done)) throw new Error(`slot ${slot} is already migrating`);
     const migration = new SlotMigration(this, slot, from, to, options.batchSize ?? 1);
     this.#migrations.push(migration);
     return migration;
@@ -201,10 +210,15 @@ export class SimRedisCluster {
     if ((options.oldPrimary ?? "kill") === "kill") old.kill();
     else {
       old.replicaOf = replica.id;
-      old.data.clear();
-      for (const [k, v] of replica.data) old.data.set(k, v);
+      old.resync(replica);
     }
+    this.topologyChanged();
     return replica;
+  }
+
+  /** Tell every live node the slot map changed (blocked clients and shard channels follow it). */
+  topologyChanged(): void {
+    for (const node of this.nodes) if (node.alive) node.topologyChanged();
   }
 
   kill(id: string): void {
