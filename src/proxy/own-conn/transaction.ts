@@ -37,7 +37,7 @@ const EXECABORT = encodeError("EXECABORT Transaction discarded because of previo
 const REPLAYED: ReplySink = { deliver() {}, deliveryFailed() {} };
 const decoder = new TextDecoder();
 
-export class Transaction {
+export class Transaction implements ReplySink {
   readonly #host: TransactionHost;
   #inMulti = false;
   #watching = false;
@@ -177,13 +177,15 @@ export class Transaction {
   /** Send `frame` on the connection, after the commands waiting to be replayed, in the client's order. */
   #send(frame: Uint8Array): UpstreamRequest {
     const host = this.#host;
-    const request = new UpstreamRequest(frame, this.#shard, host, host.id);
+    // Its reply comes back through the transaction, whoever answers it: Redis, or slotgate itself
+    // (an op timeout, a lost connection), so a failed EXEC or DISCARD still ends the transaction.
+    const request = new UpstreamRequest(frame, this.#shard, this, host.id);
     request.resp3 = host.protocol === 3;
     const replay = this.#replay;
     this.#replay = [];
     host.runAlone(request, () => {
       const link = this.#link;
-      if (!link) return host.deliver(request, errorReply(`transaction aborted: ${this.#lost ?? "no connection"}`));
+      if (!link) return this.deliver(request, errorReply(`transaction aborted: ${this.#lost ?? "no connection"}`));
       for (const queued of replay) {
         const replayed = new UpstreamRequest(queued, this.#shard, REPLAYED, host.id);
         replayed.resp3 = request.resp3;
@@ -208,7 +210,7 @@ export class Transaction {
     const link = this.#link;
     this.#link = null;
     link?.close(refused.message);
-    this.#host.deliver(request, errorReply(`transaction aborted: ${refused.message}; retry the transaction`));
+    this.deliver(request, errorReply(`transaction aborted: ${refused.message}; retry the transaction`));
     if (request === this.#last || (!this.#inMulti && !this.#watching)) this.#end();
   }
 
@@ -245,8 +247,17 @@ export class Transaction {
       if (kind !== ErrorKind.None) this.#doomed = true;
       return;
     }
-    if (request === this.#last) this.#end();
     request.sink.deliver(request, frame);
+  }
+
+  /** A reply to one of the client's commands on the transaction's connection. */
+  deliver(request: UpstreamRequest, frame: Uint8Array): void {
+    if (request === this.#last) this.#end();
+    this.#host.deliver(request, frame);
+  }
+
+  deliveryFailed(request: UpstreamRequest, error: unknown): void {
+    this.#host.deliveryFailed(request, error);
   }
 
   /** The slot moved away under the transaction: learn where, and abort it with a clear error. */
