@@ -15,7 +15,12 @@
  * Some commands run alone (`runAlone`): a blocking command or a transaction's command on a
  * connection of the client's own starts only once every earlier reply is in, and the requests
  * after it wait for its reply, so the client's order holds across connections.
- * Subscriptions and their messages are the business of ./pubsub.ts.
+ * Subscriptions and their messages are the business of ../pubsub/.
+ *
+ * Why ~600 lines: reading, holding, writing and the memory the client holds are one state
+ * machine on one socket (every pause and resume depends on all of them); what has a seam of its
+ * own already lives beside it (reply-queue.ts, client-flow.ts, clients-memory.ts, closing.ts,
+ * local/). The next split is the input side (parser, held requests, query-buffer accounting).
  */
 import type { Conn, ConnHandlers } from "../../runtime.ts";
 import type { Scope } from "../../scope/scope.ts";
