@@ -87,7 +87,7 @@ export class SplitCommand implements Pending, ReplySink {
   readonly #readOnly: boolean;
   readonly #count: number;
   readonly #chunk: number;
-  /** The protocol the merged reply speaks (a later HELLO does not change it). */
+  /** MGET's nil, in the protocol the client had when the command was split (a later HELLO does not change it). */
   readonly #nil: Uint8Array;
   /** Keys routed so far; the route all of them share, or each one's once two differ. */
   #routed = 0;
