@@ -17,6 +17,7 @@ import { Scope } from "../../src/scope/scope.ts";
 import { createLogger } from "../../src/log.ts";
 import { FakeConn, ManualRuntime } from "../support/manual-runtime.ts";
 import { ClientsMemory } from "../../src/proxy/session/clients-memory.ts";
+import { RecordingRouter } from "../support/session-harness.ts";
 
 const decoder = new TextDecoder();
 
@@ -24,19 +25,6 @@ const decoder = new TextDecoder();
 class HalfOpenConn extends FakeConn {
   override end(): void {
     this.ended = true;
-  }
-}
-
-/** A router that sends nothing: it records each routed request for the test to answer. */
-class RecordingRouter {
-  readonly routed: UpstreamRequest[] = [];
-  commandName(arg: Uint8Array): string {
-    return commandName(arg);
-  }
-  route(client: RouteClient, _name: string, _args: Uint8Array[], frame: Uint8Array): void {
-    const request = new UpstreamRequest(frame, 0, client, client.id);
-    client.expect(request);
-    this.routed.push(request);
   }
 }
 
