@@ -174,13 +174,18 @@ export class Transaction implements ReplySink {
     return true;
   }
 
-  /** Send `frame` on the connection, after the commands waiting to be replayed, in the client's order. */
-  #send(frame: Uint8Array): UpstreamRequest {
+  /**
+   * Send `frame` on the connection, after the commands waiting to be replayed, in the client's
+   * order. `last` marks EXEC, DISCARD and UNWATCH, whose reply ends the transaction; it is marked
+   * before anything is sent, as a refusal may answer it at once.
+   */
+  #send(frame: Uint8Array, last = false): UpstreamRequest {
     const host = this.#host;
     // Its reply comes back through the transaction, whoever answers it: Redis, or slotgate itself
     // (an op timeout, a lost connection), so a failed EXEC or DISCARD still ends the transaction.
     const request = new UpstreamRequest(frame, this.#shard, this, host.id);
     request.resp3 = host.protocol === 3;
+    if (last) this.#last = request;
     const replay = this.#replay;
     this.#replay = [];
     host.runAlone(request, () => {
@@ -226,13 +231,13 @@ export class Transaction implements ReplySink {
       if (target === null) return this.#end();
       if (!this.#open(target.backend, target.backend.anyShard())) return this.#end();
     }
-    this.#last = this.#send(frame);
+    this.#send(frame, true);
   }
 
   /** DISCARD, or UNWATCH outside MULTI: sent when the connection is open, else answered here. */
   #finish(frame: Uint8Array, local: Uint8Array): true {
     if (this.#link) {
-      this.#last = this.#send(frame);
+      this.#send(frame, true);
     } else {
       this.#host.reply(local);
       this.#end();

@@ -51,16 +51,6 @@ const DOCUMENTED = [
 ];
 const EXECABORT = "-EXECABORT Transaction discarded because of previous errors.\r\n";
 
-/**
- * Known defect, found by this explorer and only partly fixed (src/proxy/own-conn/transaction.ts):
- * an EXEC or DISCARD that slotgate answers itself used to leave the transaction open, so the
- * client's next MULTI and WATCH were refused as nested. Replies now pass through the transaction
- * (which ends it), but about 1 seed in 300 still shows a nested MULTI after a failed transaction;
- * its cause is not found yet. Tolerated, as these two errors only, until it is; then set this to
- * false.
- */
-export const KNOWN_DEFECT_FAILED_EXEC_KEEPS_MULTI = true;
-const NESTED = new Set(["-ERR MULTI calls can not be nested\r\n", "-ERR WATCH inside MULTI is not allowed\r\n"]);
 const UNBLOCKED = /^-UNBLOCKED /;
 
 export function documentedError(text: string): boolean {
@@ -81,16 +71,12 @@ export function checkClient(c: SimClient, oracle: Oracle, fail: Fail): number {
   } else if (c.stalledFrom !== null && c.faultedAt === null && c.replies.length < c.stalledFrom) {
     fail("one-reply-each", `client ${c.id}: ${c.replies.length} replies before its stalled subscription (request ${c.stalledFrom})`);
   }
-  /** After an EXEC or DISCARD answered by the proxy: slotgate may still think the client is in MULTI. */
-  let leftInMulti = false;
   for (let i = 0; i < answered; i++) {
     const text = c.replies[i]!.text;
     const kind = c.reqs[i]!.check.kind;
     if (FORBIDDEN.test(text.replace(CANCELLED_CONNECT, ""))) fail("internal-error", c.describe(i));
     if (text.startsWith("-")) errors++;
-    if (leftInMulti && KNOWN_DEFECT_FAILED_EXEC_KEEPS_MULTI && NESTED.has(text)) continue;
     checkReply(c, i, oracle, fail);
-    if (kind === "exec" || kind === "discard") leftInMulti = documentedError(text);
   }
   checkMessages(c, oracle, fail);
   return errors;
