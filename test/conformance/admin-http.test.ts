@@ -133,12 +133,19 @@ describe("admin API over HTTP", () => {
   });
 
   let scope: Scope;
+  /** Every test's scope, closed after the suite (a test that fails midway leaves its server open). */
+  const scopes: Scope[] = [];
+  const root = (name: string) => {
+    scope = Scope.root(rt, name);
+    scopes.push(scope);
+    return scope;
+  };
   after(async () => {
-    await scope?.close();
+    for (const s of scopes) await s.close();
   });
 
   test("serves the routes, with auth, on this runtime", TEST, async () => {
-    scope = Scope.root(rt, "admin-conformance");
+    root("admin-conformance");
     const control = new FakeControl();
     const server = await startAdminServer(scope, { host: HOST, port: 0, token: TOKEN, control, version: "9.9.9" });
     assert.equal(server.host, HOST);
@@ -201,7 +208,7 @@ describe("admin API over HTTP", () => {
   });
 
   test("the token is checked on the headers, before any of the body is read", TEST, async () => {
-    scope = Scope.root(rt, "admin-token-first");
+    root("admin-token-first");
     const control = new FakeControl();
     const server = await startAdminServer(scope, { host: HOST, port: 0, token: TOKEN, control, version: "1" });
     // 400 MB announced and none sent: only an answer given on the headers can arrive.
@@ -222,7 +229,7 @@ describe("admin API over HTTP", () => {
   });
 
   test("a body is read as it streams: over the limit it is refused at once, within it it is whole", TEST, async () => {
-    scope = Scope.root(rt, "admin-streamed-body");
+    root("admin-streamed-body");
     const control = new FakeControl();
     const limit = 64 * 1024;
     const server = await startAdminServer(scope, { host: HOST, port: 0, token: TOKEN, control, version: "1", maxBodyBytes: limit });
@@ -252,7 +259,7 @@ describe("admin API over HTTP", () => {
   });
 
   test("without a token, only loopback; a non-loopback host is refused before listening", TEST, async () => {
-    scope = Scope.root(rt, "admin-refusal");
+    root("admin-refusal");
     const control = new FakeControl();
     for (const host of ["0.0.0.0", "::", "10.1.2.3", "example.com"]) {
       await assert.rejects(

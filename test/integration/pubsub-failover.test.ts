@@ -5,7 +5,8 @@
  * a subscriber connection killed on its node, and a primary killed and failed over. Each time the
  * client keeps receiving messages published once slotgate has subscribed again, and sees nothing
  * of it: no second confirmation, no `sunsubscribe`. Messages published in between may be lost
- * (Redis pub/sub is at-most-once), so the tests publish until one arrives. When the whole cluster
+ * (Redis pub/sub is at-most-once), so the tests publish until one arrives. A cluster replaced by
+ * a config change takes its subscribers' channels with it to the replacement. When the whole cluster
  * is gone, slotgate gives up and closes the client. A real 3+3 cluster; runs on Node, Bun and Deno.
  */
 import assert from "node:assert/strict";
@@ -13,6 +14,7 @@ import { after, describe, it } from "node:test";
 import { Redis } from "ioredis";
 import { startLocalCluster, type ClusterNode, type LocalCluster } from "../../scripts/local-cluster.ts";
 import { keySlot } from "../../src/backends/cluster/slot.ts";
+import type { Cluster } from "../../src/backends/cluster/cluster.ts";
 import { lazy } from "../support/lazy.ts";
 import { RawClient, resp, startProxy, type RunningProxy } from "../support/proxy.ts";
 import { bulks, splitFrames } from "../support/exchange.ts";
@@ -201,6 +203,35 @@ describe("subscriptions through slotgate across migration and failover", () => {
       publisher.send(resp("SPUBLISH", channel, `through-${n}`));
       return Promise.resolve();
     });
+    client.close();
+  });
+
+  it("a subscriber keeps its channels, patterns and shard channels when its cluster is replaced by a config change", SLOW, async () => {
+    const cluster = await fixture.get();
+    // A short drain: the retired cluster's subscriber connections are closed soon after the change.
+    const proxy = await launch(cluster.seeds, { SLOTGATE_DRAIN_TIMEOUT_MS: "300" });
+    const channel = channelWhere("rep", () => true);
+    const client = await subscriber(proxy.port, [["SUBSCRIBE", "rep.plain"], ["PSUBSCRIBE", "rep.*"], ["SSUBSCRIBE", channel]], 3);
+    const old = proxy.app.control.backend("default") as Cluster;
+    const changed = await within(proxy.app.control.putCluster("default", { seeds: cluster.seeds, refreshIntervalMs: 12_345 }), "the replacement");
+    assert.equal(changed.ok, true, JSON.stringify(changed));
+    assert.notEqual(proxy.app.control.backend("default"), old, "replaced");
+    await until("the retired cluster is closed, with its subscriber connections", () => old.scope.state === "closed");
+
+    // Published through slotgate, to the replacement: the subscriptions followed it there, well
+    // before the 30 s after which slotgate gives up on subscriptions it cannot restore.
+    const publisher = await raw(proxy.port);
+    const through = (command: string, target: string, tag: string) => (n: number) => {
+      publisher.send(resp(command, target, `${tag}-${n}`));
+      return Promise.resolve();
+    };
+    const started = performance.now();
+    await publishUntil("a channel message after the replacement", received(client, "plain-"), through("PUBLISH", "rep.plain", "plain"));
+    await publishUntil("a pattern message after the replacement", received(client, "pattern-"), through("PUBLISH", "rep.other", "pattern"));
+    await publishUntil("a shard message after the replacement", received(client, "shard-"), through("SPUBLISH", channel, "shard"));
+    assert.ok(performance.now() - started < 20_000, "restored on the replacement, not left to time out on the retired cluster");
+    assert.equal(client.closed, false, "the subscriber stayed connected");
+    assertOnlyMessages(client, 3, "after the replacement");
     client.close();
   });
 

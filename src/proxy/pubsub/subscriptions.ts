@@ -16,7 +16,9 @@
  * pub/sub delivers at most once. If a subscription cannot be restored within `GIVE_UP_MS`, the
  * client's connection is closed, as a lost Redis server would close it, so that its library
  * subscribes again. A subscription stays with the backend its name routed to when the client
- * subscribed. Once the client is subscribed to nothing, its subscriber connections are closed.
+ * subscribed, until that backend is retired (its cluster replaced or removed by a config change):
+ * then it follows the routing table in force, to the backend that serves its name now. Once the
+ * client is subscribed to nothing, its subscriber connections are closed.
  */
 import type { Scope, ScopedTimer } from "../../scope/scope.ts";
 import type { Logger } from "../../log.ts";
@@ -102,6 +104,7 @@ export class PubSub {
   readonly #session: Scope;
   readonly #scope: Scope;
   readonly #log: Logger;
+  readonly #router: PubSubHost["router"];
   /** The client's subscriptions by kind, then by name. */
   readonly #subs: [Map<string, Sub>, Map<string, Sub>, Map<string, Sub>] = [new Map(), new Map(), new Map()];
   readonly #links = new Set<Link>();
@@ -118,6 +121,7 @@ export class PubSub {
     this.#client = client;
     this.#session = session;
     this.#log = host.log;
+    this.#router = host.router;
     this.#scope = session.child("pubsub");
     // The client went away: its subscriber connections are closed with the scope.
     this.#scope.defer(() => this.#shutdown(false));
@@ -221,8 +225,13 @@ export class PubSub {
     if (this.#closed || !this.#scope.isOpen) return;
     const touched = new Set<Link>();
     let why = "";
+    let moved = false;
     for (const sub of this.#homeless) {
-      const link = this.#linkFor(sub);
+      let link = this.#linkFor(sub);
+      if (link instanceof Unavailable && link.kind === "closing" && this.#reroute(sub)) {
+        moved = true;
+        link = this.#linkFor(sub);
+      }
       if (link instanceof Unavailable) {
         why = link.message;
         continue;
@@ -232,6 +241,7 @@ export class PubSub {
       touched.add(link);
     }
     for (const link of touched) link.flush();
+    if (moved) this.#forgetUnused();
     if (this.#homeless.size > 0) this.#retryLater(why);
   }
 
@@ -247,6 +257,32 @@ export class PubSub {
     if (node instanceof Unavailable) return node;
     for (const link of this.#links) if (link.shard === shard && link.node === node) return link;
     return this.#open(node, shard, backend);
+  }
+
+  /**
+   * `sub`'s backend takes no more work: move it to the backend its name routes to now, if that
+   * is another one (a cluster replaced or removed by a config change). False: it stays.
+   */
+  #reroute(sub: Sub): boolean {
+    const backend = this.#router.routes().match(sub.name)?.backend;
+    if (!backend || backend === sub.backend) return false;
+    if (sub.kind === Kind.Pattern && !backend.capabilities.publishReachesEveryNode) return false;
+    this.#log.debug("subscription moved to the backend its name routes to now", { id: this.#client.id, from: sub.backend.name, to: backend.name });
+    sub.backend = backend;
+    sub.slot = backend.shardOf(sub.name);
+    this.#listen(backend);
+    return true;
+  }
+
+  /** Stop listening to the topology of backends none of the client's subscriptions is on. */
+  #forgetUnused(): void {
+    const used = new Set<Backend>();
+    for (const map of this.#subs) for (const sub of map.values()) used.add(sub.backend);
+    for (const [backend, stop] of this.#topology) {
+      if (used.has(backend)) continue;
+      stop();
+      this.#topology.delete(backend);
+    }
   }
 
   #open(node: NodeHandle, shard: boolean, backend: Backend): Link | Unavailable {

@@ -2,9 +2,8 @@
  * The invariants on what clients received, client by client:
  *
  * - one reply per request, in order: a client hit by no fault of its own link gets every reply
- *   and is never disconnected; a faulted one gets a prefix of them (a subscriber whose
- *   subscription was left on a retired cluster may wait for its confirmation: slotgate retries
- *   until it gives up and disconnects, after the run);
+ *   and is never disconnected; a faulted one gets a prefix of them (a subscription made as its
+ *   cluster is retired is confirmed too: it follows its name to the cluster that serves it now);
  * - no client ever gets an internal error, a protocol error, or any error that mentions a scope
  *   (`internal-error`): bystanders of a fault must never see it, whatever connection they share;
  * - every error is a documented one (Redis's CLUSTERDOWN/TRYAGAIN/EXECABORT/UNBLOCKED, or the
@@ -65,11 +64,9 @@ export function checkClient(c: SimClient, oracle: Oracle, fail: Fail): number {
   let errors = 0;
   const answered = Math.min(c.replies.length, c.reqs.length);
   if (c.replies.length > c.reqs.length) fail("one-reply-each", `client ${c.id}: ${c.reqs.length} requests, ${c.replies.length} replies`);
-  else if (c.faultedAt === null && c.stalledFrom === null) {
+  else if (c.faultedAt === null) {
     if (c.closed) fail("client-closed", `client ${c.id} (${c.role}) did nothing wrong, and its connection was closed`);
     if (c.replies.length !== c.reqs.length) fail("one-reply-each", `client ${c.id} (${c.role}): ${c.reqs.length} requests, ${c.replies.length} replies; first unanswered: ${c.describe(c.replies.length)}`);
-  } else if (c.stalledFrom !== null && c.faultedAt === null && c.replies.length < c.stalledFrom) {
-    fail("one-reply-each", `client ${c.id}: ${c.replies.length} replies before its stalled subscription (request ${c.stalledFrom})`);
   }
   for (let i = 0; i < answered; i++) {
     const text = c.replies[i]!.text;
@@ -227,13 +224,3 @@ function checkMessages(c: SimClient, oracle: Oracle, fail: Fail): void {
   }
 }
 
-/**
- * The first request a subscriber may never get an answer to: a subscription to one of cluster
- * b's channels made before a b was retired (it stays with that cluster, and slotgate retries it
- * until it gives up and disconnects the client, after the run). Null for any other client.
- */
-export function stalledAt(c: SimClient, oracle: Oracle): number | null {
-  if (c.role !== "subscriber") return null;
-  const at = c.reqs.findIndex((r, i) => i >= c.replies.length && r.check.kind === "subscribe" && r.check.channel.startsWith("b:") && oracle.retiredSince(r.sentAt));
-  return at >= 0 && at === c.replies.length ? at : null;
-}

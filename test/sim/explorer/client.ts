@@ -61,8 +61,6 @@ export class SimClient {
   closed = false;
   /** Virtual ms a fault hit this client's own link (reset, half-close, vanished host), or null. */
   faultedAt: number | null = null;
-  /** It may stay unanswered from request `stalledFrom` on (a subscription left on a retired cluster). */
-  stalledFrom: number | null = null;
   readonly #reader = new ReplyReader((frame) => {
     const text = dec.decode(frame);
     const at = this.sim.clock.now();

@@ -1,7 +1,7 @@
 /**
  * What the explorer knows of the world, to judge replies by: the keys of each kind, every value
  * a client wrote or pushed and every message it published (with when it was sent), the windows in
- * which something could touch a WATCHed key, and when each cluster was retired.
+ * which something could touch a WATCHed key.
  */
 export interface Keys {
   /** SET/GET keys (cluster a's hot slots and spread keys, then `b:` keys routed to cluster b). */
@@ -46,8 +46,6 @@ export class Oracle {
    * routed elsewhere (a config change): `to()` is Infinity until the window closes.
    */
   readonly turbulence: { from: number; to: () => number; what: string; route: boolean }[] = [];
-  /** Virtual ms each retired cluster was retired at. */
-  readonly retiredAt: number[] = [];
 
   constructor(readonly keys: Keys) {
     for (const k of keys.strings) this.written.set(k, new Set());
@@ -66,10 +64,5 @@ export class Oracle {
   /** Did a config change route keys elsewhere between `from` and `to`? */
   rerouted(from: number, to: number): boolean {
     return this.turbulence.some((w) => w.route && w.from <= to && w.to() >= from);
-  }
-
-  /** A retirement after `at`: a subscription made then may have been left on the retired cluster. */
-  retiredSince(at: number): boolean {
-    return this.retiredAt.some((t) => t >= at);
   }
 }

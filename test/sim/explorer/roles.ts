@@ -201,7 +201,7 @@ class Subscriber implements Behaviour {
   tick(): void {
     const c = this.client;
     const { rnd, oracle } = this.ctx;
-    if (!c.usable || c.stalledFrom !== null) return;
+    if (!c.usable) return;
     const r = rnd.float();
     if (this.#channels.size + this.#shard.size === 0 ? r < 0.05 : r < 0.004) {
       const shard = rnd.chance(0.3);

@@ -161,11 +161,10 @@ export function scheduleConfigChurn(ctx: ScheduleContext, churn: ChurnContext): 
   const replaces = times.slice(1, -1);
   const t3 = times.at(-1)!;
   const seen = new Set<Cluster>();
-  const change = (what: string, retires: boolean, fn: () => Promise<{ ok: boolean; problems?: string[] }>) => {
+  const change = (what: string, fn: () => Promise<{ ok: boolean; problems?: string[] }>) => {
     const from = sim.clock.now();
     let settledAt = Number.POSITIVE_INFINITY;
     oracle.turbulent(from, () => settledAt, what, true);
-    if (retires) oracle.retiredAt.push(from);
     control.push(
       fn().then(
         (r) => {
@@ -181,10 +180,10 @@ export function scheduleConfigChurn(ctx: ScheduleContext, churn: ChurnContext): 
     );
   };
   const add = { ...base, clusters: { a: clusterA, b: docB(200) }, routes: [{ prefix: "b:", cluster: "b" }] };
-  at(t1, "config: add b", () => change("add b", false, () => started.control.replaceConfig(add)));
+  at(t1, "config: add b", () => change("add b", () => started.control.replaceConfig(add)));
   for (const [n, t] of replaces.entries()) {
-    at(t, `config: replace b (${n + 1})`, () => change(`replace b (${n + 1})`, true, () => started.control.putCluster("b", docB(300 - n))));
+    at(t, `config: replace b (${n + 1})`, () => change(`replace b (${n + 1})`, () => started.control.putCluster("b", docB(300 - n))));
   }
-  at(t3, "config: remove b", () => change("remove b", true, () => started.control.deleteCluster("b", true)));
+  at(t3, "config: remove b", () => change("remove b", () => started.control.deleteCluster("b", true)));
   return { control, retired };
 }
