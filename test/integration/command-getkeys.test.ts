@@ -124,7 +124,7 @@ function ourKeys(table: CommandTable, argv: string[]): string[] | null {
   const info = table.lookup(argv[0]!.toUpperCase(), args);
   assert.ok(info, `${argv[0]} is in the table`);
   const keys = keyIndexes(info, args);
-  return keys && keys.length > 0 ? keys.map((i) => argv[i]!) : null;
+  return keys && keys.length > 0 ? Array.from(keys, (i) => argv[i]!) : null;
 }
 
 describe("keyIndexes agrees with COMMAND GETKEYS of a real Redis", () => {

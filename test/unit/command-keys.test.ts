@@ -25,7 +25,8 @@ function lookup(...words: string[]): { info: CommandInfo; args: Uint8Array[] } {
 
 function keys(...words: string[]): number[] | null {
   const { info, args } = lookup(...words);
-  return keyIndexes(info, args);
+  const found = keyIndexes(info, args);
+  return found && Array.from(found);
 }
 
 describe("command table", () => {

@@ -26,7 +26,8 @@ function keysOf(t: CommandTable, ...argv: string[]): string[] | null {
   const args = words(...argv);
   const info = t.lookup(argv[0]!.toUpperCase(), args);
   assert.ok(info, `${argv[0]} is known`);
-  return keyIndexes(info, args)?.map((i) => argv[i]!) ?? null;
+  const found = keyIndexes(info, args);
+  return found ? Array.from(found, (i) => argv[i]!) : null;
 }
 
 /** A well-formed Redis 7 COMMAND entry, as decode() gives it with `strings`. */

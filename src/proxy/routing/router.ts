@@ -12,7 +12,7 @@
  * introspection is merged over primaries (./pubsub-info.ts); subscriptions are the session's
  * (./pubsub.ts).
  */
-import { CommandTable, keyIndexes, type CommandInfo } from "../../commands/keys.ts";
+import { CommandTable, keyIndexes, type CommandInfo, type KeyIndexes } from "../../commands/keys.ts";
 import { BLOCKING, MOVABLEKEYS, PUBSUB, READONLY, WRITE } from "../../commands/flags.ts";
 import { commandName } from "../../resp/request-parser.ts";
 import { encodeCommand } from "../../resp/encode.ts";
@@ -156,7 +156,7 @@ export class Router {
    * Where a command whose keys all route to one backend and one shard goes. Otherwise null: the
    * command named `split` (when given) is split if it splits, or the client gets the error.
    */
-  #place(client: RouteClient, table: RouteTable, info: CommandInfo, args: Uint8Array[], keys: number[], frame: Uint8Array, split: string | null): Target | null {
+  #place(client: RouteClient, table: RouteTable, info: CommandInfo, args: Uint8Array[], keys: KeyIndexes, frame: Uint8Array, split: string | null): Target | null {
     const first = table.match(args[keys[0]!]!);
     if (!first) return client.reply(noRoute(args[keys[0]!]!)), null;
     const backend = first.backend;
@@ -240,9 +240,12 @@ function stripped(key: Uint8Array, route: Route): Uint8Array {
 }
 
 /** Re-encode the command with each key's routed prefix removed. */
-function rewriteKeys(table: RouteTable, args: Uint8Array[], keys: number[]): Uint8Array {
+function rewriteKeys(table: RouteTable, args: Uint8Array[], keys: KeyIndexes): Uint8Array {
   const out = args.slice();
-  for (const index of keys) out[index] = stripped(args[index]!, table.match(args[index]!)!);
+  for (let i = 0; i < keys.length; i++) {
+    const index = keys[i]!;
+    out[index] = stripped(args[index]!, table.match(args[index]!)!);
+  }
   return encodeCommand(out);
 }
 
