@@ -25,6 +25,8 @@ export interface CommandInfo {
   readonly keySpecs: readonly RawKeySpec[];
   /** COMMAND tips, e.g. "request_policy:all_shards", "response_policy:agg_sum". */
   readonly tips: readonly string[];
+  /** ACL categories, a bitmask of ./flags.ts's `CAT_*` (0: none known). */
+  readonly categories: number;
   /** Subcommands by upper-case name, for container commands (CLUSTER, OBJECT, CONFIG...). */
   readonly subcommands: ReadonlyMap<string, CommandInfo> | null;
   /** Finds the keys when the key specs cannot (SORT, SORT_RO, MIGRATE); null for the others. */
@@ -34,8 +36,8 @@ export interface CommandInfo {
 const NO_TIPS: readonly string[] = [];
 
 function infoOf(row: RawCommand, subcommands: ReadonlyMap<string, CommandInfo> | null): CommandInfo {
-  const [name, arity, flags, firstKey, lastKey, step, keySpecs, tips] = row;
-  return { name, arity, flags, firstKey, lastKey, step, keySpecs, tips: tips ?? NO_TIPS, subcommands, keyFinder: KEY_FINDERS.get(name) ?? null };
+  const [name, arity, flags, firstKey, lastKey, step, keySpecs, tips, categories] = row;
+  return { name, arity, flags, firstKey, lastKey, step, keySpecs, tips: tips ?? NO_TIPS, categories: categories ?? 0, subcommands, keyFinder: KEY_FINDERS.get(name) ?? null };
 }
 
 /**

@@ -9,7 +9,7 @@ import { ConfigError } from "../errors.ts";
 import { ClusterSchema, ConfigSchema, withClusterType, type ClusterDocument, type Config } from "./schema.ts";
 import { isSecretPath, REDACTED } from "./secrets.ts";
 
-type Kind = "string" | "number" | "list";
+type Kind = "string" | "number" | "list" | "secret" | "yesno";
 
 /** Every variable slotgate reads, with the config field it sets. The README's table mirrors it. */
 export const ENV_VARIABLES: readonly { name: string; path: string; kind: Kind }[] = [
@@ -47,6 +47,8 @@ export const ENV_VARIABLES: readonly { name: string; path: string; kind: Kind }[
   { name: "SLOTGATE_CLIENT_IDLE_TIMEOUT_SECONDS", path: "limits.clientIdleTimeoutSeconds", kind: "number" },
   { name: "SLOTGATE_TCP_KEEPALIVE_SECONDS", path: "limits.tcpKeepAliveSeconds", kind: "number" },
   { name: "SLOTGATE_DENY_COMMANDS", path: "denyCommands", kind: "list" },
+  { name: "SLOTGATE_REQUIREPASS", path: "requirepass", kind: "secret" },
+  { name: "SLOTGATE_ALLOW_UNPROTECTED", path: "allowUnprotected", kind: "yesno" },
 ];
 
 /** Read by the entry points, not part of the document. */
@@ -154,6 +156,12 @@ function describe(issue: v.BaseIssue<unknown>, path: string, origin: Map<string,
 function convert(raw: string, kind: Kind): unknown {
   if (kind === "list") return raw.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
   if (kind === "number") return /^-?\d+$/.test(raw.trim()) ? Number(raw.trim()) : raw;
+  // A password is taken byte for byte: spaces are part of it.
+  if (kind === "secret") return raw;
+  if (kind === "yesno") {
+    const word = raw.trim().toLowerCase();
+    return word === "yes" || word === "true" ? true : word === "no" || word === "false" ? false : raw;
+  }
   return raw.trim();
 }
 

@@ -14,6 +14,8 @@ import { isLoopbackHost } from "../util/address.ts";
 import { denyProblem, normalizeDenied } from "../proxy/routing/deny-list.ts";
 import { localHandler } from "../proxy/session/local/local-commands.ts";
 import { REDACTED } from "./secrets.ts";
+import { hashPassword, passwordProblem } from "../acl/users.ts";
+import { channelRuleProblem, commandRuleProblem, keyRuleProblem } from "../acl/permissions.ts";
 
 const answeredLocally = (name: string): boolean => localHandler(name) !== undefined;
 
@@ -166,6 +168,43 @@ const deniedCommand = v.pipe(
   v.check((entry) => denyProblem(entry, answeredLocally) === null, (issue) => denyProblem(issue.input as string, answeredLocally) ?? "cannot be denied"),
 );
 
+/**
+ * A client password (secret): clear text, hashed here with SHA-256 and kept only as `#<64 hex>`,
+ * or a digest given as `#<64 hex>` (as Redis's ACL takes it).
+ */
+const password = v.pipe(
+  v.string("expected a password string"),
+  v.check((value: string) => value !== REDACTED, `"${REDACTED}" stands for a secret already in force; send the secret itself`),
+  v.check((value: string) => passwordProblem(value) === null, (issue) => passwordProblem(issue.input as string) ?? "bad password"),
+  v.transform(hashPassword),
+);
+
+const rules = (problem: (rule: string) => string | null, what: string) =>
+  v.optional(
+    v.array(
+      v.pipe(
+        v.string(`expected ${what} rule strings`),
+        v.check((rule: string) => problem(rule) === null, (issue) => problem(issue.input as string) ?? "bad rule"),
+      ),
+      `expected a list of ${what} rules`,
+    ),
+    [],
+  );
+
+/** A user clients authenticate as (Redis ACL style); rules apply left to right. */
+export const UserSchema = v.strictObject({
+  enabled: v.optional(v.boolean("expected true or false"), true),
+  passwords: v.pipe(v.array(password, "expected a list of passwords"), v.minLength(1, "expected at least one password")),
+  /** `+@all`, `-@dangerous`, `+get`, `-config|set`, `allcommands`, `nocommands`. */
+  commands: rules(commandRuleProblem, "command"),
+  /** `~app:*`, `allkeys`, `resetkeys`. */
+  keys: rules(keyRuleProblem, "key"),
+  /** `&news.*`, `allchannels`, `resetchannels`. */
+  channels: rules(channelRuleProblem, "channel"),
+});
+
+const userName = v.pipe(v.string(), v.regex(/^[!-~]{1,128}$/, "expected a user name of printable characters, no spaces (at most 128)"));
+
 const clusterName = v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, "expected a name of letters, digits, '_', '.', '-' (at most 64)"));
 
 export const ConfigSchema = v.pipe(
@@ -181,6 +220,12 @@ export const ConfigSchema = v.pipe(
     catchAll: v.optional(v.pipe(v.string(), v.minLength(1))),
     /** Commands refused with `-ERR command 'name' is disabled by slotgate configuration`. */
     denyCommands: v.optional(v.array(deniedCommand, "expected a list of command names"), []),
+    /** The password of the user `default` (Redis's requirepass); a secret, kept hashed. */
+    requirepass: v.optional(password),
+    /** Named users clients authenticate as with `AUTH user password`. */
+    users: v.optional(v.record(userName, UserSchema, "expected an object of users by name"), {}),
+    /** Accept clients on a non-loopback address with no authentication configured (Redis's `protected-mode no`). */
+    allowUnprotected: v.optional(v.boolean("expected true or false (yes or no in SLOTGATE_ALLOW_UNPROTECTED)"), false),
   }),
   v.rawCheck(({ dataset, addIssue }) => {
     if (!dataset.typed) return;
@@ -201,6 +246,21 @@ export const ConfigSchema = v.pipe(
       addIssue({
         message: "is not a loopback address: set SLOTGATE_ADMIN_TOKEN (admin.token) to expose the admin API",
         path: [pathItem(config, "admin", config.admin), pathItem(config.admin, "listen", config.admin.listen)],
+      });
+    }
+    if (config.requirepass !== undefined && Object.hasOwn(config.users, "default")) {
+      addIssue({
+        message: "the user 'default' is defined twice: by requirepass and in users; keep one",
+        path: [pathItem(config, "users", config.users), pathItem(config.users, "default", config.users.default)],
+      });
+    }
+    // Protected mode, as Redis's: clients from anywhere need a password unless explicitly allowed.
+    if (!config.allowUnprotected && config.requirepass === undefined && Object.keys(config.users).length === 0 && !isLoopbackHost(parseAddress(config.listen, true)!.host)) {
+      addIssue({
+        message:
+          "is not a loopback address and no client authentication is configured: set SLOTGATE_REQUIREPASS (requirepass) or users, " +
+          "or SLOTGATE_ALLOW_UNPROTECTED=yes (allowUnprotected: true) to accept clients from anywhere without a password",
+        path: [pathItem(config, "listen", config.listen)],
       });
     }
     if (config.catchAll !== undefined && !Object.hasOwn(config.clusters, config.catchAll)) {
@@ -237,6 +297,7 @@ export type ClusterDocument = v.InferOutput<typeof ClusterSchema>;
 export type RouteConfig = v.InferOutput<typeof RouteSchema>;
 export type LimitsConfig = v.InferOutput<typeof LimitsSchema>;
 export type AdminConfig = v.InferOutput<typeof AdminSchema>;
+export type UserDocument = v.InferOutput<typeof UserSchema>;
 
 /** A cluster's knobs with `clusterDefaults` and the built-in defaults filled in. */
 export function resolveKnobs(cluster: Partial<Knobs>, defaults: Partial<Knobs>): Knobs {

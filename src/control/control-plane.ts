@@ -47,6 +47,8 @@ export interface ControlPlaneHooks {
   /** Limits and log level in force from now on (see ./live-fields.ts for what reads them when). */
   onLimits(limits: LimitsConfig): void;
   onLogLevel(level: Config["logLevel"]): void;
+  /** The configuration in force from now on, for its client users (`requirepass`, `users`). */
+  onAuth?(config: Config): void;
   /** The whole scope tree, for `GET /debug/scopes`. */
   scopeTree(): ScopeInfo;
 }
@@ -214,6 +216,7 @@ export class LiveConfig implements ControlPlane {
     this.#config = next;
     this.#hooks.onLimits(next.limits);
     this.#hooks.onLogLevel(next.logLevel);
+    this.#hooks.onAuth?.(next);
     for (const change of changes) this.#log.info(change);
     await Promise.all(
       retired.map(({ name, entry, reason }) =>

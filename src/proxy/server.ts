@@ -12,6 +12,7 @@ import type { Router } from "./routing/router.ts";
 import { DedicatedBudget } from "./own-conn/dedicated.ts";
 import { closeAfterFlush } from "./session/closing.ts";
 import { ClientsMemory } from "./session/clients-memory.ts";
+import type { ClientAuth } from "../acl/client-auth.ts";
 
 export interface ServerOptions {
   host: string;
@@ -49,6 +50,8 @@ export class ProxyServer {
     readonly router: Router,
     readonly log: Logger,
     readonly info: () => string,
+    /** Users clients authenticate as; absent: no authentication (every client is `default`). */
+    readonly auth?: ClientAuth,
   ) {
     this.scope = parent.child("server");
     // What evicted clients held is garbage once their sessions let go of it (on the next turn):
@@ -100,6 +103,7 @@ export class ProxyServer {
         memory: this.memory,
         listenHost: this.options.host,
         info: this.info,
+        ...(this.auth ? { auth: this.auth } : {}),
       });
       session.attach(conn);
       return session.handlers();

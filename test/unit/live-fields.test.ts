@@ -43,6 +43,9 @@ const SAMPLES: Record<string, (d: Record<string, any>) => void> = {
   routes: (d) => (d.routes = [{ prefix: "bb:", cluster: "b" }]),
   catchAll: (d) => (d.catchAll = "b"),
   denyCommands: (d) => (d.denyCommands = ["FLUSHALL"]),
+  requirepass: (d) => (d.requirepass = "a-new-password"),
+  users: (d) => (d.users = { alice: { passwords: ["pw"], commands: ["+@read"], keys: ["~app:*"] } }),
+  allowUnprotected: (d) => (d.allowUnprotected = true),
 };
 
 function leaves(rules: Readonly<Record<string, FieldRule>>, prefix = ""): [string, FieldRule][] {
