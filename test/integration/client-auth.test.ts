@@ -84,6 +84,8 @@ const SESSIONS: string[][][] = [
     ["AUTH", "alice", "alicepw"], ["GET", "other"], ["MGET", "app:none", "other"], ["FLUSHALL"], ["CONFIG", "GET", "maxmemory"], ["KEYS", "*"],
     ["CLIENT", "KILL", "ID", "99999"], ["PUBLISH", "other", "x"], ["PUBLISH", "news.x", "hi"], ["SUBSCRIBE", "other"], ["PSUBSCRIBE", "news.x*"],
     ["ACL", "WHOAMI"], ["EVAL", "return 1", "1", "other"], ["GET", "app:none"], ["ACL", "LIST"], ["ACL", "CAT", "nope"], ["AUTH", "bob", "wrong"], ["ACL", "WHOAMI"],
+    // A refusal inside a transaction makes EXEC fail.
+    ["MULTI"], ["SET", "app:t", "1"], ["GET", "other"], ["EXEC"], ["GET", "app:t"],
   ],
   // bob: +@read ~*, no channels.
   [["HELLO", "3", "AUTH", "bob", "bobpw"], ["SET", "app:none", "v"], ["GET", "app:none"], ["PUBLISH", "news.x", "hi"], ["CLIENT", "ID"]],
