@@ -7,11 +7,13 @@
  *
  * Left to right, each rule sets or clears the commands it names; so for one command the answer
  * is the sign of the last rule that names it (by name, by its container's name, or by one of its
- * categories), and no rule means denied. That answer is computed once per command entry and kept
- * (`mayRun` is a map read on the hot path); a user allowed everything skips even that.
+ * categories), and no rule means denied. The rules are compiled when the configuration is loaded;
+ * the answer for a command is worked out the first time the user runs it and kept per command
+ * entry (a WeakMap: entries learned from an upstream's COMMAND, with its categories, are new
+ * entries), so `mayRun` is one map read on the hot path; a user allowed everything skips even that.
  */
 import { ACL_CATEGORIES } from "../commands/flags.ts";
-import { allCommands, commandInfo, type CommandInfo } from "../commands/keys.ts";
+import { commandInfo, type CommandInfo } from "../commands/keys.ts";
 import { globMatch } from "../util/glob.ts";
 
 const encoder = new TextEncoder();
@@ -122,8 +124,6 @@ export class Permissions {
     this.#channels = channels === "all" ? [] : channels;
     this.unrestricted = this.allCommands && this.allKeys && this.allChannels;
     this.description = describe(this.#rules, keys, channels);
-    // Decided now for every built-in command, so the hot path is a map read from the start.
-    if (!this.allCommands) for (const info of allCommands()) this.mayRun(info);
   }
 
   /** May the user run this command (or subcommand)? */

@@ -78,7 +78,7 @@ function cli(args: string[]): Promise<string> {
 
 const SESSIONS: string[][][] = [
   // Not authenticated.
-  [["GET", "app:1"], ["PING"], ["HELLO", "3"], ["GET"], ["NOSUCHCOMMAND", "x"], ["AUTH", "wrong"], ["AUTH", "alice", "wrong"], ["AUTH", "nobody", "x"], ["AUTH", "a", "b", "c"], ["HELLO", "2", "AUTH", "alice", "bad"], ["QUIT"]],
+  [["GET", "app:1"], ["PING"], ["HELLO", "3"], ["GET"], ["NOSUCHCOMMAND", "x"], ["AUTH", "wrong"], ["AUTH", "alice", "wrong"], ["AUTH", "nobody", "x"], ["AUTH", "a", "b", "c"], ["HELLO", "2", "AUTH", "alice", "bad"], ["CLIENT", "FOO"], ["CONFIG"], ["ACL", "WHOAMI", "x"], ["QUIT"]],
   // alice: +@all -@dangerous ~app:* &news.*
   [
     ["AUTH", "alice", "alicepw"], ["GET", "other"], ["MGET", "app:none", "other"], ["FLUSHALL"], ["CONFIG", "GET", "maxmemory"], ["KEYS", "*"],

@@ -15,6 +15,8 @@ import { checkArity, keyIndexes, type CommandInfo } from "../../commands/keys.ts
 import { errorReply } from "../../resp/replies.ts";
 import type { Login } from "../../acl/users.ts";
 
+const decoder = new TextDecoder();
+
 export const NOAUTH = errorReply("Authentication required.", "NOAUTH");
 export const WRONGPASS = errorReply("invalid username-password pair or user is disabled.", "WRONGPASS");
 export const NOPERM_KEYS = errorReply("this user has no permissions to access one of the keys used as arguments", "NOPERM");
@@ -34,7 +36,13 @@ export function refusal(login: Login | null, info: CommandInfo | null, name: str
     // Answered here before authentication, so that nothing with a wrong arity (MULTI x) starts anything.
     return login === null ? errorReply(`wrong number of arguments for '${info.name.toLowerCase()}' command`) : null;
   }
-  if (login === null) return (info.flags & NO_AUTH) !== 0 ? null : NOAUTH;
+  if (login === null) {
+    // A container found without its subcommand: Redis's "unknown subcommand" comes first too.
+    if (info.subcommands !== null && args.length > 1) {
+      return errorReply(`unknown subcommand '${decoder.decode(args[1]!.subarray(0, 128))}'. Try ${decoder.decode(args[0]!).toUpperCase()} HELP.`);
+    }
+    return (info.flags & NO_AUTH) !== 0 ? null : NOAUTH;
+  }
   const permissions = login.user.permissions;
   if (permissions.unrestricted) return null;
   // Commands flagged no_auth (AUTH, HELLO...) are never refused by command rules, as in Redis.
