@@ -192,7 +192,10 @@ export class UpstreamConn implements DedicatedConn {
         }),
       );
     } catch (error) {
-      this.fail(`upstream ${this.#address()} unreachable: ${error instanceof Error ? error.message : String(error)}`, causeOf(error));
+      // Cancelled by the node's teardown: its requests get the owner's reason ("cluster 'b' was
+      // removed"), not the cancellation's wording.
+      if (!this.#scope.isOpen) this.fail((this.#options.closing?.() ?? new Unavailable("closing", `upstream ${this.#address()} is shutting down`)).message, "closed");
+      else this.fail(`upstream ${this.#address()} unreachable: ${error instanceof Error ? error.message : String(error)}`, causeOf(error));
       return;
     }
     this.#wasOpen = true;
