@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { Redis } from "ioredis";
 import { currentRuntime } from "../../adapters/current.ts";
-import { startLocalCluster } from "../../scripts/local-cluster.ts";
+import { startLocalCluster, startStandaloneRedis } from "../../scripts/local-cluster.ts";
 import { startSlotgate, type Slotgate } from "../../src/app.ts";
 import { loadConfig } from "../../src/config/load.ts";
 import { createLogger } from "../../src/log.ts";
@@ -221,5 +221,52 @@ describe("slotgate authenticates to Redis", () => {
     const shown = (await admin("GET", "/config")).body;
     assert.equal(shown.clusters.default.password, "[redacted]");
     assert.equal(shown.clusters.default.username, "rot");
+  });
+});
+
+describe("slotgate authenticates to standalone Redis servers (a pool)", () => {
+  const server = lazy(() => startStandaloneRedis({ extraConfig: ["requirepass pool-pw-51"] }));
+  const apps: Slotgate[] = [];
+  after(async () => {
+    await Promise.all(apps.map((a) => a.close().catch(() => {})));
+    await server.stop();
+  });
+
+  async function launch(password: string, lines: string[]): Promise<Slotgate> {
+    const s = await server.get();
+    const document = {
+      listen: "127.0.0.1:0",
+      shutdownTimeoutMs: 1000,
+      admin: { listen: "127.0.0.1:0" },
+      clusters: { pool: { type: "standalone", servers: [`127.0.0.1:${s.port}`], password, refreshIntervalMs: 300 } },
+    };
+    const config = loadConfig({ env: { SLOTGATE_CONFIG: "pool.json" }, readFile: () => JSON.stringify(document) });
+    const app = await startSlotgate(await currentRuntime(), config, createLogger("debug", (line) => lines.push(line)));
+    apps.push(app);
+    return app;
+  }
+
+  it("the readiness PING and the pool's connections authenticate; wrong credentials keep it unready, saying why, logged once", SLOW, async () => {
+    const good = await launch("pool-pw-51", []);
+    await within(good.ready(), "the pool to be ready", 30_000);
+    const client = await RawClient.connect(good.port);
+    client.send(resp("SET", "p", "1") + resp("GET", "p"));
+    assert.equal(await client.waitFor((t) => t.endsWith("$1\r\n1\r\n")), "+OK\r\n$1\r\n1\r\n");
+    client.close();
+
+    const lines: string[] = [];
+    const bad = await launch("not-the-pw", lines);
+    await until("the refusal to be logged", () => lines.some((l) => l.startsWith("WARN upstream authentication failed")), 30_000);
+    await sleep(1500);
+    const readyz = await fetch(`http://127.0.0.1:${bad.admin!.port}/readyz`);
+    assert.equal(readyz.status, 503);
+    const body = await readyz.json();
+    assert.match(body.reasons.pool, /^upstream authentication failed for cluster 'pool': 127\.0\.0\.1:\d+ answered WRONGPASS/);
+    const raw = await RawClient.connect(bad.port);
+    raw.send(resp("GET", "p"));
+    assert.equal(await raw.waitFor((t) => t.endsWith("\r\n")), "-ERR upstream authentication failed for cluster 'pool'\r\n");
+    raw.close();
+    assert.equal(lines.filter((l) => l.startsWith("WARN upstream authentication failed")).length, 1, lines.join("\n"));
+    assert.ok(!lines.some((l) => l.includes("not-the-pw")));
   });
 });
