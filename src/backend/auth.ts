@@ -60,8 +60,12 @@ export class AuthFailures {
     return this.#last;
   }
 
-  /** Credentials were accepted somewhere: the backend's reason to be unready is no longer them. */
-  succeeded(): void {
+  /**
+   * Credentials were accepted (by `address`, when given: a later refusal there is a new incident,
+   * logged again): the backend's reason to be unready is no longer them.
+   */
+  succeeded(address?: string): void {
+    if (address !== undefined) this.#logged.delete(address);
     this.#last = null;
   }
 }

@@ -264,6 +264,7 @@ export class UpstreamNode implements NodeHandle {
     const health = this.#health;
     if (health.state === "up" || !this.scope.isOpen) return;
     this.#health = UP;
+    if (health.refusal.kind === "auth") this.#options.authFailures?.succeeded(this.address);
     this.#log.info("node up", { ...this.#logFields(), was: health.state, forMs: Math.round(this.scope.runtime.now() - health.since) });
   }
 

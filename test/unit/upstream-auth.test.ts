@@ -160,6 +160,7 @@ describe("upstream AUTH prelude", () => {
     probe.receive("+OK\r\n+PONG\r\n");
     await rt.flush();
     assert.equal(node.health, "up");
+    assert.match(lines.at(-1)!, /^INFO node up cluster=main address=127\.0\.0\.1:7000 was=down/);
     await root.destroy();
   });
 
@@ -192,7 +193,10 @@ describe("upstream AUTH prelude", () => {
     failures.failed("10.0.0.2:7000", "WRONGPASS x");
     assert.equal(lines.length, 2);
     assert.equal(failures.last, "upstream authentication failed for cluster 'c': 10.0.0.2:7000 answered WRONGPASS x");
-    failures.succeeded();
+    failures.succeeded("10.0.0.2:7000");
     assert.equal(failures.last, null);
+    failures.failed("10.0.0.1:7000", "WRONGPASS x");
+    failures.failed("10.0.0.2:7000", "WRONGPASS x");
+    assert.equal(lines.length, 3, "a node that let slotgate in since is a new incident; the other is not");
   });
 });

@@ -410,7 +410,7 @@ export class Cluster implements Backend {
     this.stats.lastRefreshAt = this.scope.runtime.wallClock();
     this.stats.lastError = null;
     this.#authFailing = null;
-    this.#authFailures.succeeded();
+    this.#authFailures.succeeded(from);
     if (this.#failing !== null) {
       this.#log.info("refresh recovered", { cluster: this.name, from, failedRounds: this.#failing.rounds });
       this.#failing = null;
