@@ -174,7 +174,8 @@ export class UpstreamConn implements DedicatedConn {
   #authenticate(auth: UpstreamAuth, protocol: 2 | 3): void {
     const sink: ReplySink = {
       deliver: (_request, reply) => {
-        if (reply[0] !== MINUS) return;
+        // Failures the connection makes up itself (lost, timed out) are no refusal of credentials.
+        if (reply[0] !== MINUS || this.#dead) return;
         // Redis's words (WRONGPASS, NOAUTH...) go to the log; the client reads slotgate's own.
         this.authDetail = new TextDecoder().decode(reply.subarray(1, reply.length - 2));
         this.fail(authRefusal(this.#options.cluster, this.#address()).message, "auth");
@@ -183,6 +184,9 @@ export class UpstreamConn implements DedicatedConn {
     };
     const frame = encodeCommand(authArgs(auth, protocol));
     this.#push(new UpstreamRequest(frame, 0, sink, 0, INTERNAL), this.#scope.runtime.now() + this.#options.connectTimeoutMs + this.#options.opTimeoutMs);
+    // A connection that only writes (a subscriber's) sends no request to arm the timer: a node
+    // that never answers AUTH must not hold it forever.
+    this.#timer ??= this.#scope.timer("op timeout", this.#options.opTimeoutMs, this.#onTimer);
   }
 
   #push(request: UpstreamRequest, deadline: number): void {
@@ -308,13 +312,14 @@ export class UpstreamConn implements DedicatedConn {
       this.#events.timedOut?.(this);
       if (!this.#wasOpen) {
         // Still connecting: nothing was sent, so a retry is safe.
-        deliverIsolated(head, errorReply(`upstream ${this.#address()} did not accept a connection ${within}: command not sent`));
+        if (head.part !== INTERNAL) deliverIsolated(head, errorReply(`upstream ${this.#address()} did not accept a connection ${within}: command not sent`));
         this.fail(`upstream ${this.#address()} did not accept a connection ${within}: command not sent`, "timeout");
         return;
       }
       // It was written: Redis may have run it and only its reply is missing. Say so, or a client
       // would take it for a failed write and retry a command that is not idempotent.
-      deliverIsolated(head, errorReply(`upstream ${this.#address()} did not answer ${within}: the command may have been applied`));
+      // A prelude (AUTH, HELLO, READONLY) has no client to tell: the connection's failure says it.
+      if (head.part !== INTERNAL) deliverIsolated(head, errorReply(`upstream ${this.#address()} did not answer ${within}: the command may have been applied`));
       this.fail(`upstream connection to ${this.#address()} reset after a timed-out request: the command may have been applied`, "timeout");
       return;
     }

@@ -164,6 +164,23 @@ describe("upstream AUTH prelude", () => {
     await root.destroy();
   });
 
+  it("a node that never answers AUTH on a subscriber connection times it out: suspect, not an authentication failure", async () => {
+    const { rt, root, node, lines } = setup();
+    const lost: string[] = [];
+    const subscriber = node.dedicated({ protocol: 2, subscriber: true, events: { reply() {}, lost: (_conn, reason) => void lost.push(reason) } });
+    assert.ok(!("kind" in subscriber));
+    subscriber.write(encodeCommand(["SUBSCRIBE", "ch"]));
+    await rt.flush();
+    rt.pendingConnects[0]!.resolve();
+    await rt.flush();
+    await rt.advance(1500); // connectTimeoutMs + opTimeoutMs
+    assert.equal(lost.length, 1, "the connection is given up");
+    assert.match(lost[0]!, /reset after a timed-out request/);
+    assert.equal(node.health, "suspect");
+    assert.ok(!lines.some((line) => line.includes("authentication failed")), lines.join("\n"));
+    await root.destroy();
+  });
+
   it("a RESP3 connection refused at HELLO 3 AUTH fails the same way", async () => {
     const { rt, root, node, replies, get } = setup();
     get("a", true);
