@@ -24,8 +24,8 @@ export function authArgs(auth: UpstreamAuth, protocol: 2 | 3): string[] {
 }
 
 /** What a client reads when the backend `cluster` (or, without a name, the node `address`) refused slotgate's credentials. */
-export function authRefusal(cluster: string | undefined, address: string): Unavailable {
-  return new Unavailable("auth", cluster === undefined ? `upstream authentication failed for ${address}` : `upstream authentication failed for cluster '${cluster}'`);
+export function authRefusal(cluster: string | undefined, address?: string): Unavailable {
+  return new Unavailable("auth", cluster === undefined ? `upstream authentication failed for ${address ?? "a node"}` : `upstream authentication failed for cluster '${cluster}'`);
 }
 
 /** A control request (`CLUSTER SLOTS`, `COMMAND`) whose credentials the node refused; `detail` is the server's error text. */

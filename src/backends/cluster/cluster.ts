@@ -381,7 +381,7 @@ export class Cluster implements Backend {
   #refreshFailed(error: RefreshError): void {
     this.stats.refreshFailures++;
     const auth = error.causes.includes("auth") ? this.#authFailures.last : null;
-    this.#authFailing = auth === null ? null : authRefusal(this.name, "");
+    this.#authFailing = auth === null ? null : authRefusal(this.name);
     this.stats.lastError = auth ?? error.message;
     const cause = error.summary;
     if (this.#failing?.cause !== cause) this.#log.warn("refresh failed", { cluster: this.name, cause, error: error.message });
