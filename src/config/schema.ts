@@ -14,6 +14,7 @@ import { isLoopbackHost } from "../util/address.ts";
 import { denyProblem, normalizeDenied } from "../proxy/routing/deny-list.ts";
 import { localHandler } from "../proxy/session/local/local-commands.ts";
 import { REDACTED } from "./secrets.ts";
+import type { UpstreamAuth } from "../backend/auth.ts";
 
 const answeredLocally = (name: string): boolean => localHandler(name) !== undefined;
 
@@ -80,10 +81,20 @@ export const KNOB_DEFAULTS = {
 
 export type Knobs = { -readonly [K in keyof typeof KNOB_DEFAULTS]: number };
 
+/**
+ * Credentials slotgate says to every node of a cluster or pool (`AUTH`, or `HELLO 3 AUTH`): a
+ * password alone is Redis's `default` user. They go as a pair: a cluster that sets either one
+ * takes neither from `clusterDefaults`. The password is a secret (./secrets.ts).
+ */
+const credentials = {
+  username: v.optional(v.pipe(v.string("expected a string (an ACL user name)"), v.minLength(1, "expected a non-empty user name"), v.regex(/^\S+$/, "expected a user name without spaces"))),
+  password: v.optional(secret(v.pipe(v.string("expected a string"), v.minLength(1, "expected a non-empty password")))),
+};
+
 /** Where a Redis Cluster's read-only commands go; standalone servers have no replicas. */
 const readFrom = v.optional(v.picklist(READ_FROM, `expected one of ${READ_FROM.join(", ")} (where read-only commands go)`));
 
-export const ClusterDefaultsSchema = v.strictObject({ ...knobs, readFrom });
+export const ClusterDefaultsSchema = v.strictObject({ ...knobs, readFrom, ...credentials });
 
 const server = v.union(
   [address, v.strictObject({ address, weight: v.optional(int(1, 1_000_000, "weight units")), name: v.optional(v.pipe(v.string(), v.minLength(1))) })],
@@ -96,6 +107,7 @@ export const RedisClusterSchema = v.strictObject({
   seeds: v.pipe(v.array(address, "expected a list of host:port"), v.minLength(1, "expected at least one seed host:port")),
   ...knobs,
   readFrom,
+  ...credentials,
 });
 
 /** Plain Redis servers sharded by consistent hashing (ketama, as twemproxy does). */
@@ -105,6 +117,7 @@ export const StandaloneSchema = v.strictObject({
   hash: v.optional(v.picklist(KETAMA_HASHES, `expected one of ${KETAMA_HASHES.join(", ")}`), "fnv1a_64"),
   hashTag: v.optional(v.pipe(v.string(), v.length(2, 'expected two characters, like "{}"'))),
   ...knobs,
+  ...credentials,
 });
 
 export const ClusterSchema = v.variant("type", [RedisClusterSchema, StandaloneSchema], 'expected "type" to be "cluster" or "standalone"');
@@ -209,6 +222,15 @@ export const ConfigSchema = v.pipe(
     if (names.length > 0 && config.routes.length === 0 && config.catchAll === undefined) {
       addIssue({ message: "no route: add routes or a catchAll cluster", path: [pathItem(config, "routes", config.routes)] });
     }
+    // A user name needs its password: Redis has no AUTH without one.
+    const clustersPath = pathItem(config, "clusters", config.clusters);
+    const lonelyUser = (document: { username?: string; password?: string }, path: [ReturnType<typeof pathItem>, ...ReturnType<typeof pathItem>[]]) => {
+      if (document.username !== undefined && document.password === undefined) {
+        addIssue({ message: "a username needs a password (set password too)", path: [...path, pathItem(document, "username", document.username)] });
+      }
+    };
+    lonelyUser(config.clusterDefaults, [pathItem(config, "clusterDefaults", config.clusterDefaults)]);
+    for (const name of names) lonelyUser(config.clusters[name]!, [clustersPath, pathItem(config.clusters, name, config.clusters[name])]);
     for (const name of names) {
       const cluster = config.clusters[name]!;
       const knobs = resolveKnobs(cluster, config.clusterDefaults);
@@ -245,6 +267,13 @@ export function resolveKnobs(cluster: Partial<Knobs>, defaults: Partial<Knobs>):
     out[key] = cluster[key] ?? defaults[key] ?? KNOB_DEFAULTS[key];
   }
   return out;
+}
+
+/** The credentials a cluster says: its own pair when it sets either field, else `clusterDefaults`'; none without a password. */
+export function resolveAuth(cluster: ClusterDocument, defaults: { username?: string; password?: string }): UpstreamAuth | undefined {
+  const source = cluster.username !== undefined || cluster.password !== undefined ? cluster : defaults;
+  if (source.password === undefined) return undefined;
+  return source.username === undefined ? { password: source.password } : { username: source.username, password: source.password };
 }
 
 /** A cluster's `readFrom`: its own, else `clusterDefaults`', else `primary` (always, for standalone servers). */
