@@ -16,6 +16,7 @@ import { localHandler } from "../proxy/session/local/local-commands.ts";
 import { REDACTED } from "./secrets.ts";
 import { hashPassword, passwordProblem } from "../acl/users.ts";
 import { channelRuleProblem, commandRuleProblem, keyRuleProblem } from "../acl/permissions.ts";
+import type { UpstreamAuth } from "../backend/auth.ts";
 
 const answeredLocally = (name: string): boolean => localHandler(name) !== undefined;
 
@@ -82,10 +83,20 @@ export const KNOB_DEFAULTS = {
 
 export type Knobs = { -readonly [K in keyof typeof KNOB_DEFAULTS]: number };
 
+/**
+ * Credentials slotgate says to every node of a cluster or pool (`AUTH`, or `HELLO 3 AUTH`): a
+ * password alone is Redis's `default` user. They go as a pair: a cluster that sets either one
+ * takes neither from `clusterDefaults`. The password is a secret (./secrets.ts).
+ */
+const credentials = {
+  username: v.optional(v.pipe(v.string("expected a string (an ACL user name)"), v.minLength(1, "expected a non-empty user name"), v.regex(/^\S+$/, "expected a user name without spaces"))),
+  password: v.optional(secret(v.pipe(v.string("expected a string"), v.minLength(1, "expected a non-empty password")))),
+};
+
 /** Where a Redis Cluster's read-only commands go; standalone servers have no replicas. */
 const readFrom = v.optional(v.picklist(READ_FROM, `expected one of ${READ_FROM.join(", ")} (where read-only commands go)`));
 
-export const ClusterDefaultsSchema = v.strictObject({ ...knobs, readFrom });
+export const ClusterDefaultsSchema = v.strictObject({ ...knobs, readFrom, ...credentials });
 
 const server = v.union(
   [address, v.strictObject({ address, weight: v.optional(int(1, 1_000_000, "weight units")), name: v.optional(v.pipe(v.string(), v.minLength(1))) })],
@@ -98,6 +109,7 @@ export const RedisClusterSchema = v.strictObject({
   seeds: v.pipe(v.array(address, "expected a list of host:port"), v.minLength(1, "expected at least one seed host:port")),
   ...knobs,
   readFrom,
+  ...credentials,
 });
 
 /** Plain Redis servers sharded by consistent hashing (ketama, as twemproxy does). */
@@ -107,6 +119,7 @@ export const StandaloneSchema = v.strictObject({
   hash: v.optional(v.picklist(KETAMA_HASHES, `expected one of ${KETAMA_HASHES.join(", ")}`), "fnv1a_64"),
   hashTag: v.optional(v.pipe(v.string(), v.length(2, 'expected two characters, like "{}"'))),
   ...knobs,
+  ...credentials,
 });
 
 export const ClusterSchema = v.variant("type", [RedisClusterSchema, StandaloneSchema], 'expected "type" to be "cluster" or "standalone"');
@@ -172,7 +185,7 @@ const deniedCommand = v.pipe(
  * A client password (secret): clear text, hashed here with SHA-256 and kept only as `#<64 hex>`,
  * or a digest given as `#<64 hex>` (as Redis's ACL takes it).
  */
-const password = v.pipe(
+const clientPassword = v.pipe(
   v.string("expected a password string"),
   v.check((value: string) => value !== REDACTED, `"${REDACTED}" stands for a secret already in force; send the secret itself`),
   v.check((value: string) => passwordProblem(value) === null, (issue) => passwordProblem(issue.input as string) ?? "bad password"),
@@ -194,7 +207,7 @@ const rules = (problem: (rule: string) => string | null, what: string) =>
 /** A user clients authenticate as (Redis ACL style); rules apply left to right. */
 export const UserSchema = v.strictObject({
   enabled: v.optional(v.boolean("expected true or false"), true),
-  passwords: v.pipe(v.array(password, "expected a list of passwords"), v.minLength(1, "expected at least one password")),
+  passwords: v.pipe(v.array(clientPassword, "expected a list of passwords"), v.minLength(1, "expected at least one password")),
   /** `+@all`, `-@dangerous`, `+get`, `-config|set`, `allcommands`, `nocommands`. */
   commands: rules(commandRuleProblem, "command"),
   /** `~app:*`, `allkeys`, `resetkeys`. */
@@ -221,7 +234,7 @@ export const ConfigSchema = v.pipe(
     /** Commands refused with `-ERR command 'name' is disabled by slotgate configuration`. */
     denyCommands: v.optional(v.array(deniedCommand, "expected a list of command names"), []),
     /** The password of the user `default` (Redis's requirepass); a secret, kept hashed. */
-    requirepass: v.optional(password),
+    requirepass: v.optional(clientPassword),
     /** Named users clients authenticate as with `AUTH user password`. */
     users: v.optional(v.record(userName, UserSchema, "expected an object of users by name"), {}),
     /** Accept clients on a non-loopback address with no authentication configured (Redis's `protected-mode no`). */
@@ -269,6 +282,15 @@ export const ConfigSchema = v.pipe(
     if (names.length > 0 && config.routes.length === 0 && config.catchAll === undefined) {
       addIssue({ message: "no route: add routes or a catchAll cluster", path: [pathItem(config, "routes", config.routes)] });
     }
+    // A user name needs its password: Redis has no AUTH without one.
+    const clustersPath = pathItem(config, "clusters", config.clusters);
+    const lonelyUser = (document: { username?: string; password?: string }, path: [ReturnType<typeof pathItem>, ...ReturnType<typeof pathItem>[]]) => {
+      if (document.username !== undefined && document.password === undefined) {
+        addIssue({ message: "a username needs a password (set password too)", path: [...path, pathItem(document, "username", document.username)] });
+      }
+    };
+    lonelyUser(config.clusterDefaults, [pathItem(config, "clusterDefaults", config.clusterDefaults)]);
+    for (const name of names) lonelyUser(config.clusters[name]!, [clustersPath, pathItem(config.clusters, name, config.clusters[name])]);
     for (const name of names) {
       const cluster = config.clusters[name]!;
       const knobs = resolveKnobs(cluster, config.clusterDefaults);
@@ -306,6 +328,13 @@ export function resolveKnobs(cluster: Partial<Knobs>, defaults: Partial<Knobs>):
     out[key] = cluster[key] ?? defaults[key] ?? KNOB_DEFAULTS[key];
   }
   return out;
+}
+
+/** The credentials a cluster says: its own pair when it sets either field, else `clusterDefaults`'; none without a password. */
+export function resolveAuth(cluster: ClusterDocument, defaults: { username?: string; password?: string }): UpstreamAuth | undefined {
+  const source = cluster.username !== undefined || cluster.password !== undefined ? cluster : defaults;
+  if (source.password === undefined) return undefined;
+  return source.username === undefined ? { password: source.password } : { username: source.username, password: source.password };
 }
 
 /** A cluster's `readFrom`: its own, else `clusterDefaults`', else `primary` (always, for standalone servers). */

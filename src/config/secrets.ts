@@ -1,5 +1,5 @@
 /**
- * Secrets in the configuration document (the admin token, client passwords): which fields
+ * Secrets in the configuration document (the admin token, upstream and client passwords): which fields
  * hold one, as data, and the two operations on them. `GET /config` shows every secret as
  * `REDACTED`; a document sent back with `REDACTED` in a secret field keeps the secret in force
  * there, so a client can read the configuration, change one knob and `PUT` it back without
@@ -13,7 +13,7 @@ export const REDACTED = "[redacted]";
  * Dotted paths of the fields that hold secrets; `*` stands for any one key (a cluster's name, say)
  * or any index of a list (each of a user's passwords is a secret of its own).
  */
-export const SECRET_PATHS: readonly string[] = ["admin.token", "requirepass", "users.*.passwords.*"];
+export const SECRET_PATHS: readonly string[] = ["admin.token", "clusterDefaults.password", "clusters.*.password", "requirepass", "users.*.passwords.*"];
 
 const patterns = (paths: readonly string[]) => paths.map((path) => path.split("."));
 

@@ -21,7 +21,7 @@ import { sleep } from "../scope/time.ts";
 import type { Logger } from "../log.ts";
 import { ConfigError, isAbort } from "../errors.ts";
 import { validateCluster, validateConfig } from "../config/load.ts";
-import { resolveKnobs, resolveReadFrom, type ClusterDocument, type Config, type LimitsConfig } from "../config/schema.ts";
+import { resolveAuth, resolveKnobs, resolveReadFrom, type ClusterDocument, type Config, type LimitsConfig } from "../config/schema.ts";
 import { Cluster } from "../backends/cluster/cluster.ts";
 import { StandalonePool } from "../backends/pool/standalone.ts";
 import { parseAddress } from "../util/address.ts";
@@ -157,9 +157,14 @@ export class LiveConfig implements ControlPlane {
     return this.#hooks.scopeTree();
   }
 
-  ready(): { ready: boolean; notReady: string[] } {
-    const notReady = [...this.#table.backends()].filter((b) => !b.isReady).map((b) => b.name);
-    return { ready: notReady.length === 0, notReady };
+  ready(): { ready: boolean; notReady: string[]; reasons: Record<string, string> } {
+    const waiting = [...this.#table.backends()].filter((b) => !b.isReady);
+    const reasons: Record<string, string> = {};
+    for (const backend of waiting) {
+      const why = backend.status().lastError;
+      if (why !== null) reasons[backend.name] = why;
+    }
+    return { ready: waiting.length === 0, notReady: waiting.map((b) => b.name), reasons };
   }
 
   #write(change: () => ChangeResult | Promise<ChangeResult>): Promise<ChangeResult> {
@@ -240,7 +245,7 @@ export class LiveConfig implements ControlPlane {
 
   #open(name: string, document: ClusterDocument, config: Config): Entry {
     const knobs = resolveKnobs(document, config.clusterDefaults);
-    const options = { ...knobs, ...config.limits, log: this.#log };
+    const options = { ...knobs, ...config.limits, log: this.#log, auth: resolveAuth(document, config.clusterDefaults) };
     let backend: Backend;
     let redisCluster: Cluster | null = null;
     if (document.type === "standalone") {
@@ -279,5 +284,13 @@ export class LiveConfig implements ControlPlane {
 
 /** Everything a backend is built from: its document and the knobs and limits it inherits. */
 function fingerprintOf(document: ClusterDocument, config: Config): string {
-  return JSON.stringify([document, resolveKnobs(document, config.clusterDefaults), config.limits.maxBulkBytes, config.limits.tcpKeepAliveSeconds, resolveReadFrom(document, config.clusterDefaults)]);
+  // Credentials included: a new password is a replacement (new scope, ready, swap, drain the old).
+  return JSON.stringify([
+    document,
+    resolveKnobs(document, config.clusterDefaults),
+    config.limits.maxBulkBytes,
+    config.limits.tcpKeepAliveSeconds,
+    resolveReadFrom(document, config.clusterDefaults),
+    resolveAuth(document, config.clusterDefaults) ?? null,
+  ]);
 }

@@ -11,6 +11,7 @@ import type { RawCommand } from "../../commands/flags.ts";
 import { commandRows } from "../../commands/learn.ts";
 import { isAbort } from "../../errors.ts";
 import { controlRequest } from "./control-request.ts";
+import type { UpstreamAuth } from "../../backend/auth.ts";
 
 /** Where learned rows go: the app's CommandTable. */
 export interface CommandLearner {
@@ -22,13 +23,15 @@ export class CommandLearning {
   readonly #scope: Scope;
   readonly #table: CommandLearner;
   readonly #timeoutMs: number;
+  readonly #auth: UpstreamAuth | undefined;
   #state: "idle" | "asking" | "learned" = "idle";
   #attempts = 0;
   #lastError: string | null = null;
 
-  /** `scope` owns every attempt; `timeoutMs` bounds each (connect, request and reply). */
-  constructor(scope: Scope, table: CommandLearner, timeoutMs: number) {
+  /** `scope` owns every attempt; `timeoutMs` bounds each (connect, request and reply); `auth` is said first. */
+  constructor(scope: Scope, table: CommandLearner, timeoutMs: number, auth?: UpstreamAuth) {
     this.#scope = scope;
+    this.#auth = auth;
     this.#table = table;
     this.#timeoutMs = timeoutMs;
   }
@@ -64,7 +67,7 @@ export class CommandLearning {
     let attempt: Scope | null = null;
     try {
       attempt = this.#scope.child(`COMMAND from ${host}:${port}`);
-      const reply = await controlRequest(attempt, host, port, ["COMMAND"], this.#timeoutMs);
+      const reply = await controlRequest(attempt, host, port, ["COMMAND"], this.#timeoutMs, this.#auth);
       if (reply instanceof Error) throw reply;
       const rows = commandRows(reply);
       if (rows.length === 0) throw new Error("COMMAND reply lists no command slotgate can read");
