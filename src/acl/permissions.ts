@@ -14,7 +14,7 @@
  */
 import { ACL_CATEGORIES } from "../commands/flags.ts";
 import { commandInfo, type CommandInfo } from "../commands/keys.ts";
-import { globMatch } from "../util/glob.ts";
+import { compileGlob, globMatch } from "../util/glob.ts";
 
 const encoder = new TextEncoder();
 
@@ -98,6 +98,8 @@ export class Permissions {
   readonly unrestricted: boolean;
   readonly #rules: readonly CommandRule[];
   readonly #keys: readonly Uint8Array[];
+  /** `#keys`, compiled: checked on every key of every command. */
+  readonly #keyMatchers: readonly ((key: Uint8Array) => boolean)[];
   readonly #channels: readonly Uint8Array[];
   /** The answer for each command entry seen (entries are immutable; learned tables bring new ones). */
   readonly #decided = new WeakMap<CommandInfo, boolean>();
@@ -121,6 +123,7 @@ export class Permissions {
     this.allKeys = keys === "all";
     this.allChannels = channels === "all";
     this.#keys = keys === "all" ? [] : keys;
+    this.#keyMatchers = this.#keys.map(compileGlob);
     this.#channels = channels === "all" ? [] : channels;
     this.unrestricted = this.allCommands && this.allKeys && this.allChannels;
     this.description = describe(this.#rules, keys, channels);
@@ -147,7 +150,8 @@ export class Permissions {
   /** May the user touch this key? */
   mayAccessKey(key: Uint8Array): boolean {
     if (this.allKeys) return true;
-    for (const pattern of this.#keys) if (globMatch(pattern, key)) return true;
+    const matchers = this.#keyMatchers;
+    for (let i = 0; i < matchers.length; i++) if (matchers[i]!(key)) return true;
     return false;
   }
 

@@ -202,9 +202,11 @@ export function keyIndexes(info: CommandInfo, args: readonly Uint8Array[]): KeyI
     if (first === 0) return [];
     const last = Math.min(info.lastKey < 0 ? argc + info.lastKey : info.lastKey, argc - 1);
     const step = info.step;
-    // A typed array, sized once: MGET and the like may name a million keys (filled in ~2 ms,
-    // where a growing or preallocated JS array takes 10-50 ms and stalls every other client).
-    const keys = new Int32Array(last >= first ? Math.floor((last - first) / step) + 1 : 0);
+    if (last === first) return [first]; // one key: most commands, and the cheapest answer
+    const count = last >= first ? Math.floor((last - first) / step) + 1 : 0;
+    // Many keys: a typed array, sized once. MGET and the like may name a million keys (filled in
+    // ~2 ms, where a growing or preallocated JS array takes 10-50 ms and stalls other clients).
+    const keys = count > 64 ? new Int32Array(count) : new Array<number>(count);
     for (let i = first, k = 0; i <= last; i += step) keys[k++] = i;
     return keys;
   }

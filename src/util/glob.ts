@@ -16,6 +16,32 @@ const CARET = 94;
 const BACKSLASH = 92;
 const DASH = 45;
 
+/**
+ * A matcher for `pattern`: a plain prefix (`app:*`) or a literal compares bytes and nothing
+ * else, any other pattern runs `globMatch`. For patterns checked on every command (ACL keys).
+ */
+export function compileGlob(pattern: Uint8Array): (subject: Uint8Array) => boolean {
+  let special = -1;
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i]!;
+    if (c === STAR || c === QUESTION || c === OPEN || c === BACKSLASH) {
+      special = i;
+      break;
+    }
+  }
+  if (special < 0) return (subject) => subject.length === pattern.length && startsWith(subject, pattern, pattern.length);
+  if (special === pattern.length - 1 && pattern[special] === STAR) {
+    const length = special;
+    return (subject) => subject.length >= length && startsWith(subject, pattern, length);
+  }
+  return (subject) => globMatch(pattern, subject);
+}
+
+function startsWith(subject: Uint8Array, prefix: Uint8Array, length: number): boolean {
+  for (let i = 0; i < length; i++) if (subject[i] !== prefix[i]) return false;
+  return true;
+}
+
 /** Whether `subject` matches `pattern`. */
 export function globMatch(pattern: Uint8Array, subject: Uint8Array): boolean {
   let p = 0;

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { describe, it } from "node:test";
 import { constantTimeEqual, sha256Hex } from "../../src/util/sha256.ts";
-import { globMatch } from "../../src/util/glob.ts";
+import { compileGlob, globMatch } from "../../src/util/glob.ts";
 import { Permissions, commandRuleProblem, keyRuleProblem, channelRuleProblem } from "../../src/acl/permissions.ts";
 import { Users, hashPassword, passwordProblem } from "../../src/acl/users.ts";
 import { AuthThrottle, FREE_FAILURES, MAX_DELAY_MS, STEP_MS, WINDOW_MS } from "../../src/acl/throttle.ts";
@@ -53,8 +53,15 @@ describe("glob matching (Redis's stringmatch)", () => {
   for (const [pattern, subject, expected] of cases) {
     it(`'${pattern}' ${expected ? "matches" : "does not match"} '${subject}'`, () => {
       assert.equal(globMatch(bytes(pattern), bytes(subject)), expected);
+      assert.equal(compileGlob(bytes(pattern))(bytes(subject)), expected, "the compiled matcher agrees");
     });
   }
+
+  it("a compiled prefix or literal pattern matches exactly what globMatch matches", () => {
+    const patterns = ["app:*", "app:", "app", "", "*", "a*", "ab*c", "a\\*", "a?*", "[a]*"];
+    const subjects = ["", "a", "ap", "app", "app:", "app:1", "app:*", "ab", "abc", "abxc", "a*", "b"];
+    for (const p of patterns) for (const s of subjects) assert.equal(compileGlob(bytes(p))(bytes(s)), globMatch(bytes(p), bytes(s)), `'${p}' on '${s}'`);
+  });
 
   it("matches the same as a real Redis for patterns that backtrack a lot, in linear steps", () => {
     const subject = bytes(`${"a".repeat(5000)}b`);
