@@ -23,6 +23,7 @@ export const ENV_VARIABLES: readonly { name: string; path: string; kind: Kind }[
   { name: "SLOTGATE_SHUTDOWN_TIMEOUT_MS", path: "shutdownTimeoutMs", kind: "number" },
   { name: "SLOTGATE_ADMIN_LISTEN", path: "admin.listen", kind: "string" },
   { name: "SLOTGATE_ADMIN_TOKEN", path: "admin.token", kind: "string" },
+  { name: "SLOTGATE_ADMIN_TOKEN_FILE", path: "admin.token", kind: "file" },
   { name: "SLOTGATE_REFRESH_INTERVAL_MS", path: "clusterDefaults.refreshIntervalMs", kind: "number" },
   { name: "SLOTGATE_REFRESH_TIMEOUT_MS", path: "clusterDefaults.refreshTimeoutMs", kind: "number" },
   { name: "SLOTGATE_REDIRECT_REFRESH_THRESHOLD", path: "clusterDefaults.redirectRefreshThreshold", kind: "number" },
@@ -55,6 +56,7 @@ export const ENV_VARIABLES: readonly { name: string; path: string; kind: Kind }[
   { name: "SLOTGATE_TCP_KEEPALIVE_SECONDS", path: "limits.tcpKeepAliveSeconds", kind: "number" },
   { name: "SLOTGATE_DENY_COMMANDS", path: "denyCommands", kind: "list" },
   { name: "SLOTGATE_REQUIREPASS", path: "requirepass", kind: "secret" },
+  { name: "SLOTGATE_REQUIREPASS_FILE", path: "requirepass", kind: "file" },
   { name: "SLOTGATE_ALLOW_UNPROTECTED", path: "allowUnprotected", kind: "yesno" },
 ];
 

@@ -10,6 +10,7 @@ import { loadConfig, validateConfig } from "../../src/config/load.ts";
 import { resolveAuth } from "../../src/config/schema.ts";
 import { isSecretPath, REDACTED, redactSecrets, restoreSecrets } from "../../src/config/secrets.ts";
 import { ConfigError } from "../../src/errors.ts";
+import { sha256Hex } from "../../src/util/sha256.ts";
 
 const PASSWORD = "  pa55 with spaces ";
 const SEEDS = { SLOTGATE_SEEDS: "127.0.0.1:7000" };
@@ -47,6 +48,16 @@ describe("upstream credentials in the configuration", () => {
     assert.deepEqual(resolveAuth(config.clusters.default!, config.clusterDefaults), { password: "pw" });
     const none = load({});
     assert.equal(resolveAuth(none.clusters.default!, none.clusterDefaults), undefined);
+  });
+
+  it("SLOTGATE_REQUIREPASS_FILE and SLOTGATE_ADMIN_TOKEN_FILE read their secrets from files too; a secret and its _FILE form together are refused", () => {
+    const config = load({ SLOTGATE_REQUIREPASS_FILE: "/run/secrets/clients", SLOTGATE_ADMIN_TOKEN_FILE: "/run/secrets/admin" }, { "/run/secrets/clients": "client-pass\n", "/run/secrets/admin": "admin-token\n" });
+    assert.equal(config.requirepass, `#${sha256Hex(new TextEncoder().encode("client-pass"))}`, "kept as its digest, newline trimmed");
+    assert.equal(config.admin.token, "admin-token");
+    const both = problems(() => load({ SLOTGATE_ADMIN_TOKEN: "x", SLOTGATE_ADMIN_TOKEN_FILE: "/run/secrets/admin" }, { "/run/secrets/admin": "y\n" }));
+    assert.equal(both.length, 1);
+    assert.match(both[0]!, /SLOTGATE_ADMIN_TOKEN.*SLOTGATE_ADMIN_TOKEN_FILE|SLOTGATE_ADMIN_TOKEN_FILE.*SLOTGATE_ADMIN_TOKEN/);
+    assert.doesNotMatch(both[0]!, /admin-token|\by\b/, "no secret in the problem");
   });
 
   it("SLOTGATE_UPSTREAM_PASSWORD_FILE reads the password from a file, its trailing newline trimmed", () => {
