@@ -307,7 +307,10 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
     if (name === "RESET") this.#endTransaction();
     // The reply-queue entry this request makes carries its size until answered.
     this.#runBytes = frame.length;
-    if (!this.#inTransaction(name, args, frame) && !pubsubCommand(this, this.#scope, this.#host, name, args)) this.#dispatch(name, args, frame);
+    // A RESP2 client in subscribed mode gets Redis's refusal of a transaction command too: the
+    // subscribed context is checked before the command runs, never a WATCH or MULTI opened.
+    const refused = this.pubsub !== null && this.protocol === 2 && TRANSACTION_COMMANDS.has(name) && pubsubCommand(this, this.#scope, this.#host, name, args);
+    if (!refused && !this.#inTransaction(name, args, frame) && !pubsubCommand(this, this.#scope, this.#host, name, args)) this.#dispatch(name, args, frame);
     this.#runBytes = 0;
     // A reply of its own queued behind earlier ones means requests upstream: those on the other
     // protocol's connections must not be overtaken.
