@@ -313,16 +313,19 @@ export class UpstreamConn implements DedicatedConn {
       this.#pending.shift();
       const within = `within ${this.#options.opTimeoutMs} ms`;
       this.#events.timedOut?.(this);
+      // The connection's own command (a prelude, an ASKING) has no client to tell; a prelude's
+      // sink would take the timeout for a refusal and fail the connection in its own words
+      // ("refused HELLO 3: ERR ... did not answer"), ahead of the reason below.
+      const tell = head.part !== INTERNAL;
       if (!this.#wasOpen) {
         // Still connecting: nothing was sent, so a retry is safe.
-        if (head.part !== INTERNAL) deliverIsolated(head, errorReply(`upstream ${this.#address()} did not accept a connection ${within}: command not sent`));
+        if (tell) deliverIsolated(head, errorReply(`upstream ${this.#address()} did not accept a connection ${within}: command not sent`));
         this.fail(`upstream ${this.#address()} did not accept a connection ${within}: command not sent`, "timeout");
         return;
       }
       // It was written: Redis may have run it and only its reply is missing. Say so, or a client
       // would take it for a failed write and retry a command that is not idempotent.
-      // A prelude (AUTH, HELLO, READONLY) has no client to tell: the connection's failure says it.
-      if (head.part !== INTERNAL) deliverIsolated(head, errorReply(`upstream ${this.#address()} did not answer ${within}: the command may have been applied`));
+      if (tell) deliverIsolated(head, errorReply(`upstream ${this.#address()} did not answer ${within}: the command may have been applied`));
       this.fail(`upstream connection to ${this.#address()} reset after a timed-out request: the command may have been applied`, "timeout");
       return;
     }

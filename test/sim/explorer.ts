@@ -2,7 +2,8 @@
  * Deterministic-simulation explorer: one seed builds a random scenario — the real proxy
  * (startSlotgate) on the simulator in front of one or two simulated Redis Clusters, clients of
  * every kind (./explorer/roles.ts: pipelining SET/GET/INCR/RPUSH/PUBLISH; transactions with WATCH
- * across a slot that moves; BLPOP with short and long timeouts; subscribers), many of them on
+ * across a slot that moves; BLPOP with short and long timeouts; subscribers to channels, patterns
+ * and shard channels; writers that WAIT for replicas), some speaking RESP3, many of them on
  * cluster b's keys, so that their own connections belong to a cluster that is added, replaced
  * and removed (a blocked client holding the old one's drain open) — and a seeded schedule of
  * faults upstream and on the client links (./explorer/schedule.ts). It then checks invariants:
@@ -29,7 +30,7 @@ import type { Cluster } from "../../src/backends/cluster/cluster.ts";
 import { SimClient, type Role } from "./explorer/client.ts";
 import { Oracle } from "./explorer/oracle.ts";
 import { behaviour } from "./explorer/roles.ts";
-import { checkClient } from "./explorer/checks.ts";
+import { asResp2, checkClient } from "./explorer/checks.ts";
 import { scheduleClientFaults, scheduleConfigChurn, scheduleUpstreamFaults } from "./explorer/schedule.ts";
 import { noCoverage, tally, type Coverage } from "./explorer/coverage.ts";
 
@@ -178,6 +179,8 @@ export async function runSeed(seed: number, options: RunOptions = {}): Promise<S
       counters: [...hot.map((t) => `{${t}}n`), ...onB(["b:{c}n", "b:{d}n"])],
       lists: [...hot.map((t) => `{${t}}q`), ...onB(["b:{q}0", "b:{q}1"])],
       channels: ["news", ...onB(["b:news"])],
+      // Patterns route by their own name too: `b:*` to cluster b, the others to the catch-all.
+      patterns: ["n?ws", "*ews", "[a-n]*s", ...onB(["b:*", "b:n[^x]ws"])],
       shardChannels: [`{${hot[0]}}s`, ...onB(["b:{s}0"])],
     });
 
@@ -187,9 +190,10 @@ export async function runSeed(seed: number, options: RunOptions = {}): Promise<S
       ...Array.from({ length: rnd.chance(0.85) ? 1 + rnd.int(3) : 0 }, () => "txn" as const),
       ...Array.from({ length: rnd.chance(0.85) ? 1 + rnd.int(3) : 0 }, () => "blocker" as const),
       ...(rnd.chance(0.4) ? ["subscriber" as const] : []),
+      ...Array.from({ length: rnd.chance(0.6) ? 1 + rnd.int(2) : 0 }, () => "waiter" as const),
     ];
     for (const [i, role] of roles.entries()) {
-      const c = new SimClient(i, role, `10.0.0.${20 + i}`, sim);
+      const c = new SimClient(i, role, `10.0.0.${20 + i}`, sim, rnd.chance(0.3) ? 3 : 2);
       clients.push(c);
       let opened = false;
       void c.open(started.port).then(() => void (opened = true));
@@ -260,7 +264,8 @@ export async function runSeed(seed: number, options: RunOptions = {}): Promise<S
       for (const k of oracle.keys.strings) reader.send(["GET", k], { kind: "get", key: k });
       await driveUntil(sim, () => reader.owed === 0, 3000, 5);
       oracle.keys.strings.forEach((k, j) => {
-        const reply = reader.replies[first + j]?.text;
+        const raw = reader.replies[first + j]?.text;
+        const reply = raw === undefined ? raw : asResp2(raw, { kind: "get", key: k }, reader.protocol).text;
         const value = a.valueOf(k);
         const want = value ? `$${value.length}\r\n${dec.decode(value)}\r\n` : "$-1\r\n";
         if (reply !== want) fail("read-back", `GET ${k} after quiesce -> ${JSON.stringify(reply)}, the cluster holds ${JSON.stringify(want)}`);

@@ -320,6 +320,85 @@ describe("simulated Redis Cluster nodes: transactions, BLPOP, pub/sub", () => {
     await sim.clock.advance(5);
     assert.equal(sub.replies.at(-1), `*3\r\n$12\r\nsunsubscribe\r\n$${channel.length}\r\n${channel}\r\n:0\r\n`, "dropped by the node");
   });
+
+  it("PSUBSCRIBE: glob patterns counted with channels; pmessage per matching pattern, never for SPUBLISH; PUNSUBSCRIBE", async () => {
+    const sim = createSimRuntime({ seed: 9 });
+    const cluster = await SimRedisCluster.create(sim, { primaries: 3 });
+    const sub = await SimClient.open(sim, "10.0.1.2", 6379);
+    const pub = await SimClient.open(sim, "10.0.1.1", 6379);
+    assert.equal(await sub.call(sim, "SUBSCRIBE", "news"), "*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n");
+    sub.send("PSUBSCRIBE", "n?ws", "b:[a-m]*", "x\\*");
+    await sim.clock.advance(5);
+    assert.deepEqual(sub.replies.slice(1), [
+      "*3\r\n$10\r\npsubscribe\r\n$4\r\nn?ws\r\n:2\r\n",
+      "*3\r\n$10\r\npsubscribe\r\n$8\r\nb:[a-m]*\r\n:3\r\n",
+      "*3\r\n$10\r\npsubscribe\r\n$3\r\nx\\*\r\n:4\r\n",
+    ]);
+    assert.equal(await pub.call(sim, "PUBLISH", "news", "one"), ":0\r\n");
+    await sim.clock.advance(5);
+    assert.deepEqual(sub.replies.slice(4), ["*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$3\r\none\r\n", "*4\r\n$8\r\npmessage\r\n$4\r\nn?ws\r\n$4\r\nnews\r\n$3\r\none\r\n"]);
+    const local = await SimClient.open(sim, "10.0.1.2", 6379);
+    assert.equal(await local.call(sim, "PUBLISH", "b:dog", "two"), ":1\r\n");
+    assert.equal(await local.call(sim, "PUBLISH", "b:zebra", "no"), ":0\r\n");
+    assert.equal(await local.call(sim, "PUBLISH", "x*", "three"), ":1\r\n");
+    assert.equal(await local.call(sim, "PUBLISH", "xy", "no"), ":0\r\n");
+    const channel = keyOwnedBy(cluster, "node-1", "n");
+    assert.equal(await local.call(sim, "SPUBLISH", channel, "no"), ":0\r\n", "shard messages match no pattern");
+    await sim.clock.advance(5);
+    assert.deepEqual(sub.replies.slice(6), ["*4\r\n$8\r\npmessage\r\n$8\r\nb:[a-m]*\r\n$5\r\nb:dog\r\n$3\r\ntwo\r\n", "*4\r\n$8\r\npmessage\r\n$3\r\nx\\*\r\n$2\r\nx*\r\n$5\r\nthree\r\n"]);
+    assert.equal(await sub.call(sim, "PUNSUBSCRIBE", "n?ws"), "*3\r\n$12\r\npunsubscribe\r\n$4\r\nn?ws\r\n:3\r\n");
+    assert.equal(await sub.call(sim, "UNSUBSCRIBE"), "*3\r\n$11\r\nunsubscribe\r\n$4\r\nnews\r\n:2\r\n");
+    assert.equal(await sub.call(sim, "PING"), "*2\r\n$4\r\npong\r\n$0\r\n\r\n", "patterns keep the subscribed context");
+  });
+
+  it("HELLO 3: a map, then nils as _, pub/sub frames as pushes, any command while subscribed; HELLO 2 goes back", async () => {
+    const sim = createSimRuntime({ seed: 9 });
+    const cluster = await SimRedisCluster.create(sim, { primaries: 3 });
+    const key = keyOwnedBy(cluster, "node-0");
+    const c = await SimClient.open(sim, "10.0.1.1", 6379);
+    assert.equal(await c.call(sim, "HELLO", "4"), "-NOPROTO unsupported protocol version\r\n");
+    const hello = await c.call(sim, "HELLO", "3");
+    assert.ok(hello.startsWith("%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n") && hello.includes("$5\r\nproto\r\n:3\r\n"), hello);
+    assert.equal(await c.call(sim, "GET", key), "_\r\n");
+    assert.equal(await c.call(sim, "MGET", key, key), "*2\r\n_\r\n_\r\n");
+    assert.equal(await c.call(sim, "BLPOP", `{${key}}q`, "0.01"), "_\r\n");
+    assert.equal(await c.call(sim, "SUBSCRIBE", "news"), ">3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n");
+    assert.equal(await c.call(sim, "PING"), "+PONG\r\n");
+    c.send("PUBLISH", "news", "hi");
+    await sim.clock.advance(5);
+    assert.deepEqual(c.replies.slice(-2), [">3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$2\r\nhi\r\n", ":1\r\n"], "its own message first, as Redis writes it");
+    assert.equal(await c.call(sim, "UNSUBSCRIBE"), ">3\r\n$11\r\nunsubscribe\r\n$4\r\nnews\r\n:0\r\n");
+    assert.equal(await c.call(sim, "UNSUBSCRIBE"), ">3\r\n$11\r\nunsubscribe\r\n_\r\n:0\r\n");
+    assert.ok((await c.call(sim, "HELLO", "2")).startsWith("*14\r\n"));
+    assert.equal(await c.call(sim, "GET", key), "$-1\r\n");
+  });
+
+  it("WAIT: the live replicas at once when enough, else at the timeout; refused on a replica; UNBLOCKED when demoted", async () => {
+    const sim = createSimRuntime({ seed: 9 });
+    const cluster = await SimRedisCluster.create(sim, { primaries: 3, replicasPerPrimary: 1 });
+    const key = keyOwnedBy(cluster, "node-0");
+    const c = await SimClient.open(sim, "10.0.1.1", 6379);
+    assert.equal(await c.call(sim, "SET", key, "v"), "+OK\r\n");
+    assert.equal(await c.call(sim, "WAIT", "0", "0"), ":1\r\n");
+    assert.equal(await c.call(sim, "WAIT", "1", "0"), ":1\r\n");
+    const t0 = sim.clock.now();
+    assert.equal(await c.call(sim, "WAIT", "2", "50"), ":1\r\n");
+    assert.ok(sim.clock.now() - t0 >= 50, "answered at its timeout");
+    const replica = cluster.node("node-0").replicas()[0]!;
+    const r = await SimClient.open(sim, replica.host, 6379);
+    assert.match(await r.call(sim, "WAIT", "0", "0"), /^-ERR WAIT cannot be used with replica instances/);
+    c.send("WAIT", "2", "0");
+    await sim.clock.advance(20);
+    assert.equal(c.replies.length, 4, "still blocked");
+    cluster.failover("node-0", { oldPrimary: "demote" });
+    await sim.clock.advance(5);
+    assert.match(c.replies.at(-1)!, /^-UNBLOCKED /);
+    const touch = "redis.call('SET', KEYS[1], '1') redis.call('DEL', KEYS[1]) return 1";
+    const p = await SimClient.open(sim, replica.host, 6379);
+    assert.equal(await p.call(sim, "EVAL", touch, "1", `{${key}}w`), ":1\r\n", "slotgate's WAIT touch runs");
+    assert.equal(await p.call(sim, "EXISTS", `{${key}}w`), ":0\r\n", "and leaves nothing behind");
+    assert.equal(await p.call(sim, "GET", key), "$1\r\nv\r\n", "nor touches another key");
+  });
 });
 
 interface RunResult {
@@ -436,6 +515,31 @@ describe("slotgate on the simulated cluster", () => {
     const r = await proxyScenario(8, "kill");
     assert.ok(r.ask > 0, `ASK redirects were followed (${r.ask})`);
     assert.ok(r.gets > 100, `many GETs checked (${r.gets})`);
+  });
+
+  it("a RESP2 subscriber's WATCH, MULTI, EXEC, DISCARD and UNWATCH get the subscribed context's refusal, as from Redis (found by the session fuzzer)", async () => {
+    const sim = createSimRuntime({ seed: 3 });
+    const cluster = await SimRedisCluster.create(sim, { primaries: 3 });
+    const app = await startSlotgate(sim, validateConfig({ clusters: { sim: { seeds: cluster.seeds.slice(0, 1) } }, catchAll: "sim", listen: "127.0.0.1:0", admin: { listen: "off" }, logLevel: "silent" }));
+    let ready = false;
+    void app.ready().then(() => (ready = true));
+    while (!ready) await sim.clock.step();
+    const client = await SimClient.open(sim, "127.0.0.1", app.port);
+    const direct = await SimClient.open(sim, cluster.node("node-0").host, 6379);
+    assert.equal(await client.call(sim, "SUBSCRIBE", "news"), "*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n");
+    assert.equal(await direct.call(sim, "SUBSCRIBE", "news"), "*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n");
+    for (const command of [["WATCH", "k"], ["MULTI"], ["EXEC"], ["DISCARD"], ["UNWATCH"]]) {
+      const want = `-ERR Can't execute '${command[0]!.toLowerCase()}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context\r\n`;
+      assert.equal(await direct.call(sim, ...command), want, `Redis refuses ${command[0]}`);
+      assert.equal(await client.call(sim, ...command), want, `slotgate refuses ${command[0]} as Redis does`);
+    }
+    assert.equal(await client.call(sim, "PING"), "*2\r\n$4\r\npong\r\n$0\r\n\r\n", "still subscribed");
+    client.conn.end();
+    direct.conn.end();
+    let closed = false;
+    void app.close().then(() => (closed = true));
+    for (let i = 0; i < 100_000 && !closed; i++) await sim.clock.step();
+    assert.ok(closed, "the app closed");
   });
 
   it("the same seed replays the same trace", async () => {

@@ -51,6 +51,6 @@ describe("fuzzing, a short seeded slice", () => {
         for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193) >>> 0;
       }
     }
-    assert.equal(hash.toString(16), "760f95eb");
+    assert.equal(hash.toString(16), "f9a8ddbb");
   });
 });

@@ -344,7 +344,10 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
         this.#endTransaction();
         if (args.length === 1) this.login = (this.#host.auth?.users ?? NO_USERS).initialLogin;
       }
-      if (!this.#inTransaction(name, args, frame) && !pubsubCommand(this, this.#scope, this.#host, name, args)) this.#dispatch(name, args, frame);
+      // A RESP2 client in subscribed mode gets Redis's refusal of a transaction command too: the
+      // subscribed context is checked before the command runs, never a WATCH or MULTI opened.
+      const refused = this.pubsub !== null && this.protocol === 2 && TRANSACTION_COMMANDS.has(name) && pubsubCommand(this, this.#scope, this.#host, name, args);
+      if (!refused && !this.#inTransaction(name, args, frame) && !pubsubCommand(this, this.#scope, this.#host, name, args)) this.#dispatch(name, args, frame);
     }
     this.#runBytes = 0;
     // A reply of its own queued behind earlier ones means requests upstream: those on the other

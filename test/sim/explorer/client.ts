@@ -1,8 +1,9 @@
 /**
- * A test client of the explorer: one RESP2 connection from its own simulated host to slotgate,
- * with a log of what it sent (each request carries what its reply is checked against, ./checks.ts)
- * and of what came back, stamped with virtual time. A subscriber's `message`/`smessage` frames are
- * kept apart from the replies to its requests.
+ * A test client of the explorer: one connection from its own simulated host to slotgate, speaking
+ * RESP2 or RESP3 (its first request is then `HELLO 3`), with a log of what it sent (each request
+ * carries what its reply is checked against, ./checks.ts) and of what came back, stamped with
+ * virtual time. A subscriber's `message`/`smessage`/`pmessage` frames (arrays in RESP2, pushes in
+ * RESP3) are kept apart from the replies to its requests.
  */
 import type { SimRuntime } from "../../../adapters/sim/runtime.ts";
 import type { Conn } from "../../../src/runtime.ts";
@@ -35,8 +36,13 @@ export type Check =
   | { kind: "publish"; channel: string; payload: string }
   | { kind: "watch" | "read" | "multi" | "queued" | "exec" | "discard"; txn: Txn }
   | { kind: "blpop"; key: string; timeoutMs: number }
-  | { kind: "subscribe"; channel: string; shard: boolean; count: number }
+  | { kind: "subscribe"; channel: string; sub: SubKind; count: number }
+  | { kind: "wait"; replicas: number; timeoutMs: number }
+  | { kind: "hello" }
   | { kind: "ping" };
+
+/** What a subscription names: a channel (SUBSCRIBE), a glob pattern (PSUBSCRIBE), a shard channel (SSUBSCRIBE). */
+export type SubKind = "channel" | "pattern" | "shard";
 
 export interface Req {
   readonly args: string[];
@@ -51,7 +57,10 @@ export interface Frame {
   readonly at: number;
 }
 
-export type Role = "kv" | "txn" | "blocker" | "subscriber";
+export type Role = "kv" | "txn" | "blocker" | "subscriber" | "waiter";
+
+/** The first bytes of a message frame, in either protocol (`*` arrays in RESP2, `>` pushes in RESP3). */
+const MESSAGE_HEADS = ["*3\r\n$7\r\nmessage\r\n", "*3\r\n$8\r\nsmessage\r\n", "*4\r\n$8\r\npmessage\r\n"].flatMap((h) => [h, `>${h.slice(1)}`]);
 
 export class SimClient {
   readonly reqs: Req[] = [];
@@ -64,7 +73,7 @@ export class SimClient {
   readonly #reader = new ReplyReader((frame) => {
     const text = dec.decode(frame);
     const at = this.sim.clock.now();
-    if (this.role === "subscriber" && (text.startsWith("*3\r\n$7\r\nmessage\r\n") || text.startsWith("*3\r\n$8\r\nsmessage\r\n"))) this.messages.push({ text, at });
+    if (this.role === "subscriber" && MESSAGE_HEADS.some((h) => text.startsWith(h))) this.messages.push({ text, at });
     else this.replies.push({ text, at });
   });
 
@@ -73,6 +82,8 @@ export class SimClient {
     readonly role: Role,
     readonly host: string,
     readonly sim: SimRuntime,
+    /** The protocol it speaks: 3 after its `HELLO 3`. */
+    readonly protocol: 2 | 3 = 2,
   ) {}
 
   open(port: number): Promise<void> {
@@ -80,7 +91,10 @@ export class SimClient {
       .forHost(this.host)
       .connect({ host: "127.0.0.1", port }, { data: (c) => this.#reader.push(c), drain: () => {}, close: () => void (this.closed = true) })
       .then(
-        (c) => void (this.conn = c),
+        (c) => {
+          this.conn = c;
+          if (this.protocol === 3) this.send(["HELLO", "3"], { kind: "hello" });
+        },
         () => {},
       );
   }
@@ -104,6 +118,6 @@ export class SimClient {
   describe(i: number): string {
     const req = this.reqs[i]!;
     const reply = this.replies[i];
-    return `client ${this.id} (${this.role}) request ${i} (${req.args.join(" ")}) -> ${reply ? JSON.stringify(reply.text) : "no reply"}`;
+    return `client ${this.id} (${this.role}${this.protocol === 3 ? ", RESP3" : ""}) request ${i} (${req.args.join(" ")}) -> ${reply ? JSON.stringify(reply.text) : "no reply"}`;
   }
 }

@@ -10,8 +10,9 @@ export interface Keys {
   readonly counters: string[];
   /** Lists (BLPOP on them, RPUSH to them). */
   readonly lists: string[];
-  /** Pub/sub channels and shard channels. */
+  /** Pub/sub channels, glob patterns (PSUBSCRIBE) and shard channels. */
   readonly channels: string[];
+  readonly patterns: string[];
   readonly shardChannels: string[];
 }
 
@@ -47,7 +48,11 @@ export class Oracle {
    */
   readonly turbulence: { from: number; to: () => number; what: string; route: boolean }[] = [];
 
-  constructor(readonly keys: Keys) {
+  constructor(
+    readonly keys: Keys,
+    /** The most replicas a primary of the world has (what WAIT may count). */
+    readonly maxReplicas = 1,
+  ) {
     for (const k of keys.strings) this.written.set(k, new Set());
   }
 

@@ -11,15 +11,20 @@
  *   same without WATCH; waits for every reply, rests, and starts again;
  * - blocker: BLPOP on a list with a short timeout, or a long one that holds its cluster's drain
  *   open when the cluster is replaced; waits for the reply, rests, and starts again;
- * - subscriber: SUBSCRIBEs to a channel or SSUBSCRIBEs to a shard channel (one per command,
- *   never twice the same), and PINGs now and then.
+ * - subscriber: SUBSCRIBEs to a channel, PSUBSCRIBEs to a glob pattern or SSUBSCRIBEs to a
+ *   shard channel (one per command, never twice the same), and PINGs now and then;
+ * - waiter: SETs a string key (mostly cluster b's) and WAITs for 0 to 2 replicas in the same write
+ *   (WAIT runs on a connection of its own, to where the SET went), with a short timeout or a long
+ *   one that holds a retired cluster's drain open; waits for both replies, rests, starts again.
+ *
+ * Any of them may speak RESP3 (./client.ts: its first request is `HELLO 3`).
  *
  * Every value, element and payload is unique (client id and a counter), so the checks can tell
  * who wrote what. Clients of cluster b's keys make their own connections belong to clusters that
  * are replaced and removed.
  */
 import type { SimRandom } from "../../../adapters/sim/random.ts";
-import type { SimClient, Txn } from "./client.ts";
+import type { SimClient, SubKind, Txn } from "./client.ts";
 import type { Oracle } from "./oracle.ts";
 
 export interface RoleContext {
@@ -50,6 +55,8 @@ export function behaviour(client: SimClient, ctx: RoleContext): Behaviour {
       return new Blocker(client, ctx);
     case "subscriber":
       return new Subscriber(client, ctx);
+    case "waiter":
+      return new Waiter(client, ctx);
   }
 }
 
@@ -194,25 +201,56 @@ class Blocker implements Behaviour {
 }
 
 class Subscriber implements Behaviour {
-  readonly #channels = new Set<string>();
-  readonly #shard = new Set<string>();
+  readonly #names: Record<SubKind, Set<string>> = { channel: new Set(), pattern: new Set(), shard: new Set() };
   constructor(readonly client: SimClient, readonly ctx: RoleContext) {}
 
   tick(): void {
     const c = this.client;
     const { rnd, oracle } = this.ctx;
     if (!c.usable) return;
+    const { channel, pattern, shard } = this.#names;
+    const total = channel.size + pattern.size + shard.size;
     const r = rnd.float();
-    if (this.#channels.size + this.#shard.size === 0 ? r < 0.05 : r < 0.004) {
-      const shard = rnd.chance(0.3);
-      const mine = shard ? this.#shard : this.#channels;
-      const left = (shard ? oracle.keys.shardChannels : oracle.keys.channels).filter((ch) => !mine.has(ch));
+    if (total === 0 ? r < 0.05 : r < 0.004) {
+      const kind = rnd.pick(["channel", "channel", "pattern", "pattern", "shard"] as const);
+      const mine = this.#names[kind];
+      const names = kind === "shard" ? oracle.keys.shardChannels : kind === "pattern" ? oracle.keys.patterns : oracle.keys.channels;
+      const left = names.filter((name) => !mine.has(name));
       if (left.length === 0) return;
-      const channel = rnd.pick(left);
-      mine.add(channel);
-      c.send([shard ? "SSUBSCRIBE" : "SUBSCRIBE", channel], { kind: "subscribe", channel, shard, count: mine.size });
-    } else if (this.#channels.size + this.#shard.size > 0 && r > 0.99) {
+      const name = rnd.pick(left);
+      mine.add(name);
+      // Redis counts channels and patterns together, shard channels apart.
+      const count = kind === "shard" ? shard.size : channel.size + pattern.size;
+      c.send([{ channel: "SUBSCRIBE", pattern: "PSUBSCRIBE", shard: "SSUBSCRIBE" }[kind], name], { kind: "subscribe", channel: name, sub: kind, count });
+    } else if (total > 0 && r > 0.99) {
       c.send(["PING"], { kind: "ping" });
     }
+  }
+}
+
+class Waiter implements Behaviour {
+  #next = 0;
+  constructor(readonly client: SimClient, readonly ctx: RoleContext) {}
+
+  tick(): void {
+    const c = this.client;
+    const { rnd, oracle } = this.ctx;
+    const now = this.ctx.now();
+    if (!c.usable || c.owed > 0) return;
+    if (this.#next === 0) this.#next = now + rnd.int(30);
+    if (now < this.#next) return;
+    this.#next = 0;
+    // Mostly after a write of its own; now and then a WAIT alone (where its last write went).
+    if (rnd.chance(0.85)) {
+      const key = pickPreferringB(rnd, oracle.keys.strings);
+      const value = fresh(oracle, "w", c);
+      oracle.written.get(key)!.add(value);
+      oracle.valueSentAt.set(value, now);
+      c.send(["SET", key, value], { kind: "set", key, value });
+    }
+    const replicas = rnd.pick([0, 1, 1, 2]);
+    // Short timeouts run out (no replica on b, two asked on a); long ones outlive a retired b.
+    const timeoutMs = rnd.chance(0.7) ? 10 + rnd.int(190) : 300 + rnd.int(900);
+    c.send(["WAIT", String(replicas), String(timeoutMs)], { kind: "wait", replicas, timeoutMs });
   }
 }

@@ -9,6 +9,9 @@
  *
  * Being unblocked by the cluster (the key's slot moved away, the node became a replica) is the
  * node's decision (`each`, then `unblock` with the reply Redis would give).
+ *
+ * WAIT blocks here too (`wait`), on no key: it is answered by its timeout, with what `answer`
+ * says then (the replicas that acknowledged), or by an unblock (the node became a replica).
  */
 import type { Runtime } from "../../../src/runtime.ts";
 import { NULL_ARRAY } from "../../../src/resp/encode.ts";
@@ -20,6 +23,8 @@ export class NodeBlocking {
   readonly #waiting = new Map<string, ClientState[]>();
   /** Keys pushed to since they were last served, in order. */
   readonly #ready: string[] = [];
+  /** Clients blocked on WAIT, oldest first. */
+  readonly #waits = new Set<ClientState>();
   readonly #runtime: Runtime;
   /** Serve the commands a client received while it was blocked. */
   readonly #resume: (client: ClientState) => void;
@@ -33,19 +38,31 @@ export class NodeBlocking {
   get count(): number {
     const all = new Set<ClientState>();
     for (const queue of this.#waiting.values()) for (const c of queue) all.add(c);
-    return all.size;
+    return all.size + this.#waits.size;
   }
 
   /** Block `client` on `keys` for `timeoutMs` (0: until a push or an unblock). */
   block(client: ClientState, keys: Uint8Array[], timeoutMs: number): void {
     const names = keys.map(latin1);
-    client.blocked = { keys, names, timer: null };
+    client.blocked = { keys, names, timer: null, wait: false };
     for (const name of new Set(names)) {
       let queue = this.#waiting.get(name);
       if (!queue) this.#waiting.set(name, (queue = []));
       queue.push(client);
     }
     if (timeoutMs > 0) client.blocked.timer = this.#runtime.setTimer(timeoutMs, () => this.unblock(client, NULL_ARRAY));
+  }
+
+  /** Block `client` on WAIT for `timeoutMs` (0: until an unblock); `answer` is its reply then. */
+  wait(client: ClientState, timeoutMs: number, answer: () => Uint8Array): void {
+    client.blocked = { keys: [], names: [], timer: null, wait: true };
+    this.#waits.add(client);
+    if (timeoutMs > 0) client.blocked.timer = this.#runtime.setTimer(timeoutMs, () => this.unblock(client, answer()));
+  }
+
+  /** Every client blocked on WAIT. */
+  eachWait(fn: (client: ClientState) => void): void {
+    for (const client of [...this.#waits]) fn(client);
   }
 
   /** A list was written: its waiters are served by the next `serveReady`. */
@@ -94,6 +111,7 @@ export class NodeBlocking {
     if (!blocked) return;
     client.blocked = null;
     blocked.timer?.cancel();
+    this.#waits.delete(client);
     for (const name of new Set(blocked.names)) {
       const queue = this.#waiting.get(name);
       if (!queue) continue;

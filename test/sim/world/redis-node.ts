@@ -1,7 +1,8 @@
 /**
- * A simulated Redis Cluster node speaking RESP2 on the sim network. Small and honest: strings and
- * lists (./keyspace.ts), transactions, one blocking command (BLPOP, ./node-blocking.ts) and
- * pub/sub (./node-pubsub.ts), under the redirection rules of the Redis Cluster specification
+ * A simulated Redis Cluster node on the sim network, speaking RESP2 or, after `HELLO 3`, RESP3
+ * (./resp3.ts). Small and honest: strings and lists (./keyspace.ts), transactions, one blocking
+ * command (BLPOP, ./node-blocking.ts), WAIT, the one script slotgate runs (WAIT's touch) and
+ * pub/sub with channels, patterns and shard channels (./node-pubsub.ts), under the redirection rules of the Redis Cluster specification
  * (./cluster-state.ts: CROSSSLOT, CLUSTERDOWN, MOVED, ASK and TRYAGAIN while a slot migrates).
  *
  * Transactions (./node-multi.ts) follow Redis 7: queued commands are checked as they come, and
@@ -11,6 +12,11 @@
  * A PUBLISH reaches the subscribers of every live node of the cluster (the bus), an SPUBLISH those
  * of the slot's shard.
  *
+ * WAIT: replication here is synchronous, so every live replica has acknowledged every write. A
+ * primary answers the number of its live replicas at once when that is at least `numreplicas`,
+ * else when the timeout runs out (0: never), counting them again then; a replica refuses WAIT, and
+ * a WAIT still blocked when its node becomes a replica gets `-UNBLOCKED`, as Redis 7 does.
+ *
  * The slot map is the shared `SimClusterState` (owned by `SimRedisCluster`): every node sees the
  * same topology at once, as after gossip has converged; the cluster calls `topologyChanged` when
  * it moves a slot. Writes a primary applies are copied synchronously to its replicas. Replies are
@@ -19,14 +25,15 @@
  */
 import type { Conn, ConnHandlers, Listener, Runtime } from "../../../src/runtime.ts";
 import { RequestParser } from "../../../src/resp/request-parser.ts";
-import { encodeArray, encodeBulk, encodeError, encodeInteger, EMPTY_BULK, OK, PONG } from "../../../src/resp/encode.ts";
+import { EMPTY_ARRAY, encodeArray, encodeBulk, encodeError, encodeInteger, encodeMap, EMPTY_BULK, OK, PONG } from "../../../src/resp/encode.ts";
 import { keySlot } from "../../../src/backends/cluster/slot.ts";
 import type { SimNetwork } from "../../../adapters/sim/network.ts";
 import type { SimConn } from "../../../adapters/sim/connection.ts";
 import { newClientState, type ClientState } from "./client-state.ts";
 import { KEYED, blockTimeoutMs, fromLatin1, latin1, popFirst, runData, type Store, type Value } from "./keyspace.ts";
 import { NodeBlocking } from "./node-blocking.ts";
-import { NodePubSub, allowedWhenSubscribed, subscribed } from "./node-pubsub.ts";
+import { NodePubSub, allowedWhenSubscribed, subscribed, type SubKind } from "./node-pubsub.ts";
+import { resp3Nulls } from "./resp3.ts";
 import { NodeMulti } from "./node-multi.ts";
 import { clusterSlots, redirection, type ClusterState } from "./cluster-state.ts";
 
@@ -47,8 +54,24 @@ const SHARD_PUBSUB: Record<string, { arity: number; write: boolean }> = {
 const KEYLESS: Record<string, number> = {
   PING: -1, ECHO: 2, ASKING: 1, READONLY: 1, READWRITE: 1, CLUSTER: -2,
   MULTI: 1, EXEC: 1, DISCARD: 1, WATCH: -2, UNWATCH: 1,
-  SUBSCRIBE: -2, UNSUBSCRIBE: -1, PUBLISH: 3,
+  SUBSCRIBE: -2, UNSUBSCRIBE: -1, PSUBSCRIBE: -2, PUNSUBSCRIBE: -1, PUBLISH: 3,
+  HELLO: -1, WAIT: 3, EVAL: -3,
 };
+/** The subscription kind of each (un)subscribe command. */
+const SUBSCRIPTIONS: Record<string, { kind: SubKind; unsubscribe: boolean }> = {
+  SUBSCRIBE: { kind: "channel", unsubscribe: false },
+  UNSUBSCRIBE: { kind: "channel", unsubscribe: true },
+  PSUBSCRIBE: { kind: "pattern", unsubscribe: false },
+  PUNSUBSCRIBE: { kind: "pattern", unsubscribe: true },
+  SSUBSCRIBE: { kind: "shard", unsubscribe: false },
+  SUNSUBSCRIBE: { kind: "shard", unsubscribe: true },
+};
+/** The only script a simulated node runs: slotgate's WAIT touch (src/proxy/own-conn/blocking.ts). */
+const TOUCH_SCRIPT = "redis.call('SET', KEYS[1], '1') redis.call('DEL', KEYS[1]) return 1";
+const WAIT_ON_REPLICA = encodeError(
+  "ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.",
+);
+const INTEGER_ARG = /^-?\d+$/;
 
 export interface SimRedisNodeOptions {
   /** Unique node id (40 hex chars in real Redis; any string here). */
@@ -82,6 +105,8 @@ export class SimRedisNode implements Store {
   readonly #log: (event: string) => void;
   #listener: Listener | null = null;
   readonly #conns = new Map<Conn, ClientState>();
+  /** Connections accepted so far (HELLO's `id`). */
+  #accepted = 0;
   readonly #multi = new NodeMulti({
     route: (keys, write, asking, readonly) => this.#route(keys, write, asking, readonly),
     run: (client, name, args, asking) => this.#dispatch(client, name, args, asking, true)!,
@@ -139,7 +164,9 @@ export class SimRedisNode implements Store {
   }
 
   #accept(conn: Conn): ConnHandlers {
-    const client = newClientState((frame) => void conn.write(frame));
+    const id = ++this.#accepted;
+    const client: ClientState = newClientState((frame) => void conn.write(client.protocol === 3 ? resp3Nulls(frame) : frame));
+    client.id = id;
     this.#conns.set(conn, client);
     const parser = new RequestParser((args) => this.#onCommand(client, args));
     return {
@@ -198,7 +225,7 @@ export class SimRedisNode implements Store {
     const known = KEYED[name]?.arity ?? SHARD_PUBSUB[name]?.arity ?? KEYLESS[name];
     if (known === undefined) return this.#multi.refuse(client, unknownCommand(args));
     if (known > 0 ? args.length !== known : args.length < -known) return this.#multi.refuse(client, arityError(name));
-    if (subscribed(client) && !allowedWhenSubscribed(name)) {
+    if (client.protocol === 2 && subscribed(client) && !allowedWhenSubscribed(name)) {
       return encodeError(`ERR Can't execute '${name.toLowerCase()}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context`);
     }
     switch (name) {
@@ -221,7 +248,7 @@ export class SimRedisNode implements Store {
   #dispatch(client: ClientState, name: string, args: Uint8Array[], asking: boolean, inExec: boolean): Uint8Array | null {
     switch (name) {
       case "PING":
-        if (subscribed(client)) return encodeArray([PONG_WORD, args.length > 1 ? encodeBulk(args[1]!) : EMPTY_BULK]);
+        if (client.protocol === 2 && subscribed(client)) return encodeArray([PONG_WORD, args.length > 1 ? encodeBulk(args[1]!) : EMPTY_BULK]);
         return args.length > 1 ? encodeBulk(args[1]!) : PONG;
       case "ECHO":
         return encodeBulk(args[1]!);
@@ -241,9 +268,19 @@ export class SimRedisNode implements Store {
         return OK;
       case "SUBSCRIBE":
       case "UNSUBSCRIBE":
-        return this.#pubsub[name === "SUBSCRIBE" ? "subscribe" : "unsubscribe"](client, args.slice(1).map(latin1), false);
+      case "PSUBSCRIBE":
+      case "PUNSUBSCRIBE": {
+        const { kind, unsubscribe } = SUBSCRIPTIONS[name]!;
+        return this.#pubsub[unsubscribe ? "unsubscribe" : "subscribe"](client, args.slice(1).map(latin1), kind);
+      }
       case "PUBLISH":
         return encodeInteger(this.#publish(latin1(args[1]!), args[2]!));
+      case "HELLO":
+        return this.#hello(client, args);
+      case "WAIT":
+        return this.#wait(client, args, inExec);
+      case "EVAL":
+        return this.#eval(args, asking, client.readonly);
     }
     const shard = SHARD_PUBSUB[name];
     if (shard) {
@@ -253,7 +290,7 @@ export class SimRedisNode implements Store {
         if (denied) return denied;
       }
       if (name === "SPUBLISH") return encodeInteger(this.#spublish(latin1(args[1]!), args[2]!));
-      return this.#pubsub[name === "SSUBSCRIBE" ? "subscribe" : "unsubscribe"](client, channels.map(latin1), true);
+      return this.#pubsub[name === "SSUBSCRIBE" ? "subscribe" : "unsubscribe"](client, channels.map(latin1), "shard");
     }
     const spec = KEYED[name]!;
     if (name === "MSET" && args.length % 2 === 0) return arityError(name);
@@ -271,6 +308,64 @@ export class SimRedisNode implements Store {
     if (popped) return popped;
     this.#blocking.block(client, keys, timeout);
     return null;
+  }
+
+  /** HELLO [protover [AUTH user pass] [SETNAME name]]: the server's description, in the protocol asked for. */
+  #hello(client: ClientState, args: Uint8Array[]): Uint8Array {
+    let protocol = client.protocol;
+    if (args.length > 1) {
+      const version = latin1(args[1]!);
+      if (!INTEGER_ARG.test(version)) return encodeError("ERR Protocol version is not an integer or out of range");
+      if (version !== "2" && version !== "3") return encodeError("NOPROTO unsupported protocol version");
+      protocol = version === "3" ? 3 : 2;
+    }
+    for (let i = 2; i < args.length; i++) {
+      const option = latin1(args[i]!).toUpperCase();
+      if (option === "AUTH" && i + 2 < args.length) i += 2;
+      else if (option === "SETNAME" && i + 1 < args.length) i += 1;
+      else return encodeError(`ERR Syntax error in HELLO option '${latin1(args[i]!)}'`);
+    }
+    client.protocol = protocol;
+    const fields = [
+      encodeBulk("server"), encodeBulk("redis"),
+      encodeBulk("version"), encodeBulk("7.2.0"),
+      encodeBulk("proto"), encodeInteger(protocol),
+      encodeBulk("id"), encodeInteger(client.id),
+      encodeBulk("mode"), encodeBulk("cluster"),
+      encodeBulk("role"), encodeBulk(this.replicaOf === null ? "master" : "replica"),
+      encodeBulk("modules"), EMPTY_ARRAY,
+    ];
+    return protocol === 3 ? encodeMap(fields) : encodeArray(fields);
+  }
+
+  /** WAIT numreplicas timeout: see the header (replication is synchronous here). */
+  #wait(client: ClientState, args: Uint8Array[], inExec: boolean): Uint8Array | null {
+    if (this.replicaOf !== null) return WAIT_ON_REPLICA;
+    const wanted = latin1(args[1]!);
+    const timeout = latin1(args[2]!);
+    if (!INTEGER_ARG.test(wanted) || !INTEGER_ARG.test(timeout)) return encodeError("ERR value is not an integer or out of range");
+    if (Number(timeout) < 0) return encodeError("ERR timeout is negative");
+    const acked = () => encodeInteger(this.replicas().filter((n) => n.alive).length);
+    if (inExec || Number(wanted) <= 0 || this.replicas().filter((n) => n.alive).length >= Number(wanted)) return acked();
+    this.#blocking.wait(client, Number(timeout), acked);
+    return null;
+  }
+
+  /** EVAL of the one script a simulated node knows (WAIT's touch): its key checked like a write's. */
+  #eval(args: Uint8Array[], asking: boolean, readonly: boolean): Uint8Array {
+    const numkeys = latin1(args[2]!);
+    if (!INTEGER_ARG.test(numkeys) || Number(numkeys) < 0) return encodeError("ERR Number of keys can't be negative");
+    if (Number(numkeys) > args.length - 3) return encodeError("ERR Number of keys can't be greater than number of args");
+    const keys = args.slice(3, 3 + Number(numkeys));
+    if (keys.length > 0) {
+      const denied = this.#route(keys, true, asking, readonly);
+      if (denied) return denied;
+    }
+    if (latin1(args[1]!) !== TOUCH_SCRIPT || keys.length !== 1) return encodeError("ERR a simulated node runs no script but slotgate's WAIT touch");
+    const key = latin1(keys[0]!);
+    this.write(key, fromLatin1("1"));
+    this.write(key, null);
+    return encodeInteger(1);
   }
 
   // --- pub/sub --------------------------------------------------------------------------------
@@ -305,6 +400,7 @@ export class SimRedisNode implements Store {
    * (`-UNBLOCKED` if the node became a replica), and shard channels of slots it lost are dropped.
    */
   topologyChanged(): void {
+    if (this.replicaOf !== null) this.#blocking.eachWait((client) => this.#blocking.unblock(client, UNBLOCKED));
     this.#blocking.each((client, keys) => {
       if (this.replicaOf !== null) return this.#blocking.unblock(client, UNBLOCKED);
       const slot = keySlot(keys[0]!);
