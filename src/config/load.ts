@@ -9,12 +9,16 @@ import { ConfigError } from "../errors.ts";
 import { ClusterSchema, ConfigSchema, withClusterType, type ClusterDocument, type Config } from "./schema.ts";
 import { isSecretPath, REDACTED } from "./secrets.ts";
 
-type Kind = "string" | "number" | "list";
+type Kind = "string" | "number" | "list" | "switch";
 
 /** Every variable slotgate reads, with the config field it sets. The README's table mirrors it. */
 export const ENV_VARIABLES: readonly { name: string; path: string; kind: Kind }[] = [
   { name: "SLOTGATE_LISTEN", path: "listen", kind: "string" },
   { name: "SLOTGATE_SEEDS", path: "clusters.default.seeds", kind: "list" },
+  { name: "SLOTGATE_TLS_LISTEN", path: "tls.listen", kind: "string" },
+  { name: "SLOTGATE_TLS_CERT", path: "tls.cert", kind: "string" },
+  { name: "SLOTGATE_TLS_KEY", path: "tls.key", kind: "string" },
+  { name: "SLOTGATE_TLS_CA", path: "tls.ca", kind: "string" },
   { name: "SLOTGATE_LOG_LEVEL", path: "logLevel", kind: "string" },
   { name: "SLOTGATE_SHUTDOWN_TIMEOUT_MS", path: "shutdownTimeoutMs", kind: "number" },
   { name: "SLOTGATE_ADMIN_LISTEN", path: "admin.listen", kind: "string" },
@@ -34,6 +38,9 @@ export const ENV_VARIABLES: readonly { name: string; path: string; kind: Kind }[
   { name: "SLOTGATE_MAX_UNKNOWN_NODES", path: "clusterDefaults.maxUnknownNodes", kind: "number" },
   { name: "SLOTGATE_MAX_UPSTREAM_QUEUE_BYTES", path: "clusterDefaults.maxUpstreamQueueBytes", kind: "number" },
   { name: "SLOTGATE_READ_FROM", path: "clusterDefaults.readFrom", kind: "string" },
+  { name: "SLOTGATE_UPSTREAM_TLS", path: "clusterDefaults.tls.enabled", kind: "switch" },
+  { name: "SLOTGATE_UPSTREAM_TLS_CA", path: "clusterDefaults.tls.ca", kind: "string" },
+  { name: "SLOTGATE_UPSTREAM_TLS_SERVERNAME", path: "clusterDefaults.tls.servername", kind: "string" },
   { name: "SLOTGATE_MAX_BULK_BYTES", path: "limits.maxBulkBytes", kind: "number" },
   { name: "SLOTGATE_MAX_ARRAY_LENGTH", path: "limits.maxArrayLength", kind: "number" },
   { name: "SLOTGATE_MAX_PENDING_REQUESTS", path: "limits.maxPendingRequests", kind: "number" },
@@ -154,6 +161,10 @@ function describe(issue: v.BaseIssue<unknown>, path: string, origin: Map<string,
 function convert(raw: string, kind: Kind): unknown {
   if (kind === "list") return raw.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
   if (kind === "number") return /^-?\d+$/.test(raw.trim()) ? Number(raw.trim()) : raw;
+  if (kind === "switch") {
+    const word = raw.trim().toLowerCase();
+    return ["on", "true", "yes", "1"].includes(word) ? true : ["off", "false", "no", "0"].includes(word) ? false : raw;
+  }
   return raw.trim();
 }
 

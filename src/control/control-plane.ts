@@ -21,7 +21,8 @@ import { sleep } from "../scope/time.ts";
 import type { Logger } from "../log.ts";
 import { ConfigError, isAbort } from "../errors.ts";
 import { validateCluster, validateConfig } from "../config/load.ts";
-import { resolveKnobs, resolveReadFrom, type ClusterDocument, type Config, type LimitsConfig } from "../config/schema.ts";
+import { resolveKnobs, resolveReadFrom, resolveUpstreamTls, type ClusterDocument, type Config, type LimitsConfig } from "../config/schema.ts";
+import { upstreamTls } from "../upstream/tls.ts";
 import { Cluster } from "../backends/cluster/cluster.ts";
 import { StandalonePool } from "../backends/pool/standalone.ts";
 import { parseAddress } from "../util/address.ts";
@@ -237,7 +238,14 @@ export class LiveConfig implements ControlPlane {
 
   #open(name: string, document: ClusterDocument, config: Config): Entry {
     const knobs = resolveKnobs(document, config.clusterDefaults);
-    const options = { ...knobs, ...config.limits, log: this.#log };
+    const tlsConfig = resolveUpstreamTls(document, config.clusterDefaults);
+    const runtime = this.#scope.runtime;
+    // Files are read when the cluster first connects; a replacement cluster reads them again.
+    const tls = tlsConfig && upstreamTls(tlsConfig, (path) => runtime.readTextFile(path));
+    if (tlsConfig?.insecure) {
+      this.#log.warn("upstream TLS certificates are NOT verified (tls.insecure): anyone on the path can impersonate the nodes", { cluster: name });
+    }
+    const options = { ...knobs, ...config.limits, log: this.#log, tls };
     let backend: Backend;
     let redisCluster: Cluster | null = null;
     if (document.type === "standalone") {
@@ -276,5 +284,12 @@ export class LiveConfig implements ControlPlane {
 
 /** Everything a backend is built from: its document and the knobs and limits it inherits. */
 function fingerprintOf(document: ClusterDocument, config: Config): string {
-  return JSON.stringify([document, resolveKnobs(document, config.clusterDefaults), config.limits.maxBulkBytes, config.limits.tcpKeepAliveSeconds, resolveReadFrom(document, config.clusterDefaults)]);
+  return JSON.stringify([
+    document,
+    resolveKnobs(document, config.clusterDefaults),
+    config.limits.maxBulkBytes,
+    config.limits.tcpKeepAliveSeconds,
+    resolveReadFrom(document, config.clusterDefaults),
+    resolveUpstreamTls(document, config.clusterDefaults) ?? null,
+  ]);
 }
