@@ -182,14 +182,26 @@ class BunConn implements Conn {
   }
 }
 
+/** A failure of an established TLS session (an alert from the peer, a record that does not decrypt). */
+function isTlsFailure(error: Error): boolean {
+  const code = (error as { code?: unknown }).code;
+  return /SSL routines|^error:[0-9a-f]{8}:/i.test(error.message) || (typeof code === "string" && code.startsWith("ERR_SSL"));
+}
+
 /** Callbacks shared by every socket; the per-connection state lives in `socket.data`. */
 const common: SocketHandler<BunConn | undefined> = {
   data: (socket, chunk) => socket.data?.onData(chunk),
   drain: (socket) => socket.data?.onDrain(),
   end: (socket) => socket.data?.onPeerEnd(),
   close: (socket, error) => socket.data?.onClose(error),
-  // Bun calls this when one of our callbacks (so a user handler) threw.
-  error: (_socket, error) => rethrow(error),
+  // Bun calls this when one of our callbacks (so a user handler) threw, and when a TLS session
+  // fails (a server refusing our certificate after a TLS 1.3 handshake): that one is the
+  // connection's error, delivered with its close.
+  error(socket, error) {
+    const conn = socket.data;
+    if (conn && isTlsFailure(error)) conn.destroy(new TlsError(`${conn.remoteAddress}:${conn.remotePort}`, error));
+    else rethrow(error);
+  },
 };
 
 const clientHandlers: SocketHandler<BunConn | undefined> = {
@@ -271,22 +283,30 @@ export async function connect(options: ConnectOptions, handlers: ConnHandlers): 
 
 /** Listens on `host:port` (port 0 picks one); `accept` supplies each accepted connection's handlers. */
 export async function listen(options: ListenOptions, accept: (conn: Conn) => ConnHandlers): Promise<Listener> {
-  // With `tls` and no `handshake` callback, Bun calls `open` once the handshake is done, and
-  // drops a client that fails it (no certificate, one from another CA) without calling `open`.
-  const socket: SocketHandler<BunConn | undefined> = {
-    ...common,
-    open(socket) {
-      const conn = new BunConn(true);
-      conn.attach(socket);
-      try {
-        conn.handlers = accept(conn);
-      } catch (e) {
-        socket.terminate();
-        throw e;
-      }
-      socket.data = conn;
-    },
+  const adopt = (socket: Socket<BunConn | undefined>) => {
+    const conn = new BunConn(true);
+    conn.attach(socket);
+    try {
+      conn.handlers = accept(conn);
+    } catch (e) {
+      socket.terminate();
+      throw e;
+    }
+    socket.data = conn;
   };
+  // A TLS connection is adopted once its handshake is done, and only if the client's certificate
+  // passed when one is required: Bun lets the others through to `open` all the same.
+  const mtls = options.tls?.ca !== undefined;
+  const socket: SocketHandler<BunConn | undefined> = options.tls
+    ? {
+        ...common,
+        open() {},
+        handshake(socket, success, authorizationError) {
+          if (mtls && (!success || authorizationError)) socket.terminate();
+          else adopt(socket);
+        },
+      }
+    : { ...common, open: adopt };
   const open = (port: number, secure: ListenTls | undefined): TCPSocketListener<BunConn | undefined> => {
     try {
       return Bun.listen<BunConn | undefined>({

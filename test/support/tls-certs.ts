@@ -34,6 +34,7 @@ export interface TestCerts {
   wrongCa: CertPair;
   /** The second CA itself. */
   otherCaFile: string;
+  otherCa: string;
   remove(): void;
 }
 
@@ -78,6 +79,7 @@ export function makeTestCerts(): TestCerts {
       expired: pair(dir, "expired"),
       wrongCa: pair(dir, "wrong"),
       otherCaFile: join(dir, "other-ca.crt"),
+      otherCa: readFileSync(join(dir, "other-ca.crt"), "utf8"),
       remove: () => rmSync(dir, { recursive: true, force: true }),
     };
   } catch (error) {
