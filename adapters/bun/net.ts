@@ -307,7 +307,8 @@ export async function listen(options: ListenOptions, accept: (conn: Conn) => Con
         },
       }
     : { ...common, open: adopt };
-  const open = (port: number, secure: ListenTls | undefined): TCPSocketListener<BunConn | undefined> => {
+  /** `named`: the port errors name (a throwaway check listens on 0 for the real port's sake). */
+  const open = (port: number, secure: ListenTls | undefined, named = port): TCPSocketListener<BunConn | undefined> => {
     try {
       return Bun.listen<BunConn | undefined>({
         hostname: options.host,
@@ -318,7 +319,7 @@ export async function listen(options: ListenOptions, accept: (conn: Conn) => Con
         ...(secure && { tls: listenTls(secure) }),
       });
     } catch (e) {
-      throw secure && !isAddressInUse(e) ? new TlsError(`listener ${options.host}:${port}`, e) : e;
+      throw secure && !isAddressInUse(e) ? new TlsError(`listener ${options.host}:${named}`, e) : e;
     }
   };
   let server = open(options.port, options.tls);
@@ -339,7 +340,7 @@ export async function listen(options: ListenOptions, accept: (conn: Conn) => Con
         // Bun's listener cannot change its certificate (`reload` takes callbacks only): check the
         // new material on a throwaway listener first, so a bad one changes nothing, then reopen
         // the port with it. stop(false) leaves accepted connections alone.
-        open(0, next).stop(true);
+        open(0, next, port).stop(true);
         server.stop(false);
         try {
           server = open(port, next);

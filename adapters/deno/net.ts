@@ -324,18 +324,19 @@ function adopt(socket: Deno.TcpConn | Deno.TlsConn, accept: (conn: Conn) => Conn
 
 /** Listens on `host:port` (port 0 picks one); `accept` supplies each accepted connection's handlers. */
 export async function listen(options: ListenOptions, accept: (conn: Conn) => ConnHandlers): Promise<Listener> {
-  const open = (port: number, secure: ListenTls | undefined): Deno.Listener<Deno.TcpConn | Deno.TlsConn> => {
+  /** `named`: the port errors name (a throwaway check listens on 0 for the real port's sake). */
+  const open = (port: number, secure: ListenTls | undefined, named = port): Deno.Listener<Deno.TcpConn | Deno.TlsConn> => {
     if (!secure) return Deno.listen({ hostname: options.host, port, transport: "tcp" });
-    checkListenTls(secure, `listener ${options.host}:${port}`);
+    checkListenTls(secure, `listener ${options.host}:${named}`);
     try {
       return Deno.listenTls({ hostname: options.host, port, transport: "tcp", cert: secure.cert, key: secure.key });
     } catch (e) {
-      throw e instanceof Deno.errors.AddrInUse ? e : new TlsError(`listener ${options.host}:${port}`, e);
+      throw e instanceof Deno.errors.AddrInUse ? e : new TlsError(`listener ${options.host}:${named}`, e);
     }
   };
   /** One listening socket and its accept loop; setTls replaces both. */
-  const start = (port: number, secure: ListenTls | undefined) => {
-    const listener = open(port, secure);
+  const start = (port: number, secure: ListenTls | undefined, named = port) => {
+    const listener = open(port, secure, named);
     let stopped = false;
     const accepting = acceptLoop(listener, () => stopped, accept);
     return {
@@ -369,7 +370,7 @@ export async function listen(options: ListenOptions, accept: (conn: Conn) => Con
         // throwaway listener, then reopen the port with it. Accepted connections are separate
         // resources and stay up; a connect in between may be refused.
         checkListenTls(next, `listener ${options.host}:${port}`);
-        await start(0, next).stop();
+        await start(0, next, port).stop();
         await current.stop();
         try {
           current = start(port, next);
