@@ -11,7 +11,12 @@ import { after, describe, it } from "node:test";
 import { copyFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Redis } from "ioredis";
-import { startLocalCluster } from "../../scripts/local-cluster.ts";
+import { startLocalCluster, startStandaloneRedis } from "../../scripts/local-cluster.ts";
+import { freePorts } from "../../scripts/free-port.ts";
+import { currentRuntime } from "../../adapters/current.ts";
+import { startSlotgate } from "../../src/app.ts";
+import { loadConfig, validateConfig } from "../../src/config/load.ts";
+import { createLogger } from "../../src/log.ts";
 import { requireRedisBinaries, runTool } from "../../scripts/redis-process.ts";
 import { lazy } from "../support/lazy.ts";
 import { startProxy, type RunningProxy } from "../support/proxy.ts";
@@ -121,10 +126,6 @@ describe("TLS on both sides, in front of a TLS-only cluster", () => {
 
   it("verification is on by default: without the cluster's CA, no slot map is learned", SLOW, async () => {
     const seeds = (await cluster.get()).seeds;
-    const { startSlotgate } = await import("../../src/app.ts");
-    const { loadConfig } = await import("../../src/config/load.ts");
-    const { currentRuntime } = await import("../../adapters/current.ts");
-    const { createLogger } = await import("../../src/log.ts");
     const config = loadConfig({
       env: { SLOTGATE_SEEDS: seeds.join(","), SLOTGATE_LISTEN: "127.0.0.1:0", SLOTGATE_ADMIN_LISTEN: "off", SLOTGATE_UPSTREAM_TLS: "on", SLOTGATE_SHUTDOWN_TIMEOUT_MS: "500" },
       readFile: () => "",
@@ -154,5 +155,44 @@ describe("TLS on both sides, in front of a TLS-only cluster", () => {
     assert.equal(await app.reloadTls(), false);
     const still = await connectTls(c.otherCa);
     assert.equal(await still.get("tls:reload"), "1");
+  });
+
+  it("a standalone pool speaks TLS to its servers; an insecure cluster is logged as a warning", SLOW, async () => {
+    const c = tlsCerts();
+    const [tlsPort] = (await freePorts(1)) as [number];
+    const server = await startStandaloneRedis({
+      extraConfig: [`tls-port ${tlsPort}`, `tls-cert-file ${c.server.certFile}`, `tls-key-file ${c.server.keyFile}`, `tls-ca-cert-file ${c.caFile}`, "tls-auth-clients optional"],
+    });
+    others.push({ app: undefined as never, port: 0, stop: () => server.stop() });
+    const lines: string[] = [];
+    const config = validateConfig({
+      listen: "127.0.0.1:0",
+      admin: { listen: "off" },
+      shutdownTimeoutMs: 500,
+      clusters: {
+        pool: { type: "standalone", servers: [`127.0.0.1:${tlsPort}`], tls: { enabled: true, ca: c.caFile } },
+        loose: { seeds: (await cluster.get()).seeds, tls: { enabled: true, insecure: true } },
+      },
+      routes: [{ prefix: "loose:", cluster: "loose" }],
+      catchAll: "pool",
+    });
+    const app = await startSlotgate(await currentRuntime(), config, createLogger("warn", (line) => lines.push(line)));
+    others.push({ app, port: app.port, stop: () => app.close() });
+    const loose = app.control.redisCluster("loose")!;
+    await within(app.control.backend("pool")!.ready, "the pool to be ready");
+    const client = new Redis({ host: "127.0.0.1", port: app.port, lazyConnect: true, maxRetriesPerRequest: 0 });
+    clients.push(client);
+    await client.connect();
+    assert.equal(await client.set("pooled", "yes"), "OK");
+    assert.equal(await server.command("GET", "pooled"), "yes", "the value went to the TLS server");
+    if (app.scope.runtime.name === "deno") {
+      // Deno cannot skip verification: the cluster reports why it cannot connect.
+      await until("the insecure cluster to report Deno's refusal", () => /Deno cannot skip certificate verification/.test(loose.stats.lastError ?? ""));
+    } else {
+      await within(loose.ready, "the insecure cluster to be ready");
+      assert.equal(await client.set("loose:k", "v"), "OK");
+    }
+    assert.ok(lines.some((line) => /^WARN upstream TLS certificates are NOT verified .*cluster=loose/.test(line)), lines.join("\n"));
+    assert.ok(!lines.some((line) => /NOT verified.*cluster=pool/.test(line)));
   });
 });
