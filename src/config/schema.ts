@@ -103,7 +103,7 @@ export const UpstreamTlsSchema = v.pipe(
     key: v.optional(filePath),
     /** Skip verifying the nodes' certificates (logged as a warning when the cluster starts). */
     insecure: v.optional(flag),
-  }),
+  }, "expected { enabled, ca?, servername?, cert?, key?, insecure? }"),
   v.check((tls) => (tls.cert === undefined) === (tls.key === undefined), "expected both cert and key, or neither"),
 );
 
@@ -115,7 +115,7 @@ export const DownstreamTlsSchema = v.strictObject({
   /** When set, clients must present a certificate signed by this CA (mTLS). */
   ca: v.optional(filePath),
   minVersion: v.optional(v.picklist(["TLSv1.2", "TLSv1.3"], "expected TLSv1.2 or TLSv1.3")),
-});
+}, "a TLS port needs listen, cert and key (ca and minVersion are optional)");
 
 const upstreamTls = v.optional(UpstreamTlsSchema);
 
