@@ -8,7 +8,11 @@
  */
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
+import { spawn } from "node:child_process";
 import { copyFileSync, writeFileSync } from "node:fs";
+import process from "node:process";
+import * as tls from "node:tls";
+import { detectRuntime } from "../../adapters/current.ts";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { startLocalCluster, startStandaloneRedis } from "../../scripts/local-cluster.ts";
@@ -194,5 +198,65 @@ describe("TLS on both sides, in front of a TLS-only cluster", () => {
     }
     assert.ok(lines.some((line) => /^WARN upstream TLS certificates are NOT verified .*cluster=loose/.test(line)), lines.join("\n"));
     assert.ok(!lines.some((line) => /NOT verified.*cluster=pool/.test(line)));
+  });
+
+  it("the entry point re-reads the TLS port's certificate when its file changes and on SIGHUP", SLOW, async () => {
+    const c = tlsCerts();
+    const cert = join(c.dir, "entry.crt");
+    const key = join(c.dir, "entry.key");
+    copyFileSync(c.server.certFile, cert);
+    copyFileSync(c.server.keyFile, key);
+    const [port] = (await freePorts(1)) as [number];
+    const runtime = detectRuntime();
+    const main = runtime === "bun" ? ["adapters/bun/main.ts"] : runtime === "deno" ? ["run", "-A", "adapters/deno/main.ts"] : ["--import", "tsx", "adapters/node/main.ts"];
+    const child = spawn(process.execPath, main, {
+      env: {
+        PATH: process.env.PATH ?? "",
+        HOME: process.env.HOME ?? "",
+        SLOTGATE_SEEDS: (await cluster.get()).seeds.join(","),
+        SLOTGATE_LISTEN: "127.0.0.1:0",
+        SLOTGATE_ADMIN_LISTEN: "off",
+        SLOTGATE_TLS_LISTEN: `127.0.0.1:${port}`,
+        SLOTGATE_TLS_CERT: cert,
+        SLOTGATE_TLS_KEY: key,
+        SLOTGATE_UPSTREAM_TLS: "on",
+        SLOTGATE_UPSTREAM_TLS_CA: c.caFile,
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    child.stdout!.on("data", (d) => (output += d));
+    child.stderr!.on("data", (d) => (output += d));
+    const exited = new Promise<void>((resolve) => child.on("close", () => resolve()));
+    others.push({ app: undefined as never, port: 0, stop: () => (child.kill("SIGKILL"), exited) });
+    const count = (text: string) => output.split(text).length - 1;
+    /** Whether a client trusting `ca` completes a handshake with the TLS port. */
+    const trusts = (ca: string) =>
+      new Promise<boolean>((resolve) => {
+        const socket = tls.connect({ host: "127.0.0.1", port, ca, servername: "localhost" }, () => {
+          socket.destroy();
+          resolve(true);
+        });
+        socket.on("error", () => resolve(false));
+      });
+    await until(`slotgate to listen (${output})`, () => output.includes("slotgate listening"));
+    assert.equal(await trusts(c.ca), true);
+    // Renewed in place: the watcher notices, and new clients meet the other CA's certificate.
+    copyFileSync(c.wrongCa.certFile, cert);
+    copyFileSync(c.wrongCa.keyFile, key);
+    await until(`the reload after the files changed (${output})`, () => count("TLS certificate reloaded") >= 1);
+    await until("the new certificate to be served", () => trusts(c.otherCa));
+    // A broken certificate is refused, when the file changes and again on SIGHUP; the one in force stays.
+    const refused = count("TLS certificate reload refused");
+    const reloads = count("TLS certificate reloaded");
+    writeFileSync(cert, "not a certificate");
+    await until(`the refusal after the change (${output})`, () => count("TLS certificate reload refused") > refused);
+    const afterChange = count("TLS certificate reload refused");
+    process.kill(child.pid!, "SIGHUP");
+    await until(`the refusal on SIGHUP (${output})`, () => count("TLS certificate reload refused") > afterChange);
+    assert.equal(count("TLS certificate reloaded"), reloads);
+    assert.equal(await trusts(c.otherCa), true);
+    child.kill("SIGTERM");
+    await within(exited, "slotgate to exit on SIGTERM", 30_000);
   });
 });
