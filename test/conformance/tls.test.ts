@@ -260,4 +260,61 @@ describe("TLS listen", () => {
     const still = await tlsClient(listener.port, { ca: certs.otherCa });
     assert.equal(await echo(still, "unchanged"), "unchanged");
   });
+
+  test("a TLS Conn keeps the Conn contract: back-pressure and drain, pause and resume, keepalive, end", TEST, async () => {
+    let server!: Conn;
+    const received: Uint8Array[] = [];
+    let drained!: () => void;
+    const drain = new Promise<void>((resolve) => (drained = resolve));
+    let closed!: (error: Error | undefined) => void;
+    const closing = new Promise<Error | undefined>((resolve) => (closed = resolve));
+    const adopted = new Promise<void>((resolve, reject) => {
+      rt.listen({ host: HOST, port: 0, tls: { cert: certs.server.cert, key: certs.server.key } }, (conn) => {
+        server = conn;
+        conns.push(conn);
+        resolve();
+        return { data: (chunk) => void received.push(chunk), drain: () => drained(), close: (error) => closed(error) };
+      }).then((l) => {
+        listeners.push(l);
+        client = tlsClient(l.port, { ca: certs.ca });
+      }, reject);
+    });
+    let client!: Promise<tls.TLSSocket>;
+    await within(adopted, "accept");
+    const socket = await client;
+    // The client reads nothing: the server's writes must come to report back-pressure.
+    socket.pause();
+    const chunk = pattern(64 * 1024);
+    let written = 0;
+    while (server.write(chunk)) {
+      written += chunk.byteLength;
+      assert.ok(written < 256 * 1024 * 1024, "write never reported back-pressure");
+    }
+    written += chunk.byteLength;
+    assert.ok(server.bufferedBytes > 0, "bytes wait in user space");
+    let got = 0;
+    socket.on("data", (data: Buffer) => void (got += data.byteLength));
+    socket.resume();
+    await within(drain, "drain after the client read");
+    await within(until(() => got === written), `all ${written} bytes at the client`);
+    // pause(): nothing is delivered until resume(), then everything is, in order.
+    server.pause();
+    socket.write("paused?");
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal(received.length, 0, "no data while paused");
+    server.resume();
+    await within(until(() => decoder.decode(Buffer.concat(received)) === "paused?"), "data after resume");
+    server.setKeepAlive(30_000);
+    // end(): the client sees the end of the stream, and the server's close follows once it closes.
+    const ended = new Promise<void>((resolve) => socket.once("end", () => resolve()));
+    server.end();
+    await within(ended, "the client to see the end");
+    socket.end();
+    assert.equal(await within(closing, "the server's close"), undefined);
+  });
 });
+
+/** Resolves once `check` holds (polled every 5 ms). */
+async function until(check: () => boolean): Promise<void> {
+  while (!check()) await new Promise((resolve) => setTimeout(resolve, 5));
+}
