@@ -19,6 +19,9 @@ import { AbortError, TlsError } from "../shared/errors.ts";
 import { HIGH_WATER_MARK_BYTES } from "../shared/high-water-mark.ts";
 import { defer } from "./timers.ts";
 
+/** How long an accepted TLS client may take over its handshake (Node's default is 120 s; 30 s is plenty). */
+const HANDSHAKE_TIMEOUT_MS = 30_000;
+
 /** Bytes asked for by each read op (one buffer per connection, reused). */
 const READ_SIZE = 64 * 1024;
 
@@ -296,14 +299,32 @@ async function acceptLoop(listener: Deno.Listener<Deno.TcpConn | Deno.TlsConn>, 
       socket.setNoDelay(true);
       adopt(socket, accept);
     } else {
-      // The handshake runs before `accept`, each on its own, so a slow client never holds up others.
-      void socket.handshake().then(() => adopt(socket, accept), () => {
+      // The handshake runs before `accept`, each on its own, so a slow client never holds up
+      // others; one that has not finished it within HANDSHAKE_TIMEOUT_MS is closed.
+      const tlsSocket = socket;
+      const close = () => {
         try {
-          socket.close();
+          tlsSocket.close();
         } catch {
           // already closed by the failed handshake
         }
-      });
+      };
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        close();
+      }, HANDSHAKE_TIMEOUT_MS);
+      void tlsSocket.handshake().then(
+        () => {
+          clearTimeout(timer);
+          // Adopted even if the listener closed meanwhile (setTls reopening it): it was accepted.
+          if (!timedOut) adopt(tlsSocket, accept);
+        },
+        () => {
+          clearTimeout(timer);
+          close();
+        },
+      );
     }
   }
 }
