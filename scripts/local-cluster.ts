@@ -57,6 +57,8 @@ export interface LocalClusterTls {
   caFile: string;
   certFile: string;
   keyFile: string;
+  /** The name the helpers here check the nodes' certificate against (default: the address). */
+  servername?: string;
 }
 
 /** One redis-server of the cluster. `pid` changes when the node is restarted. */
@@ -191,9 +193,9 @@ class Cluster implements LocalCluster {
   /** Config lines that move a node to TLS only, on `port` (empty for a plain cluster). */
   private tlsConfig(port: number): string[] {
     if (!this.tls) return [];
-    const { caFile, certFile, keyFile } = this.tls;
+    const { caFile, certFile, keyFile, servername } = this.tls;
     // The helpers here (PING at start, stability checks, migrateSlot) reach the port over TLS too.
-    useTlsFor(this.host, port, { ca: readFileSync(caFile, "utf8"), cert: readFileSync(certFile, "utf8"), key: readFileSync(keyFile, "utf8") });
+    useTlsFor(this.host, port, { ca: readFileSync(caFile, "utf8"), cert: readFileSync(certFile, "utf8"), key: readFileSync(keyFile, "utf8"), servername });
     return [
       "port 0",
       `tls-port ${port}`,

@@ -14,6 +14,8 @@ export interface ClientTls {
   ca: string;
   cert?: string;
   key?: string;
+  /** The name the server's certificate is checked against (default: the address). */
+  servername?: string;
 }
 
 const tlsPorts = new Map<string, ClientTls>();

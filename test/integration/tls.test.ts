@@ -24,6 +24,7 @@ import { createLogger } from "../../src/log.ts";
 import { requireRedisBinaries, runTool } from "../../scripts/redis-process.ts";
 import { lazy } from "../support/lazy.ts";
 import { startProxy, type RunningProxy } from "../support/proxy.ts";
+import { launchProxy } from "../support/launch.ts";
 import { makeTestCerts, type TestCerts } from "../support/tls-certs.ts";
 import { until, within } from "../support/within.ts";
 
@@ -258,5 +259,28 @@ describe("TLS on both sides, in front of a TLS-only cluster", () => {
     assert.equal(await trusts(c.otherCa), true);
     child.kill("SIGTERM");
     await within(exited, "slotgate to exit on SIGTERM", 30_000);
+  });
+
+  it("the hostnames nodes announce (and a seed's hostname) are the names their certificates are checked against", SLOW, async () => {
+    const c = tlsCerts();
+    // Certificates for the name localhost only: a connection that checked an IP address instead
+    // would be refused, and so would every request through it.
+    const named = await startLocalCluster({
+      primaries: 3,
+      replicasPerPrimary: 0,
+      tls: { caFile: c.caFile, certFile: c.localhostOnly.certFile, keyFile: c.localhostOnly.keyFile, servername: "localhost" },
+      extraConfig: ["cluster-announce-hostname localhost"],
+    });
+    others.push({ app: undefined as never, port: 0, stop: () => named.stop() });
+    const seeds = named.nodes.map((node) => `localhost:${node.port}`);
+    // Registered for `after` before it is ready: a proxy that never learns a slot map is stopped too.
+    const { app } = await launchProxy(others, [seeds[0]!], { SLOTGATE_UPSTREAM_TLS: "on", SLOTGATE_UPSTREAM_TLS_CA: c.caFile });
+    const client = new Redis({ host: "127.0.0.1", port: app.port, lazyConnect: true, maxRetriesPerRequest: 0 });
+    clients.push(client);
+    await client.connect();
+    // Keys on every primary, so each node's own connections are used.
+    for (const key of ["a", "b", "c", "d", "e", "f"]) assert.equal(await client.set(`named:${key}`, key), "OK");
+    for (const key of ["a", "b", "c", "d", "e", "f"]) assert.equal(await client.get(`named:${key}`), key);
+    assert.ok(app.cluster.topology.ranges.every((range) => range.primary.hostname === "localhost"), "the nodes announced localhost");
   });
 });

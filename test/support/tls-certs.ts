@@ -28,6 +28,8 @@ export interface TestCerts {
   server2: CertPair;
   /** A client certificate (mTLS), CN=slotgate-test-client. */
   client: CertPair;
+  /** For the name localhost only (no IP address): only a client that checks the name connects. */
+  localhostOnly: CertPair;
   /** For 127.0.0.1 and localhost, but no longer valid. */
   expired: CertPair;
   /** For 127.0.0.1 and localhost, signed by a second CA nobody trusts. */
@@ -54,6 +56,7 @@ export function makeTestCerts(): TestCerts {
   try {
     writeFileSync(join(dir, "server.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n");
     writeFileSync(join(dir, "client.ext"), "extendedKeyUsage=clientAuth\n");
+    writeFileSync(join(dir, "localhost.ext"), "subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n");
     const ca = (name: string, subject: string) =>
       openssl(dir, ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "2", "-subj", subject, "-keyout", `${name}.key`, "-out", `${name}.crt`]);
     ca("ca", "/CN=slotgate test CA");
@@ -66,6 +69,7 @@ export function makeTestCerts(): TestCerts {
     leaf("server", "/CN=localhost", "ca", "server.ext", days);
     leaf("server2", "/CN=localhost", "ca", "server.ext", days);
     leaf("client", "/CN=slotgate-test-client", "ca", "client.ext", days);
+    leaf("localhost", "/CN=localhost", "ca", "localhost.ext", days);
     leaf("wrong", "/CN=localhost", "other-ca", "server.ext", days);
     // Valid until a day before it was made: expired from the start (OpenSSL 3.0 takes -days -1).
     leaf("expired", "/CN=localhost", "ca", "server.ext", ["-days", "-1"]);
@@ -76,6 +80,7 @@ export function makeTestCerts(): TestCerts {
       server: pair(dir, "server"),
       server2: pair(dir, "server2"),
       client: pair(dir, "client"),
+      localhostOnly: pair(dir, "localhost"),
       expired: pair(dir, "expired"),
       wrongCa: pair(dir, "wrong"),
       otherCaFile: join(dir, "other-ca.crt"),
