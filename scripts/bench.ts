@@ -4,13 +4,23 @@
  * the same cluster; prints requests/s and the ratio to direct. Loopback only, bounded request
  * counts, and everything it starts is stopped at the end (also on failure).
  *
+ * Variants of slotgate, each against the same cluster in the same run:
+ *   plain  no client authentication;
+ *   auth   clients log in as a user with a key pattern and a category rule (`+@all -@dangerous`,
+ *          `~key:*`), so every command pays the permission and key-pattern checks.
+ * Besides requests/s, each slotgate row gives the proxy's CPU time per 1,000 requests (user +
+ * system, from /proc), steadier than throughput on a shared machine.
+ *
  * Options: --requests N (per unpipelined run, default 100000; pipelined runs use 5N)
- *          --runtimes node,bun,deno   --clients N (default 50)
+ *          --runtimes node,bun,deno   --clients N (default 50)   --variants plain,auth
  */
 import { spawn, execFile, type ChildProcess } from "node:child_process";
 import net from "node:net";
 import process from "node:process";
 import { promisify } from "node:util";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { startLocalCluster, type LocalCluster } from "./local-cluster.ts";
 import { freePort } from "./free-port.ts";
 
@@ -24,6 +34,13 @@ function option(name: string, fallback: string): string {
 const requests = Number(option("requests", "100000"));
 const clients = Number(option("clients", "50"));
 const runtimes = option("runtimes", "node,bun,deno").split(",");
+const variants = option("variants", "plain,auth").split(",");
+
+/** The user the `auth` variant logs in as: a key pattern and a category rule to check per command. */
+const BENCH_USER = { name: "bench", password: "bench-password" };
+const AUTH_CONFIG = {
+  users: { [BENCH_USER.name]: { passwords: [BENCH_USER.password], commands: ["+@all", "-@dangerous"], keys: ["~key:*"], channels: [] } },
+};
 
 const SERVE: Record<string, string[]> = {
   node: [process.execPath, "--import", "tsx", "adapters/node/main.ts"],
@@ -36,29 +53,51 @@ interface Result {
   test: string;
   pipeline: number;
   rps: number;
+  /** Proxy CPU milliseconds per 1,000 requests (null for direct). */
+  cpuPerK: number | null;
 }
 
-async function benchmark(port: number, cluster: boolean, pipeline: number): Promise<Map<string, number>> {
+/** CPU time (user + system) of process `pid` so far, in milliseconds. */
+function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // Fields 14 and 15 of stat (utime, stime), counted from the state field (3): indexes 11 and 12.
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+}
+
+/** One redis-benchmark run per test (SET, then GET), with the proxy's CPU time per run when `pid` is given. */
+async function benchmark(port: number, cluster: boolean, pipeline: number, pid: number | null, extra: string[] = []): Promise<{ test: string; rps: number; cpuPerK: number | null }[]> {
   const n = pipeline > 1 ? requests * 5 : requests;
-  const args = ["-h", "127.0.0.1", "-p", String(port), "-t", "set,get", "-c", String(clients), "-n", String(n), "-P", String(pipeline), "-r", "100000", "--csv"];
-  if (cluster) args.push("--cluster");
-  const { stdout } = await run("redis-benchmark", args, { timeout: 600_000, maxBuffer: 16 * 1024 * 1024 });
-  const rates = new Map<string, number>();
-  for (const line of stdout.split("\n")) {
-    const cells = line.split(",").map((c) => c.replace(/"/g, ""));
-    if (cells[0] === "SET" || cells[0] === "GET") rates.set(cells[0], Number(cells[1]));
+  const out: { test: string; rps: number; cpuPerK: number | null }[] = [];
+  for (const test of ["set", "get"]) {
+    const args = ["-h", "127.0.0.1", "-p", String(port), "-t", test, "-c", String(clients), "-n", String(n), "-P", String(pipeline), "-r", "100000", "--csv", ...extra];
+    if (cluster) args.push("--cluster");
+    const before = pid === null ? 0 : cpuMs(pid);
+    const { stdout } = await run("redis-benchmark", args, { timeout: 600_000, maxBuffer: 16 * 1024 * 1024 });
+    const cpuPerK = pid === null ? null : ((cpuMs(pid) - before) * 1000) / n;
+    for (const line of stdout.split("\n")) {
+      const cells = line.split(",").map((c) => c.replace(/"/g, ""));
+      if (cells[0] === test.toUpperCase()) out.push({ test: cells[0], rps: Number(cells[1]), cpuPerK });
+    }
   }
-  return rates;
+  return out;
 }
 
-async function ready(port: number): Promise<void> {
+/** Wait until slotgate on `port` serves a SET (after logging in as `user`, when given). */
+async function ready(port: number, user: { name: string; password: string } | null): Promise<void> {
+  const resp = (...args: string[]) => `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join("")}`;
+  const request = (user ? resp("AUTH", user.name, user.password) : "") + resp("SET", "key:ready", "1");
+  const replies = user ? 2 : 1;
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
     const ok = await new Promise<boolean>((resolve) => {
-      const socket = net.connect({ host: "127.0.0.1", port }, () => socket.write("*3\r\n$3\r\nSET\r\n$11\r\nbench:ready\r\n$1\r\n1\r\n"));
+      let got = "";
+      const socket = net.connect({ host: "127.0.0.1", port }, () => socket.write(request));
       socket.on("data", (d) => {
+        got += d.toString();
+        if (got.split("\r\n").length - 1 < replies) return;
         socket.destroy();
-        resolve(d.toString().startsWith("+OK"));
+        resolve(got === "+OK\r\n".repeat(replies));
       });
       socket.on("error", () => resolve(false));
     });
@@ -71,36 +110,49 @@ async function ready(port: number): Promise<void> {
 const results: Result[] = [];
 let cluster: LocalCluster | null = null;
 let proxy: ChildProcess | null = null;
+const dir = mkdtempSync(join(tmpdir(), "slotgate-bench-"));
 try {
   cluster = await startLocalCluster({ replicasPerPrimary: 0 });
   const seed = cluster.nodes[0]!.port;
   for (const pipeline of [1, 16]) {
-    for (const [test, rps] of await benchmark(seed, true, pipeline)) results.push({ target: "direct", test, pipeline, rps });
+    for (const r of await benchmark(seed, true, pipeline, null)) results.push({ target: "direct", pipeline, ...r });
   }
+  const authFile = join(dir, "auth.json");
+  writeFileSync(authFile, JSON.stringify(AUTH_CONFIG));
   for (const runtime of runtimes) {
-    const [bin, ...args] = SERVE[runtime]!;
-    const port = await freePort();
-    proxy = spawn(bin!, args, {
-      env: { ...process.env, SLOTGATE_SEEDS: cluster.seeds.join(","), SLOTGATE_LISTEN: `127.0.0.1:${port}`, SLOTGATE_ADMIN_LISTEN: "off", SLOTGATE_LOG_LEVEL: "warn" },
-      stdio: ["ignore", "inherit", "inherit"],
-    });
-    await ready(port);
-    for (const pipeline of [1, 16]) {
-      for (const [test, rps] of await benchmark(port, false, pipeline)) results.push({ target: `slotgate/${runtime}`, test, pipeline, rps });
+    for (const variant of variants) {
+      const [bin, ...args] = SERVE[runtime]!;
+      const port = await freePort();
+      const env: Record<string, string> = { SLOTGATE_SEEDS: cluster.seeds.join(","), SLOTGATE_LISTEN: `127.0.0.1:${port}`, SLOTGATE_ADMIN_LISTEN: "off", SLOTGATE_LOG_LEVEL: "warn" };
+      const login: string[] = [];
+      if (variant === "auth") {
+        env.SLOTGATE_CONFIG = authFile;
+        login.push("--user", BENCH_USER.name, "-a", BENCH_USER.password);
+      } else if (variant !== "plain") {
+        throw new Error(`unknown variant '${variant}' (plain, auth)`);
+      }
+      proxy = spawn(bin!, args, { env: { ...process.env, ...env }, stdio: ["ignore", "inherit", "inherit"] });
+      await ready(port, login.length > 0 ? BENCH_USER : null);
+      const target = `slotgate/${runtime}${variant === "plain" ? "" : `+${variant}`}`;
+      for (const pipeline of [1, 16]) {
+        for (const r of await benchmark(port, false, pipeline, proxy.pid!, login)) results.push({ target, pipeline, ...r });
+      }
+      proxy.kill("SIGTERM");
+      await new Promise((r) => proxy!.once("close", r));
+      proxy = null;
     }
-    proxy.kill("SIGTERM");
-    await new Promise((r) => proxy!.once("close", r));
-    proxy = null;
   }
 } finally {
   proxy?.kill("SIGKILL");
   await cluster?.stop();
+  rmSync(dir, { recursive: true, force: true });
 }
 
 const direct = (test: string, pipeline: number) => results.find((r) => r.target === "direct" && r.test === test && r.pipeline === pipeline)?.rps ?? NaN;
 console.log(`\nredis-benchmark, ${clients} clients, ${requests} requests (x5 pipelined), 3-primary local cluster\n`);
-console.log(`${"target".padEnd(16)} ${"test".padEnd(5)} ${"pipeline".padEnd(9)} ${"requests/s".padStart(12)} ${"vs direct".padStart(10)}`);
+console.log(`${"target".padEnd(22)} ${"test".padEnd(5)} ${"pipeline".padEnd(9)} ${"requests/s".padStart(12)} ${"vs direct".padStart(10)} ${"CPU ms/1k".padStart(10)}`);
 for (const r of results) {
   const ratio = r.rps / direct(r.test, r.pipeline);
-  console.log(`${r.target.padEnd(16)} ${r.test.padEnd(5)} ${String(r.pipeline).padEnd(9)} ${r.rps.toFixed(0).padStart(12)} ${ratio.toFixed(2).padStart(10)}`);
+  const cpu = r.cpuPerK === null ? "" : r.cpuPerK.toFixed(1);
+  console.log(`${r.target.padEnd(22)} ${r.test.padEnd(5)} ${String(r.pipeline).padEnd(9)} ${r.rps.toFixed(0).padStart(12)} ${ratio.toFixed(2).padStart(10)} ${cpu.padStart(10)}`);
 }

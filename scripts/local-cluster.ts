@@ -44,6 +44,8 @@ export interface LocalClusterOptions {
   timeoutMs?: number;
   /** Parent of the cluster's temp dir. Default `os.tmpdir()`. */
   tmpRoot?: string;
+  /** Start with authentication (default: none, every client is the passwordless default user). */
+  auth?: LocalClusterAuth;
   /**
    * TLS only: every node has `port 0` and a `tls-port` (the port in `seeds`), and speaks TLS on
    * its cluster bus and to its primary too. Clients need not present a certificate
@@ -59,6 +61,17 @@ export interface LocalClusterTls {
   keyFile: string;
   /** The name the helpers here check the nodes' certificate against (default: the address). */
   servername?: string;
+}
+
+/**
+ * A cluster that wants credentials: `requirepass` (the default user's password) and `masterauth`
+ * (replicas sync with it) on every node, and optionally one ACL user allowed everything, with one
+ * or more passwords (`user NAME on >p1 >p2 ~* &* +@all`). The helper's own commands and
+ * `redis-cli --cluster create` authenticate as the default user (`-a`).
+ */
+export interface LocalClusterAuth {
+  password: string;
+  user?: { name: string; passwords: string[] };
 }
 
 /** One redis-server of the cluster. `pid` changes when the node is restarted. */
@@ -81,6 +94,8 @@ export interface LocalCluster {
   readonly nodes: readonly ClusterNode[];
   /** "host:port" of every node, for a proxy's seed list. */
   readonly seeds: string[];
+  /** The credentials it was started with, if any. */
+  readonly auth: LocalClusterAuth | undefined;
   /** Temp dir holding one sub-dir per node; removed by `stop()`. */
   readonly dir: string;
   /** Running nodes whose live ROLE is master. */
@@ -150,11 +165,12 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
   const dir = mkdtempSync(join(options.tmpRoot ?? tmpdir(), "slotgate-cluster-"));
   const cluster = new Cluster(host, dir, binaries.server, options);
   try {
-    await cluster.spawnAll(primaries * (1 + replicasPerPrimary), options.extraConfig ?? []);
+    await cluster.spawnAll(primaries * (1 + replicasPerPrimary), [...authConfig(options.auth), ...(options.extraConfig ?? [])]);
+    const cliAuth = options.auth ? ["-a", options.auth.password, "--no-auth-warning"] : [];
     const tlsArgs = options.tls ? ["--tls", "--cacert", options.tls.caFile, "--cert", options.tls.certFile, "--key", options.tls.keyFile] : [];
     const created = await runTool(
       binaries.cli,
-      [...tlsArgs, "--cluster", "create", ...cluster.seeds, "--cluster-replicas", String(replicasPerPrimary), "--cluster-yes"],
+      [...cliAuth, ...tlsArgs, "--cluster", "create", ...cluster.seeds, "--cluster-replicas", String(replicasPerPrimary), "--cluster-yes"],
       { timeoutMs: cluster.timeoutMs, signal: options.signal },
     );
     if (created.code !== 0) throw new Error(`redis-cli --cluster create failed (exit ${created.code}):\n${created.output}`);
@@ -182,7 +198,7 @@ class Cluster implements LocalCluster {
     readonly host: string,
     readonly dir: string,
     private readonly serverPath: string,
-    options: LocalClusterOptions,
+    private readonly options: LocalClusterOptions,
   ) {
     this.timeoutMs = options.timeoutMs ?? 60_000;
     this.startSignal = options.signal;
@@ -264,8 +280,12 @@ class Cluster implements LocalCluster {
     return node;
   }
 
+  get auth(): LocalClusterAuth | undefined {
+    return this.options.auth;
+  }
+
   reply(port: number, ...args: Array<string | number>): Promise<RespValue> {
-    return sendCommand(this.host, port, args);
+    return sendCommand(this.host, port, args, this.options.auth ? { auth: { password: this.options.auth.password } } : {});
   }
 
   async command(port: number, ...args: Array<string | number>): Promise<string> {
@@ -389,6 +409,14 @@ class Cluster implements LocalCluster {
     if (probes.length > 0) this.lastView = probes[0]!.view;
     return null;
   }
+}
+
+/** redis.conf lines for `auth`: the default user's password, replication with it, the ACL user. */
+function authConfig(auth: LocalClusterAuth | undefined): string[] {
+  if (auth === undefined) return [];
+  const lines = [`requirepass ${auth.password}`, `masterauth ${auth.password}`];
+  if (auth.user) lines.push(`user ${auth.user.name} on ${auth.user.passwords.map((p) => `>${p}`).join(" ")} ~* &* +@all`);
+  return lines;
 }
 
 /** Slot map plus who replicates whom among running nodes: equal strings mean agreeing views. */

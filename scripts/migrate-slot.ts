@@ -21,6 +21,8 @@ export interface MigratableCluster {
   ownerOfSlot(slot: number): Promise<{ readonly port: number }>;
   /** Wait until every node agrees on the slot map. */
   waitForStable(): Promise<void>;
+  /** The default user's password of a cluster started with one: MIGRATE passes it on (`AUTH`). */
+  readonly auth?: { readonly password: string } | undefined;
 }
 
 /** Options for {@link migrateSlot}. */
@@ -62,7 +64,8 @@ export async function migrateSlot(
   const moveBatch = async (limit: number): Promise<number> => {
     const keys = (await cluster.reply(fromPort, "CLUSTER", "GETKEYSINSLOT", slot, limit)) as string[];
     if (keys.length > 0) {
-      await cluster.command(fromPort, "MIGRATE", target.host, toPort, "", 0, 10_000, "KEYS", ...keys);
+      const auth = cluster.auth ? ["AUTH", cluster.auth.password] : [];
+      await cluster.command(fromPort, "MIGRATE", target.host, toPort, "", 0, 10_000, ...auth, "KEYS", ...keys);
     }
     return keys.length;
   };

@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { accessSync, constants, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { delimiter, join } from "node:path";
 import process from "node:process";
-import { sendCommand } from "./resp-client.ts";
+import { RespReplyError, sendCommand } from "./resp-client.ts";
 
 const INSTALL_HINT =
   "install Redis 7 (Debian/Ubuntu: sudo apt-get install redis-server redis-tools; macOS: brew install redis)";
@@ -184,6 +184,8 @@ async function waitForPong(proc: RedisProcess, timeoutMs: number, signal?: Abort
     try {
       if ((await sendCommand(proc.host, proc.port, ["PING"], { timeoutMs: 2_000 })) === "PONG") return;
     } catch (error) {
+      // A server with a password answers, just not to strangers: it is up.
+      if (error instanceof RespReplyError && error.reply.startsWith("NOAUTH")) return;
       lastError = (error as Error).message;
     }
     if (Date.now() > deadline) {

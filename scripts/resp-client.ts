@@ -44,6 +44,8 @@ export class RespReplyError extends Error {
 export interface SendOptions {
   /** Give up (and destroy the socket) after this many ms. Default 10 000: the machine may be loaded. */
   timeoutMs?: number;
+  /** Say `AUTH [username] password` first on the connection (a server with `requirepass` or ACL users). */
+  auth?: { username?: string; password: string };
 }
 
 /**
@@ -75,12 +77,23 @@ export function sendCommand(
       () => finish(new Error(`${host}:${port} did not answer ${String(args[0])} within ${timeoutMs} ms`)),
       timeoutMs,
     );
-    socket.on(tls ? "secureConnect" : "connect", () => socket.write(encodeCommand(args)));
+    const auth = options.auth;
+    // AUTH's reply comes first and is skipped when it is +OK; an error there is the answer.
+    let authPending = auth !== undefined;
+    socket.on(tls ? "secureConnect" : "connect", () => {
+      if (auth) socket.write(encodeCommand(auth.username === undefined ? ["AUTH", auth.password] : ["AUTH", auth.username, auth.password]));
+      socket.write(encodeCommand(args));
+    });
     socket.on("data", (chunk: Buffer) => {
       buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
       let parsed: Parsed | undefined;
       try {
         parsed = parseReply(buffered, 0);
+        if (parsed !== undefined && authPending && !(parsed.value instanceof RespReplyError)) {
+          authPending = false;
+          buffered = buffered.subarray(parsed.next);
+          parsed = parseReply(buffered, 0);
+        }
       } catch (error) {
         finish(error as Error);
         return;

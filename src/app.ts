@@ -16,6 +16,7 @@ import { ProxyServer } from "./proxy/server.ts";
 import { LiveConfig } from "./control/control-plane.ts";
 import { startAdminServer, type AdminServer } from "./admin/server.ts";
 import { CommandTable } from "./commands/keys.ts";
+import { ClientAuth } from "./acl/client-auth.ts";
 
 export const VERSION = "0.2.0";
 
@@ -66,9 +67,11 @@ export async function startSlotgate(runtime: Runtime, config: Config, log: Logge
     throw error;
   }
   let server!: ProxyServer;
+  const auth = new ClientAuth(config, () => runtime.now(), log);
   const control = new LiveConfig(scope.child("clusters"), config, log, {
     onLimits: (limits) => void (server.options.limits = limits),
     onLogLevel: (level) => log.setLevel?.(level),
+    onAuth: (next) => void auth.update(next),
     scopeTree: () => scope.inspect(),
   }, commands);
   const router = new Router(
@@ -86,6 +89,7 @@ export async function startSlotgate(runtime: Runtime, config: Config, log: Logge
     router,
     log,
     () => infoText(runtime, server, control, commands),
+    auth,
   );
   let admin: AdminServer | null = null;
   try {
@@ -179,6 +183,9 @@ function infoText(runtime: Runtime, server: ProxyServer, control: LiveConfig, co
     `slotgate_clients_memory_bytes:${server.memory.totalBytes}`,
     `slotgate_clients_memory_max_bytes:${server.options.limits.maxClientsMemoryBytes}`,
     `slotgate_evicted_clients:${server.memory.evicted}`,
+    `slotgate_auth_failures:${server.auth?.throttle.failures ?? 0}`,
+    `slotgate_auth_delayed:${server.auth?.throttle.delayed ?? 0}`,
+    `slotgate_auth_failing_addresses:${server.auth?.throttle.size ?? 0}`,
   ];
   for (const view of control.clusters()) {
     lines.push(

@@ -7,7 +7,7 @@
  * | route                              | answer                                                        |
  * |------------------------------------|---------------------------------------------------------------|
  * | `GET /healthz`            (open)   | 200 `{ status: "ok" }`: the process is alive                  |
- * | `GET /readyz`             (open)   | 200 `{ ready: true, notReady: [] }` or 503 `{ ready: false, notReady }` |
+ * | `GET /readyz`             (open)   | 200 `{ ready: true, notReady: [] }` or 503 `{ ready: false, notReady, reasons }` |
  * | `GET /version`                     | 200 `{ name: "slotgate", version }`                           |
  * | `GET /config`                      | 200 the configuration document in force, secrets redacted     |
  * | `PUT /config`                      | replace the whole document: 200 `{ changes }`, or 400/404/409 `{ errors }` |
@@ -126,8 +126,10 @@ export function createAdminApp(control: ControlPlane, options: AdminAppOptions):
       open: true,
       methods: {
         GET: () => {
-          const { ready, notReady } = control.ready();
-          return json({ ready, notReady }, ready ? 200 : 503);
+          const { ready, notReady, reasons } = control.ready();
+          // `reasons` only when some cluster says why (refused credentials, an unreachable server...).
+          const said = reasons !== undefined && Object.keys(reasons).length > 0;
+          return json(said ? { ready, notReady, reasons } : { ready, notReady }, ready ? 200 : 503);
         },
       },
     },

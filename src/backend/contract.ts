@@ -24,6 +24,8 @@ export type UnavailableKind =
   | "nodeDown"
   /** A request to the node timed out: it is suspect until a probe is answered. */
   | "nodeSuspect"
+  /** The node refused slotgate's credentials (./auth.ts): down until a probe is let in. */
+  | "auth"
   /** A standalone pool has no server at that index. */
   | "noServer"
   /** A limit is reached (dedicated connections). */

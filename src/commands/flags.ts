@@ -100,6 +100,61 @@ export const KS_INCOMPLETE = 512;
 /** Key spec flag "variable_flags". */
 export const KS_VARIABLE_FLAGS = 1024;
 
+/**
+ * ACL categories as COMMAND reports them (without the '@'), in bit order: category i is bit
+ * 2**i, exported below as `CAT_<NAME>`. Redis 7.0's list; append only.
+ */
+export const ACL_CATEGORIES: readonly string[] = [
+  "keyspace", "read", "write", "set", "sortedset",
+  "list", "hash", "string", "bitmap", "hyperloglog", "geo", "stream", "pubsub",
+  "admin", "fast", "slow", "blocking", "dangerous",
+  "connection", "transaction", "scripting"
+];
+
+// ACL categories: bit i is ACL_CATEGORIES[i]; a row's categories are their bitwise or.
+/** ACL category "@keyspace". */
+export const CAT_KEYSPACE = 1;
+/** ACL category "@read". */
+export const CAT_READ = 2;
+/** ACL category "@write". */
+export const CAT_WRITE = 4;
+/** ACL category "@set". */
+export const CAT_SET = 8;
+/** ACL category "@sortedset". */
+export const CAT_SORTEDSET = 16;
+/** ACL category "@list". */
+export const CAT_LIST = 32;
+/** ACL category "@hash". */
+export const CAT_HASH = 64;
+/** ACL category "@string". */
+export const CAT_STRING = 128;
+/** ACL category "@bitmap". */
+export const CAT_BITMAP = 256;
+/** ACL category "@hyperloglog". */
+export const CAT_HYPERLOGLOG = 512;
+/** ACL category "@geo". */
+export const CAT_GEO = 1024;
+/** ACL category "@stream". */
+export const CAT_STREAM = 2048;
+/** ACL category "@pubsub". */
+export const CAT_PUBSUB = 4096;
+/** ACL category "@admin". */
+export const CAT_ADMIN = 8192;
+/** ACL category "@fast". */
+export const CAT_FAST = 16384;
+/** ACL category "@slow". */
+export const CAT_SLOW = 32768;
+/** ACL category "@blocking". */
+export const CAT_BLOCKING = 65536;
+/** ACL category "@dangerous". */
+export const CAT_DANGEROUS = 131072;
+/** ACL category "@connection". */
+export const CAT_CONNECTION = 262144;
+/** ACL category "@transaction". */
+export const CAT_TRANSACTION = 524288;
+/** ACL category "@scripting". */
+export const CAT_SCRIPTING = 1048576;
+
 /** begin_search of a kind slotgate cannot read; key extraction then refuses to guess. */
 export const BS_UNKNOWN = 0;
 /** begin_search "index": the first key is at a fixed argument index. */
@@ -128,7 +183,10 @@ export type RawKeySpec = readonly [
   c: number,
 ];
 
-/** A command: name, arity, flags, first key, last key, key step, key specs, and tips if any. */
+/**
+ * A command: name, arity, flags, first key, last key, key step, key specs, tips (if any, or if
+ * categories follow), and its ACL categories (a bitmask of `CAT_*`; absent: none known).
+ */
 export type RawCommand = readonly [
   name: string,
   arity: number,
@@ -138,4 +196,5 @@ export type RawCommand = readonly [
   step: number,
   keySpecs: readonly RawKeySpec[],
   tips?: readonly string[],
+  categories?: number,
 ];

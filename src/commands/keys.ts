@@ -25,6 +25,8 @@ export interface CommandInfo {
   readonly keySpecs: readonly RawKeySpec[];
   /** COMMAND tips, e.g. "request_policy:all_shards", "response_policy:agg_sum". */
   readonly tips: readonly string[];
+  /** ACL categories, a bitmask of ./flags.ts's `CAT_*` (0: none known). */
+  readonly categories: number;
   /** Subcommands by upper-case name, for container commands (CLUSTER, OBJECT, CONFIG...). */
   readonly subcommands: ReadonlyMap<string, CommandInfo> | null;
   /** Finds the keys when the key specs cannot (SORT, SORT_RO, MIGRATE); null for the others. */
@@ -34,8 +36,8 @@ export interface CommandInfo {
 const NO_TIPS: readonly string[] = [];
 
 function infoOf(row: RawCommand, subcommands: ReadonlyMap<string, CommandInfo> | null): CommandInfo {
-  const [name, arity, flags, firstKey, lastKey, step, keySpecs, tips] = row;
-  return { name, arity, flags, firstKey, lastKey, step, keySpecs, tips: tips ?? NO_TIPS, subcommands, keyFinder: KEY_FINDERS.get(name) ?? null };
+  const [name, arity, flags, firstKey, lastKey, step, keySpecs, tips, categories] = row;
+  return { name, arity, flags, firstKey, lastKey, step, keySpecs, tips: tips ?? NO_TIPS, categories: categories ?? 0, subcommands, keyFinder: KEY_FINDERS.get(name) ?? null };
 }
 
 /**
@@ -200,9 +202,11 @@ export function keyIndexes(info: CommandInfo, args: readonly Uint8Array[]): KeyI
     if (first === 0) return [];
     const last = Math.min(info.lastKey < 0 ? argc + info.lastKey : info.lastKey, argc - 1);
     const step = info.step;
-    // A typed array, sized once: MGET and the like may name a million keys (filled in ~2 ms,
-    // where a growing or preallocated JS array takes 10-50 ms and stalls every other client).
-    const keys = new Int32Array(last >= first ? Math.floor((last - first) / step) + 1 : 0);
+    if (last === first) return [first]; // one key: most commands, and the cheapest answer
+    const count = last >= first ? Math.floor((last - first) / step) + 1 : 0;
+    // Many keys: a typed array, sized once. MGET and the like may name a million keys (filled in
+    // ~2 ms, where a growing or preallocated JS array takes 10-50 ms and stalls other clients).
+    const keys = count > 64 ? new Int32Array(count) : new Array<number>(count);
     for (let i = first, k = 0; i <= last; i += step) keys[k++] = i;
     return keys;
   }

@@ -11,6 +11,7 @@
  * "unknown" one, so that keyIndexes() refuses to guess rather than route by a partial key set.
  */
 import {
+  ACL_CATEGORIES,
   BS_INDEX,
   BS_KEYWORD,
   BS_UNKNOWN,
@@ -51,6 +52,8 @@ export interface CommandEntry {
   readonly lastKey: number;
   readonly step: number;
   readonly tips: readonly string[];
+  /** ACL categories without the '@' ("read", "fast"...), as COMMAND's 7th field lists them. */
+  readonly categories: readonly string[];
   readonly keySpecs: readonly KeySpecEntry[];
   readonly subcommands: readonly CommandEntry[];
 }
@@ -203,6 +206,8 @@ export function parseCommandEntry(raw: unknown, problem: ProblemSink = ignore, c
     problem(`entry ${JSON.stringify(rawName)}: malformed name, arity, flags or key positions`);
     return null;
   }
+  const categories = raw.length > 6 ? texts(raw[6] ?? []) : [];
+  if (!categories) problem(`${name}: unreadable ACL categories`);
   const tips = raw.length > 7 ? texts(raw[7] ?? []) : [];
   if (!tips) problem(`${name}: unreadable tips`);
   const specsRaw = raw.length > 8 ? (raw[8] ?? []) : [];
@@ -221,7 +226,8 @@ export function parseCommandEntry(raw: unknown, problem: ProblemSink = ignore, c
   } else {
     problem(`${name}: subcommands are not a list`);
   }
-  return { name, arity, flags, firstKey, lastKey, step, tips: tips ?? [], keySpecs, subcommands };
+  const categoryNames = (categories ?? []).map((c) => (c.startsWith("@") ? c.slice(1) : c));
+  return { name, arity, flags, firstKey, lastKey, step, tips: tips ?? [], categories: categoryNames, keySpecs, subcommands };
 }
 
 /** Every readable entry of a COMMAND reply; [] when the reply is not a list. */
@@ -268,6 +274,8 @@ export function commandRow(entry: CommandEntry): RawCommand {
   const { name, arity, firstKey, lastKey, step, tips } = entry;
   const flags = bits(entry.flags, COMMAND_FLAGS);
   const keySpecs = entry.keySpecs.map(keySpecRow);
+  const categories = bits(entry.categories, ACL_CATEGORIES);
+  if (categories !== 0) return [name, arity, flags, firstKey, lastKey, step, keySpecs, tips, categories];
   return tips.length > 0 ? [name, arity, flags, firstKey, lastKey, step, keySpecs, tips] : [name, arity, flags, firstKey, lastKey, step, keySpecs];
 }
 

@@ -9,7 +9,11 @@ import { ConfigError } from "../errors.ts";
 import { ClusterSchema, ConfigSchema, withClusterType, type ClusterDocument, type Config } from "./schema.ts";
 import { isSecretPath, REDACTED } from "./secrets.ts";
 
-type Kind = "string" | "number" | "list" | "switch";
+/**
+ * `secret`: taken as it is (a password may start or end with spaces); `file`: a file's content,
+ * trailing newline trimmed; `yesno`: yes/true or no/false; `switch`: on/off (also yes/no, true/false, 1/0).
+ */
+type Kind = "string" | "number" | "list" | "secret" | "file" | "yesno" | "switch";
 
 /** Every variable slotgate reads, with the config field it sets. The README's table mirrors it. */
 export const ENV_VARIABLES: readonly { name: string; path: string; kind: Kind }[] = [
@@ -38,6 +42,9 @@ export const ENV_VARIABLES: readonly { name: string; path: string; kind: Kind }[
   { name: "SLOTGATE_MAX_UNKNOWN_NODES", path: "clusterDefaults.maxUnknownNodes", kind: "number" },
   { name: "SLOTGATE_MAX_UPSTREAM_QUEUE_BYTES", path: "clusterDefaults.maxUpstreamQueueBytes", kind: "number" },
   { name: "SLOTGATE_READ_FROM", path: "clusterDefaults.readFrom", kind: "string" },
+  { name: "SLOTGATE_UPSTREAM_USERNAME", path: "clusterDefaults.username", kind: "string" },
+  { name: "SLOTGATE_UPSTREAM_PASSWORD", path: "clusterDefaults.password", kind: "secret" },
+  { name: "SLOTGATE_UPSTREAM_PASSWORD_FILE", path: "clusterDefaults.password", kind: "file" },
   { name: "SLOTGATE_UPSTREAM_TLS", path: "clusterDefaults.tls.enabled", kind: "switch" },
   { name: "SLOTGATE_UPSTREAM_TLS_CA", path: "clusterDefaults.tls.ca", kind: "string" },
   { name: "SLOTGATE_UPSTREAM_TLS_SERVERNAME", path: "clusterDefaults.tls.servername", kind: "string" },
@@ -54,6 +61,8 @@ export const ENV_VARIABLES: readonly { name: string; path: string; kind: Kind }[
   { name: "SLOTGATE_CLIENT_IDLE_TIMEOUT_SECONDS", path: "limits.clientIdleTimeoutSeconds", kind: "number" },
   { name: "SLOTGATE_TCP_KEEPALIVE_SECONDS", path: "limits.tcpKeepAliveSeconds", kind: "number" },
   { name: "SLOTGATE_DENY_COMMANDS", path: "denyCommands", kind: "list" },
+  { name: "SLOTGATE_REQUIREPASS", path: "requirepass", kind: "secret" },
+  { name: "SLOTGATE_ALLOW_UNPROTECTED", path: "allowUnprotected", kind: "yesno" },
 ];
 
 /** Read by the entry points, not part of the document. */
@@ -61,7 +70,7 @@ const META_VARIABLES = new Set(["SLOTGATE_CONFIG", "SLOTGATE_CONFIG_WATCH"]);
 
 export interface ConfigSources {
   env: Record<string, string | undefined>;
-  /** Reads the file named by SLOTGATE_CONFIG; throws when it cannot. */
+  /** Reads the file named by SLOTGATE_CONFIG (or a `_FILE` variable); throws when it cannot. */
   readFile(path: string): string;
 }
 
@@ -89,7 +98,25 @@ export function loadConfig(sources: ConfigSources): Config {
   for (const variable of ENV_VARIABLES) {
     const raw = sources.env[variable.name];
     if (raw === undefined || raw === "") continue;
-    setPath(document, variable.path, convert(raw, variable.kind));
+    // Two variables for one field (a secret and its _FILE form): which one was meant is unclear.
+    const other = origin.get(variable.path);
+    if (other !== undefined) {
+      problems.push(`${variable.name}: ${other} is set too; set only one of them`);
+      continue;
+    }
+    let value: unknown;
+    if (variable.kind === "file") {
+      try {
+        // Docker and Kubernetes secrets end in a newline that is no part of the secret.
+        value = sources.readFile(raw).replace(/[\r\n]+$/, "");
+      } catch (error) {
+        problems.push(`${variable.name}=${raw}: cannot read the file: ${error instanceof Error ? error.message : String(error)}`);
+        continue;
+      }
+    } else {
+      value = convert(raw, variable.kind);
+    }
+    setPath(document, variable.path, value);
     origin.set(variable.path, variable.name);
   }
   if (problems.length > 0) throw new ConfigError(problems);
@@ -161,6 +188,12 @@ function describe(issue: v.BaseIssue<unknown>, path: string, origin: Map<string,
 function convert(raw: string, kind: Kind): unknown {
   if (kind === "list") return raw.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
   if (kind === "number") return /^-?\d+$/.test(raw.trim()) ? Number(raw.trim()) : raw;
+  // A password is taken byte for byte: spaces are part of it.
+  if (kind === "secret") return raw;
+  if (kind === "yesno") {
+    const word = raw.trim().toLowerCase();
+    return word === "yes" || word === "true" ? true : word === "no" || word === "false" ? false : raw;
+  }
   if (kind === "switch") {
     const word = raw.trim().toLowerCase();
     return ["on", "true", "yes", "1"].includes(word) ? true : ["off", "false", "no", "0"].includes(word) ? false : raw;

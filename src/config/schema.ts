@@ -14,6 +14,9 @@ import { isLoopbackHost } from "../util/address.ts";
 import { denyProblem, normalizeDenied } from "../proxy/routing/deny-list.ts";
 import { localHandler } from "../proxy/session/local/local-commands.ts";
 import { REDACTED } from "./secrets.ts";
+import { hashPassword, passwordProblem } from "../acl/users.ts";
+import { channelRuleProblem, commandRuleProblem, keyRuleProblem } from "../acl/permissions.ts";
+import type { UpstreamAuth } from "../backend/auth.ts";
 
 const answeredLocally = (name: string): boolean => localHandler(name) !== undefined;
 
@@ -80,6 +83,16 @@ export const KNOB_DEFAULTS = {
 
 export type Knobs = { -readonly [K in keyof typeof KNOB_DEFAULTS]: number };
 
+/**
+ * Credentials slotgate says to every node of a cluster or pool (`AUTH`, or `HELLO 3 AUTH`): a
+ * password alone is Redis's `default` user. They go as a pair: a cluster that sets either one
+ * takes neither from `clusterDefaults`. The password is a secret (./secrets.ts).
+ */
+const credentials = {
+  username: v.optional(v.pipe(v.string("expected a string (an ACL user name)"), v.minLength(1, "expected a non-empty user name"), v.regex(/^\S+$/, "expected a user name without spaces"))),
+  password: v.optional(secret(v.pipe(v.string("expected a string"), v.minLength(1, "expected a non-empty password")))),
+};
+
 /** Where a Redis Cluster's read-only commands go; standalone servers have no replicas. */
 const readFrom = v.optional(v.picklist(READ_FROM, `expected one of ${READ_FROM.join(", ")} (where read-only commands go)`));
 
@@ -119,7 +132,7 @@ export const DownstreamTlsSchema = v.strictObject({
 
 const upstreamTls = v.optional(UpstreamTlsSchema);
 
-export const ClusterDefaultsSchema = v.strictObject({ ...knobs, readFrom, tls: upstreamTls });
+export const ClusterDefaultsSchema = v.strictObject({ ...knobs, readFrom, ...credentials, tls: upstreamTls });
 
 const server = v.union(
   [address, v.strictObject({ address, weight: v.optional(int(1, 1_000_000, "weight units")), name: v.optional(v.pipe(v.string(), v.minLength(1))) })],
@@ -132,6 +145,7 @@ export const RedisClusterSchema = v.strictObject({
   seeds: v.pipe(v.array(address, "expected a list of host:port"), v.minLength(1, "expected at least one seed host:port")),
   ...knobs,
   readFrom,
+  ...credentials,
   tls: upstreamTls,
 });
 
@@ -142,6 +156,7 @@ export const StandaloneSchema = v.strictObject({
   hash: v.optional(v.picklist(KETAMA_HASHES, `expected one of ${KETAMA_HASHES.join(", ")}`), "fnv1a_64"),
   hashTag: v.optional(v.pipe(v.string(), v.length(2, 'expected two characters, like "{}"'))),
   ...knobs,
+  ...credentials,
   tls: upstreamTls,
 });
 
@@ -204,6 +219,43 @@ const deniedCommand = v.pipe(
   v.check((entry) => denyProblem(entry, answeredLocally) === null, (issue) => denyProblem(issue.input as string, answeredLocally) ?? "cannot be denied"),
 );
 
+/**
+ * A client password (secret): clear text, hashed here with SHA-256 and kept only as `#<64 hex>`,
+ * or a digest given as `#<64 hex>` (as Redis's ACL takes it).
+ */
+const clientPassword = v.pipe(
+  v.string("expected a password string"),
+  v.check((value: string) => value !== REDACTED, `"${REDACTED}" stands for a secret already in force; send the secret itself`),
+  v.check((value: string) => passwordProblem(value) === null, (issue) => passwordProblem(issue.input as string) ?? "bad password"),
+  v.transform(hashPassword),
+);
+
+const rules = (problem: (rule: string) => string | null, what: string) =>
+  v.optional(
+    v.array(
+      v.pipe(
+        v.string(`expected ${what} rule strings`),
+        v.check((rule: string) => problem(rule) === null, (issue) => problem(issue.input as string) ?? "bad rule"),
+      ),
+      `expected a list of ${what} rules`,
+    ),
+    [],
+  );
+
+/** A user clients authenticate as (Redis ACL style); rules apply left to right. */
+export const UserSchema = v.strictObject({
+  enabled: v.optional(v.boolean("expected true or false"), true),
+  passwords: v.pipe(v.array(clientPassword, "expected a list of passwords"), v.minLength(1, "expected at least one password")),
+  /** `+@all`, `-@dangerous`, `+get`, `-config|set`, `allcommands`, `nocommands`. */
+  commands: rules(commandRuleProblem, "command"),
+  /** `~app:*`, `allkeys`, `resetkeys`. */
+  keys: rules(keyRuleProblem, "key"),
+  /** `&news.*`, `allchannels`, `resetchannels`. */
+  channels: rules(channelRuleProblem, "channel"),
+});
+
+const userName = v.pipe(v.string(), v.regex(/^[!-~]{1,128}$/, "expected a user name of printable characters, no spaces (at most 128)"));
+
 const clusterName = v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, "expected a name of letters, digits, '_', '.', '-' (at most 64)"));
 
 export const ConfigSchema = v.pipe(
@@ -220,6 +272,12 @@ export const ConfigSchema = v.pipe(
     catchAll: v.optional(v.pipe(v.string(), v.minLength(1))),
     /** Commands refused with `-ERR command 'name' is disabled by slotgate configuration`. */
     denyCommands: v.optional(v.array(deniedCommand, "expected a list of command names"), []),
+    /** The password of the user `default` (Redis's requirepass); a secret, kept hashed. */
+    requirepass: v.optional(clientPassword),
+    /** Named users clients authenticate as with `AUTH user password`. */
+    users: v.optional(v.record(userName, UserSchema, "expected an object of users by name"), {}),
+    /** Accept clients on a non-loopback address with no authentication configured (Redis's `protected-mode no`). */
+    allowUnprotected: v.optional(v.boolean("expected true or false (yes or no in SLOTGATE_ALLOW_UNPROTECTED)"), false),
   }),
   v.rawCheck(({ dataset, addIssue }) => {
     if (!dataset.typed) return;
@@ -242,12 +300,46 @@ export const ConfigSchema = v.pipe(
         path: [pathItem(config, "admin", config.admin), pathItem(config.admin, "listen", config.admin.listen)],
       });
     }
+    if (config.requirepass !== undefined && Object.hasOwn(config.users, "default")) {
+      addIssue({
+        message: "the user 'default' is defined twice: by requirepass and in users; keep one",
+        path: [pathItem(config, "users", config.users), pathItem(config.users, "default", config.users.default)],
+      });
+    }
+    // Protected mode, as Redis's: clients from anywhere need a password unless explicitly allowed.
+    if (!config.allowUnprotected && config.requirepass === undefined && Object.keys(config.users).length === 0 && !isLoopbackHost(parseAddress(config.listen, true)!.host)) {
+      addIssue({
+        message:
+          "is not a loopback address and no client authentication is configured: set SLOTGATE_REQUIREPASS (requirepass) or users, " +
+          "or SLOTGATE_ALLOW_UNPROTECTED=yes (allowUnprotected: true) to accept clients from anywhere without a password",
+        path: [pathItem(config, "listen", config.listen)],
+      });
+    }
+    // The TLS port is a client port like the other: the same protection (a client certificate is
+    // not a password; Redis's protected mode does not count it either).
+    if (config.tls && !config.allowUnprotected && config.requirepass === undefined && Object.keys(config.users).length === 0 && !isLoopbackHost(parseAddress(config.tls.listen, true)!.host)) {
+      addIssue({
+        message:
+          "is not a loopback address and no client authentication is configured: set SLOTGATE_REQUIREPASS (requirepass) or users, " +
+          "or SLOTGATE_ALLOW_UNPROTECTED=yes (allowUnprotected: true) to accept clients from anywhere without a password",
+        path: [pathItem(config, "tls", config.tls), pathItem(config.tls, "listen", config.tls.listen)],
+      });
+    }
     if (config.catchAll !== undefined && !Object.hasOwn(config.clusters, config.catchAll)) {
       addIssue({ message: `catch-all to unknown cluster '${config.catchAll}'`, path: [pathItem(config, "catchAll", config.catchAll)] });
     }
     if (names.length > 0 && config.routes.length === 0 && config.catchAll === undefined) {
       addIssue({ message: "no route: add routes or a catchAll cluster", path: [pathItem(config, "routes", config.routes)] });
     }
+    // A user name needs its password: Redis has no AUTH without one.
+    const clustersPath = pathItem(config, "clusters", config.clusters);
+    const lonelyUser = (document: { username?: string; password?: string }, path: [ReturnType<typeof pathItem>, ...ReturnType<typeof pathItem>[]]) => {
+      if (document.username !== undefined && document.password === undefined) {
+        addIssue({ message: "a username needs a password (set password too)", path: [...path, pathItem(document, "username", document.username)] });
+      }
+    };
+    lonelyUser(config.clusterDefaults, [pathItem(config, "clusterDefaults", config.clusterDefaults)]);
+    for (const name of names) lonelyUser(config.clusters[name]!, [clustersPath, pathItem(config.clusters, name, config.clusters[name])]);
     for (const name of names) {
       const cluster = config.clusters[name]!;
       const knobs = resolveKnobs(cluster, config.clusterDefaults);
@@ -276,6 +368,7 @@ export type ClusterDocument = v.InferOutput<typeof ClusterSchema>;
 export type RouteConfig = v.InferOutput<typeof RouteSchema>;
 export type LimitsConfig = v.InferOutput<typeof LimitsSchema>;
 export type AdminConfig = v.InferOutput<typeof AdminSchema>;
+export type UserDocument = v.InferOutput<typeof UserSchema>;
 export type UpstreamTlsConfig = v.InferOutput<typeof UpstreamTlsSchema>;
 export type DownstreamTlsConfig = v.InferOutput<typeof DownstreamTlsSchema>;
 
@@ -286,6 +379,13 @@ export function resolveKnobs(cluster: Partial<Knobs>, defaults: Partial<Knobs>):
     out[key] = cluster[key] ?? defaults[key] ?? KNOB_DEFAULTS[key];
   }
   return out;
+}
+
+/** The credentials a cluster says: its own pair when it sets either field, else `clusterDefaults`'; none without a password. */
+export function resolveAuth(cluster: ClusterDocument, defaults: { username?: string; password?: string }): UpstreamAuth | undefined {
+  const source = cluster.username !== undefined || cluster.password !== undefined ? cluster : defaults;
+  if (source.password === undefined) return undefined;
+  return source.username === undefined ? { password: source.password } : { username: source.username, password: source.password };
 }
 
 /** A cluster's `readFrom`: its own, else `clusterDefaults`', else `primary` (always, for standalone servers). */

@@ -1,5 +1,5 @@
 /**
- * Secrets in the configuration document (the admin token today; passwords later): which fields
+ * Secrets in the configuration document (the admin token, upstream and client passwords): which fields
  * hold one, as data, and the two operations on them. `GET /config` shows every secret as
  * `REDACTED`; a document sent back with `REDACTED` in a secret field keeps the secret in force
  * there, so a client can read the configuration, change one knob and `PUT` it back without
@@ -9,8 +9,11 @@
 /** What a secret reads as in every document slotgate shows. */
 export const REDACTED = "[redacted]";
 
-/** Dotted paths of the fields that hold secrets; `*` stands for any one key (a cluster's name, say). */
-export const SECRET_PATHS: readonly string[] = ["admin.token"];
+/**
+ * Dotted paths of the fields that hold secrets; `*` stands for any one key (a cluster's name, say)
+ * or any index of a list (each of a user's passwords is a secret of its own).
+ */
+export const SECRET_PATHS: readonly string[] = ["admin.token", "clusterDefaults.password", "clusters.*.password", "requirepass", "users.*.passwords.*"];
 
 const patterns = (paths: readonly string[]) => paths.map((path) => path.split("."));
 
@@ -52,8 +55,9 @@ export function restoreSecrets(document: unknown, current: unknown, paths: reado
 
 type Holder = Record<string, unknown>;
 
+/** An object, or a list (whose indexes are its keys). */
 function isHolder(value: unknown): value is Holder {
-  return value !== null && typeof value === "object" && !Array.isArray(value);
+  return value !== null && typeof value === "object";
 }
 
 /** Call `fn` for every field of `node` that the pattern names (its last segment, in its holder). */

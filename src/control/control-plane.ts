@@ -21,7 +21,7 @@ import { sleep } from "../scope/time.ts";
 import type { Logger } from "../log.ts";
 import { ConfigError, isAbort } from "../errors.ts";
 import { validateCluster, validateConfig } from "../config/load.ts";
-import { resolveKnobs, resolveReadFrom, resolveUpstreamTls, type ClusterDocument, type Config, type LimitsConfig } from "../config/schema.ts";
+import { resolveAuth, resolveKnobs, resolveReadFrom, resolveUpstreamTls, type ClusterDocument, type Config, type LimitsConfig } from "../config/schema.ts";
 import { upstreamTls } from "../upstream/tls.ts";
 import { Cluster } from "../backends/cluster/cluster.ts";
 import { StandalonePool } from "../backends/pool/standalone.ts";
@@ -48,6 +48,8 @@ export interface ControlPlaneHooks {
   /** Limits and log level in force from now on (see ./live-fields.ts for what reads them when). */
   onLimits(limits: LimitsConfig): void;
   onLogLevel(level: Config["logLevel"]): void;
+  /** The configuration in force from now on, for its client users (`requirepass`, `users`). */
+  onAuth?(config: Config): void;
   /** The whole scope tree, for `GET /debug/scopes`. */
   scopeTree(): ScopeInfo;
 }
@@ -156,9 +158,14 @@ export class LiveConfig implements ControlPlane {
     return this.#hooks.scopeTree();
   }
 
-  ready(): { ready: boolean; notReady: string[] } {
-    const notReady = [...this.#table.backends()].filter((b) => !b.isReady).map((b) => b.name);
-    return { ready: notReady.length === 0, notReady };
+  ready(): { ready: boolean; notReady: string[]; reasons: Record<string, string> } {
+    const waiting = [...this.#table.backends()].filter((b) => !b.isReady);
+    const reasons: Record<string, string> = {};
+    for (const backend of waiting) {
+      const why = backend.status().lastError;
+      if (why !== null) reasons[backend.name] = why;
+    }
+    return { ready: waiting.length === 0, notReady: waiting.map((b) => b.name), reasons };
   }
 
   #write(change: () => ChangeResult | Promise<ChangeResult>): Promise<ChangeResult> {
@@ -215,6 +222,7 @@ export class LiveConfig implements ControlPlane {
     this.#config = next;
     this.#hooks.onLimits(next.limits);
     this.#hooks.onLogLevel(next.logLevel);
+    this.#hooks.onAuth?.(next);
     for (const change of changes) this.#log.info(change);
     await Promise.all(
       retired.map(({ name, entry, reason }) =>
@@ -245,7 +253,7 @@ export class LiveConfig implements ControlPlane {
     if (tlsConfig?.insecure) {
       this.#log.warn("upstream TLS certificates are NOT verified (tls.insecure): anyone on the path can impersonate the nodes", { cluster: name });
     }
-    const options = { ...knobs, ...config.limits, log: this.#log, tls };
+    const options = { ...knobs, ...config.limits, log: this.#log, auth: resolveAuth(document, config.clusterDefaults), tls };
     let backend: Backend;
     let redisCluster: Cluster | null = null;
     if (document.type === "standalone") {
@@ -284,12 +292,14 @@ export class LiveConfig implements ControlPlane {
 
 /** Everything a backend is built from: its document and the knobs and limits it inherits. */
 function fingerprintOf(document: ClusterDocument, config: Config): string {
+  // Credentials included: a new password is a replacement (new scope, ready, swap, drain the old).
   return JSON.stringify([
     document,
     resolveKnobs(document, config.clusterDefaults),
     config.limits.maxBulkBytes,
     config.limits.tcpKeepAliveSeconds,
     resolveReadFrom(document, config.clusterDefaults),
+    resolveAuth(document, config.clusterDefaults) ?? null,
     resolveUpstreamTls(document, config.clusterDefaults) ?? null,
   ]);
 }

@@ -72,6 +72,15 @@ export const LIVE_FIELDS: Rules<Config> = {
   routes: { kind: "live", applies: "at once: the routing table is swapped atomically, from the next command" },
   catchAll: { kind: "live", applies: "at once: the routing table is swapped atomically, from the next command" },
   denyCommands: { kind: "live", applies: "at once, from the next command" },
+  requirepass: {
+    kind: "live",
+    applies: "at once: new AUTHs check the new password; clients logged in as 'default' with a password no longer accepted are closed",
+  },
+  users: {
+    kind: "live",
+    applies: "at once: new AUTHs check the new users; logged-in clients take their user's new permissions, and those of a removed or disabled user, or whose password was removed, are closed",
+  },
+  allowUnprotected: { kind: "live", applies: "checked with the rest of each change: a change that would leave a non-loopback listener without authentication is refused unless it is true" },
 };
 
 // The table covers the schema exactly: a field it misses would be accepted and ignored.

@@ -44,6 +44,9 @@ export interface ControlPlane {
   cluster(name: string): ClusterView | null;
   /** The whole scope tree. */
   scopes(): ScopeInfo;
-  /** Every routed cluster has a complete slot map (or all its servers, for standalone). */
-  ready(): { ready: boolean; notReady: string[] };
+  /**
+   * Every routed cluster has a complete slot map (or all its servers, for standalone); `reasons`
+   * says, per cluster not ready, its last error when it has one (refused credentials, say).
+   */
+  ready(): { ready: boolean; notReady: string[]; reasons?: Record<string, string> };
 }

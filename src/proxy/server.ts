@@ -12,6 +12,7 @@ import type { Router } from "./routing/router.ts";
 import { DedicatedBudget } from "./own-conn/dedicated.ts";
 import { closeAfterFlush } from "./session/closing.ts";
 import { ClientsMemory } from "./session/clients-memory.ts";
+import type { ClientAuth } from "../acl/client-auth.ts";
 
 export interface ServerOptions {
   host: string;
@@ -52,6 +53,8 @@ export class ProxyServer {
     readonly router: Router,
     readonly log: Logger,
     readonly info: () => string,
+    /** Users clients authenticate as; absent: no authentication (every client is `default`). */
+    readonly auth?: ClientAuth,
   ) {
     this.scope = parent.child("server");
     // What evicted clients held is garbage once their sessions let go of it (on the next turn):
@@ -88,7 +91,8 @@ export class ProxyServer {
 
   async start(): Promise<void> {
     const listenerScope = this.scope.child("listener");
-    const accept = (conn: Conn): ConnHandlers => {
+    /** Serves a connection accepted on the listener bound to `listenHost`. */
+    const accept = (listenHost: string) => (conn: Conn): ConnHandlers => {
       const id = ++this.#nextId;
       this.#totalConnections++;
       // The limit in force now: a live change applies to the next connection.
@@ -115,16 +119,17 @@ export class ProxyServer {
         log: this.log,
         dedicated: this.dedicated,
         memory: this.memory,
-        listenHost: this.options.host,
+        listenHost,
         info: this.info,
+        ...(this.auth ? { auth: this.auth } : {}),
       });
       session.attach(conn);
       return session.handlers();
     };
-    this.#listener = await listen(listenerScope, { host: this.options.host, port: this.options.port }, accept);
+    this.#listener = await listen(listenerScope, { host: this.options.host, port: this.options.port }, accept(this.options.host));
     if (this.options.tls) {
       const { host, port, tls } = this.options.tls;
-      this.#tlsListener = await listen(listenerScope, { host, port, tls }, accept);
+      this.#tlsListener = await listen(listenerScope, { host, port, tls }, accept(host));
     }
     // Stop accepting first when the server closes: the listener is the first child, closed last
     // by reverse order, so close it explicitly at drain time.

@@ -8,8 +8,11 @@
  * A timed-out request's client is told the command may have been applied (it was written; only
  * its reply is missing), and so are the requests behind it on the connection.
  *
- * A connection may open with a prelude (`HELLO 3` for RESP3 clients, `READONLY` on a replica),
- * queued ahead of everything else; a prelude that fails takes the connection down. RESP3 push
+ * A connection may open with a prelude (`AUTH` when the backend has credentials, `HELLO 3` for
+ * RESP3 clients — `HELLO 3 AUTH user pass` when both —, `READONLY` on a replica), queued ahead of
+ * everything else; a prelude that fails takes the connection down. Refused credentials fail it
+ * with `cause` "auth", the client-facing `upstream authentication failed for cluster 'NAME'`, and
+ * the server's own words in `authDetail` (for the log; never relayed, never holding the password). RESP3 push
  * frames (`>`) are never matched to requests: they go to `events.push`. A subscriber connection
  * matches nothing at all: every frame it reads is handed to `events.push`.
  *
@@ -25,6 +28,7 @@ import { causeOf } from "../errors.ts";
 import { Fifo } from "../util/fifo.ts";
 import { NO_READER, UpstreamRequest, deliverIsolated, faultIsolated, type ReplySink } from "../backend/request.ts";
 import { Unavailable, type DedicatedConn } from "../backend/contract.ts";
+import { authArgs, authRefusal, type UpstreamAuth } from "../backend/auth.ts";
 import { faults } from "../testing/faults.ts";
 import { ReplyReader } from "../resp/reply-reader.ts";
 import { errorReply, ASKING_COMMAND } from "../resp/replies.ts";
@@ -60,6 +64,10 @@ export interface UpstreamConnOptions {
   closing?: () => Unavailable;
   /** TCP keepalive idle time once connected, in seconds (0 or absent: off). */
   tcpKeepAliveSeconds?: number;
+  /** Credentials said before anything else (absent: none). */
+  auth?: UpstreamAuth;
+  /** The backend the connection serves, named in an authentication failure. */
+  cluster?: string;
   /** Speak TLS to the node (every connection of a TLS cluster does). */
   tls?: UpstreamTls;
   /** The hostname the node announced, checked against its TLS certificate unless one is configured. */
@@ -87,8 +95,10 @@ export class UpstreamConn implements DedicatedConn {
   #timer: ScopedTimer | null = null;
   #dead = false;
   #wasOpen = false;
-  /** Why it failed, in one word for log lines (`ECONNREFUSED`, `timeout`...); null while alive. */
+  /** Why it failed, in one word for log lines (`ECONNREFUSED`, `timeout`, `auth`...); null while alive. */
   cause: string | null = null;
+  /** The server's error text when it refused the credentials (cause "auth"), else null. */
+  authDetail: string | null = null;
   /** Aborts a connect still pending when the connection fails (a timeout while connecting). */
   readonly #connecting = new AbortController();
   #idleWaiters: (() => void)[] = [];
@@ -105,7 +115,9 @@ export class UpstreamConn implements DedicatedConn {
     });
     this.#flush = scope.guard(() => this.#write());
     this.#onTimer = () => this.#checkTimeout();
-    if (options.protocol === 3) this.#prelude(HELLO_3, "HELLO 3");
+    // Credentials first: until they are accepted, Redis answers every other command -NOAUTH.
+    if (options.auth) this.#authenticate(options.auth, options.protocol ?? 2);
+    else if (options.protocol === 3) this.#prelude(HELLO_3, "HELLO 3");
     if (options.readOnly) this.#prelude(READONLY, "READONLY");
     scope.spawn(`connect ${options.host}:${options.port}`, () => this.#open());
   }
@@ -163,6 +175,25 @@ export class UpstreamConn implements DedicatedConn {
     this.#push(new UpstreamRequest(frame, 0, sink, 0, INTERNAL), this.#scope.runtime.now() + this.#options.connectTimeoutMs + this.#options.opTimeoutMs);
   }
 
+  /** `AUTH`, or `HELLO 3 AUTH` in one command; a refusal fails the connection with cause "auth". */
+  #authenticate(auth: UpstreamAuth, protocol: 2 | 3): void {
+    const sink: ReplySink = {
+      deliver: (_request, reply) => {
+        // Failures the connection makes up itself (lost, timed out) are no refusal of credentials.
+        if (reply[0] !== MINUS || this.#dead) return;
+        // Redis's words (WRONGPASS, NOAUTH...) go to the log; the client reads slotgate's own.
+        this.authDetail = new TextDecoder().decode(reply.subarray(1, reply.length - 2));
+        this.fail(authRefusal(this.#options.cluster, this.#address()).message, "auth");
+      },
+      deliveryFailed: () => {},
+    };
+    const frame = encodeCommand(authArgs(auth, protocol));
+    this.#push(new UpstreamRequest(frame, 0, sink, 0, INTERNAL), this.#scope.runtime.now() + this.#options.connectTimeoutMs + this.#options.opTimeoutMs);
+    // A connection that only writes (a subscriber's) sends no request to arm the timer: a node
+    // that never answers AUTH must not hold it forever.
+    this.#timer ??= this.#scope.timer("op timeout", this.#options.opTimeoutMs, this.#onTimer);
+  }
+
   #push(request: UpstreamRequest, deadline: number): void {
     request.deadline = deadline;
     this.#enqueue(request.frame);
@@ -197,7 +228,10 @@ export class UpstreamConn implements DedicatedConn {
         }),
       );
     } catch (error) {
-      this.fail(`upstream ${this.#address()} unreachable: ${error instanceof Error ? error.message : String(error)}`, causeOf(error));
+      // Cancelled by the node's teardown: its requests get the owner's reason ("cluster 'b' was
+      // removed"), not the cancellation's wording.
+      if (!this.#scope.isOpen) this.fail((this.#options.closing?.() ?? new Unavailable("closing", `upstream ${this.#address()} is shutting down`)).message, "closed");
+      else this.fail(`upstream ${this.#address()} unreachable: ${error instanceof Error ? error.message : String(error)}`, causeOf(error));
       return;
     }
     this.#wasOpen = true;
@@ -250,7 +284,8 @@ export class UpstreamConn implements DedicatedConn {
   }
 
   #onReply(frame: Uint8Array): void {
-    if (frame[0] === PUSH || this.#options.subscriber) {
+    // A subscriber's prelude (AUTH) is answered before any push: it is the one thing it awaits.
+    if (frame[0] === PUSH || (this.#options.subscriber && this.#pending.peek()?.part !== INTERNAL)) {
       this.#events.push?.(frame);
       return;
     }
@@ -285,13 +320,14 @@ export class UpstreamConn implements DedicatedConn {
       this.#events.timedOut?.(this);
       if (!this.#wasOpen) {
         // Still connecting: nothing was sent, so a retry is safe.
-        deliverIsolated(head, errorReply(`upstream ${this.#address()} did not accept a connection ${within}: command not sent`));
+        if (head.part !== INTERNAL) deliverIsolated(head, errorReply(`upstream ${this.#address()} did not accept a connection ${within}: command not sent`));
         this.fail(`upstream ${this.#address()} did not accept a connection ${within}: command not sent`, "timeout");
         return;
       }
       // It was written: Redis may have run it and only its reply is missing. Say so, or a client
       // would take it for a failed write and retry a command that is not idempotent.
-      deliverIsolated(head, errorReply(`upstream ${this.#address()} did not answer ${within}: the command may have been applied`));
+      // A prelude (AUTH, HELLO, READONLY) has no client to tell: the connection's failure says it.
+      if (head.part !== INTERNAL) deliverIsolated(head, errorReply(`upstream ${this.#address()} did not answer ${within}: the command may have been applied`));
       this.fail(`upstream connection to ${this.#address()} reset after a timed-out request: the command may have been applied`, "timeout");
       return;
     }

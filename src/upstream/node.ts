@@ -8,7 +8,9 @@
  * fast, instead of piling up behind connects or each waiting out a full timeout on a fresh
  * connection, and a probe — `PING` on a connection of its own, first after `probeBackoffMinMs`,
  * the wait doubling after each failed probe up to `probeBackoffMaxMs` — brings it back as soon as
- * one is answered. Each change is logged once, with its cause.
+ * one is answered. Each change is logged once, with its cause. A node that refuses slotgate's
+ * credentials is down the same way (its refusal: `upstream authentication failed for cluster
+ * 'NAME'`), probed with the same backoff, and logged once through `authFailures` when given.
  *
  * Requests of RESP3 clients travel on a second set of connections that said `HELLO 3`. A client
  * may also get a connection of its own (`dedicated`): for a blocked command, a transaction or a
@@ -23,6 +25,7 @@ import type { Scope } from "../scope/scope.ts";
 import { UpstreamRequest } from "../backend/request.ts";
 import { Unavailable, type DedicatedOptions, type NodeHandle } from "../backend/contract.ts";
 import { SILENT_LOGGER, type Logger } from "../log.ts";
+import { authRefusal, type AuthFailures } from "../backend/auth.ts";
 import { encodeCommand } from "../resp/encode.ts";
 import { UpstreamConn, type UpstreamConnOptions } from "./conn.ts";
 
@@ -40,8 +43,8 @@ export interface UpstreamNodeOptions extends Omit<UpstreamConnOptions, "host" | 
   probeBackoffMaxMs: number;
   /** Where the node's health changes are logged (default: nowhere). */
   log?: Logger;
-  /** The backend the node serves, named in its log lines. */
-  cluster?: string;
+  /** Where refused credentials are logged, once per node of the backend (default: the node's own `node down` line). */
+  authFailures?: AuthFailures;
   /** Unsent bytes a shared connection may hold; past it, requests for it are refused at once. */
   maxUpstreamQueueBytes: number;
 }
@@ -146,7 +149,7 @@ export class UpstreamNode implements NodeHandle {
       timedOut: () => this.#suspect(),
       lost: (lost, reason, wasOpen) => {
         this.#dedicated.delete(lost);
-        if (failedToConnect(lost, wasOpen)) this.#markUnavailable("down", reason, lost.cause);
+        if (failedToConnect(lost, wasOpen)) this.#connectFailed(lost, reason);
         options.events.lost(lost, reason, wasOpen);
       },
     });
@@ -192,7 +195,7 @@ export class UpstreamNode implements NodeHandle {
       lost: (lost, reason, wasOpen) => {
         const index = conns.indexOf(lost);
         if (index >= 0) conns[index] = null;
-        if (failedToConnect(lost, wasOpen)) this.#markUnavailable("down", reason, lost.cause);
+        if (failedToConnect(lost, wasOpen)) this.#connectFailed(lost, reason);
         this.#events.failure(this, reason);
       },
     });
@@ -203,16 +206,26 @@ export class UpstreamNode implements NodeHandle {
 
   #suspect(): void {
     const refusal = `upstream ${this.address} is suspect (a request got no reply within ${this.#options.opTimeoutMs} ms): command not sent`;
-    this.#markUnavailable("suspect", refusal, "timeout");
+    this.#markUnavailable("suspect", new Unavailable("nodeSuspect", refusal), "timeout");
+  }
+
+  /** A connection never became usable: unreachable, or its credentials were refused. */
+  #connectFailed(conn: UpstreamConn, reason: string): void {
+    if (conn.cause !== "auth") return this.#markUnavailable("down", new Unavailable("nodeDown", reason), conn.cause);
+    const authFailures = this.#options.authFailures;
+    const refusal = authRefusal(this.#options.cluster, this.address);
+    // The backend logs it once per node, however many incidents; without one, the node does.
+    if (authFailures && this.scope.isOpen) authFailures.failed(this.address, conn.authDetail ?? "error");
+    this.#markUnavailable("down", refusal, "auth", authFailures !== undefined);
   }
 
   /** Fail requests fast from now on, and start probing. Once per incident: a node already down or suspect stays so. */
-  #markUnavailable(state: "down" | "suspect", reason: string, cause: string | null): void {
+  #markUnavailable(state: "down" | "suspect", refusal: Unavailable, cause: string | null, quiet = false): void {
     // A node leaving the topology (or whose cluster is removed) fails its connects on purpose.
     if (!this.scope.isOpen || this.#health.state !== "up") return;
     const backoffMs = this.#options.probeBackoffMinMs;
-    this.#health = { state, refusal: new Unavailable(state === "down" ? "nodeDown" : "nodeSuspect", reason), since: this.scope.runtime.now(), backoffMs };
-    this.#log.warn(`node ${state}`, { ...this.#logFields(), cause: cause ?? "error", error: reason });
+    this.#health = { state, refusal, since: this.scope.runtime.now(), backoffMs };
+    if (!quiet) this.#log.warn(`node ${state}`, { ...this.#logFields(), cause: cause ?? "error", error: refusal.message });
     this.scope.timer("probe", backoffMs, () => this.#probe());
   }
 
@@ -251,6 +264,7 @@ export class UpstreamNode implements NodeHandle {
     const health = this.#health;
     if (health.state === "up" || !this.scope.isOpen) return;
     this.#health = UP;
+    if (health.refusal.kind === "auth") this.#options.authFailures?.succeeded(this.address);
     this.#log.info("node up", { ...this.#logFields(), was: health.state, forMs: Math.round(this.scope.runtime.now() - health.since) });
   }
 
@@ -274,5 +288,7 @@ export class UpstreamNode implements NodeHandle {
  * undone), which says nothing about the node.
  */
 function failedToConnect(conn: UpstreamConn, wasOpen: boolean): boolean {
+  // Refused credentials: open, but unusable, and so is every new connection with the same ones.
+  if (conn.cause === "auth") return true;
   return !wasOpen && conn.cause !== "closed";
 }

@@ -14,6 +14,8 @@ import { encodeCommand } from "../../src/resp/encode.ts";
 import { Scope } from "../../src/scope/scope.ts";
 import { createLogger } from "../../src/log.ts";
 import { FakeConn, ManualRuntime } from "./manual-runtime.ts";
+import { ClientAuth } from "../../src/acl/client-auth.ts";
+import type { AuthConfig } from "../../src/acl/users.ts";
 
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
@@ -45,6 +47,8 @@ export interface HarnessOptions {
   limits?: Partial<ClientLimits>;
   /** The clients' memory budget in bytes (0: none). */
   maxClientsMemoryBytes?: number;
+  /** Client users (`requirepass`, `users`) and the failed-AUTH throttle; absent: no authentication. */
+  auth?: AuthConfig;
 }
 
 export function sessionHarness(options: HarnessOptions = {}) {
@@ -62,6 +66,7 @@ export function sessionHarness(options: HarnessOptions = {}) {
     dedicated: new DedicatedBudget(() => 1),
     memory,
     info: () => "# Server\r\n",
+    ...(options.auth ? { auth: new ClientAuth(options.auth, () => runtime.now(), log) } : {}),
   };
   const client = (id: number) => {
     const session = new ClientSession(scope.child(`client ${id}`), id, host);
@@ -82,5 +87,5 @@ export function sessionHarness(options: HarnessOptions = {}) {
     const request = router.routed[index]!;
     request.sink.deliver(request, typeof reply === "string" ? encoder.encode(reply) : reply);
   };
-  return { runtime, scope, router, logs, memory, client, answer };
+  return { runtime, scope, router, logs, memory, client, answer, host };
 }

@@ -147,9 +147,18 @@ describe("reading odd and malformed COMMAND replies", () => {
     }
   });
 
-  it("a Redis 6 entry (no tips, key specs or subcommands) reads with those empty", () => {
+  it("a Redis 6 entry (no tips, key specs or subcommands) reads with those empty, and keeps its ACL categories", () => {
     const [row] = commandRows([["get", 2, ["readonly", "fast"], 1, 1, 1, ["@read"]]]);
-    assert.deepEqual(row, ["GET", 2, READONLY | flags.FAST, 1, 1, 1, []]);
+    assert.deepEqual(row, ["GET", 2, READONLY | flags.FAST, 1, 1, 1, [], [], flags.CAT_READ]);
+    const [bare] = commandRows([["get", 2, ["readonly", "fast"], 1, 1, 1, []]]);
+    assert.deepEqual(bare, ["GET", 2, READONLY | flags.FAST, 1, 1, 1, []]);
+  });
+
+  it("ACL categories learned from COMMAND replace the built-in ones, and unknown ones are ignored", () => {
+    const t = new CommandTable();
+    assert.equal(t.lookup("GET", [])!.categories, flags.CAT_READ | flags.CAT_STRING | flags.CAT_FAST, "built in, from Redis 7.0.15's COMMAND");
+    t.learn(commandRows([["get", 2, ["readonly", "fast"], 1, 1, 1, ["@read", "@keyspace", "@future"]]]));
+    assert.equal(t.lookup("GET", [])!.categories, flags.CAT_READ | flags.CAT_KEYSPACE);
   });
 
   it("subcommands are read under their container; a stray or malformed one is skipped", () => {

@@ -1,4 +1,5 @@
 /** Configuration from environment variables and a JSON file, validated with valibot. */
+import { sha256Hex } from "../../src/util/sha256.ts";
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { loadConfig, validateConfig, validateCluster, ENV_VARIABLES } from "../../src/config/load.ts";
@@ -40,7 +41,7 @@ describe("configuration", () => {
   });
 
   it("every variable sets its field", () => {
-    const env: Record<string, string> = { SLOTGATE_SEEDS: "10.0.0.1:7000", SLOTGATE_LISTEN: "0.0.0.0:7777", SLOTGATE_LOG_LEVEL: "debug", SLOTGATE_ADMIN_LISTEN: "off", SLOTGATE_ADMIN_TOKEN: "secret-token" };
+    const env: Record<string, string> = { SLOTGATE_SEEDS: "10.0.0.1:7000", SLOTGATE_LISTEN: "0.0.0.0:7777", SLOTGATE_LOG_LEVEL: "debug", SLOTGATE_ADMIN_LISTEN: "off", SLOTGATE_ADMIN_TOKEN: "secret-token", SLOTGATE_REQUIREPASS: " pass word ", SLOTGATE_ALLOW_UNPROTECTED: "yes" };
     for (const variable of ENV_VARIABLES) if (variable.kind === "number") env[variable.name] ??= "42";
     env.SLOTGATE_MAX_CLIENT_OUTPUT_BYTES = "4096";
     // Byte limits with a floor of their own.
@@ -63,6 +64,9 @@ describe("configuration", () => {
     assert.equal(config.limits.splitChunkParts, 42);
     assert.equal(config.clusterDefaults.maxUpstreamQueueBytes, 65536);
     assert.equal(config.shutdownTimeoutMs, 42);
+    // Kept only as its SHA-256, spaces included (a password is taken byte for byte).
+    assert.equal(config.requirepass, `#${sha256Hex(new TextEncoder().encode(" pass word "))}`);
+    assert.equal(config.allowUnprotected, true);
   });
 
   it("memory limits default to Redis's own (1 GiB query buffer, 512 MiB bulk) and a 1 GiB budget for all clients; 0 turns the budget off; a query buffer under 1 MiB is refused", () => {
@@ -206,6 +210,7 @@ describe("configuration", () => {
       env: {
         SLOTGATE_SEEDS: "127.0.0.1:7000",
         SLOTGATE_TLS_LISTEN: "0.0.0.0:6443",
+        SLOTGATE_REQUIREPASS: "client-password",
         SLOTGATE_TLS_CERT: "/etc/slotgate/tls.crt",
         SLOTGATE_TLS_KEY: "/etc/slotgate/tls.key",
         SLOTGATE_TLS_CA: "/etc/slotgate/clients.crt",
@@ -241,5 +246,9 @@ describe("configuration", () => {
     assert.throws(() => validateConfig({ clusters: { a: { seeds: ["127.0.0.1:1"], tls: { ca: "/c" } } } }), /clusters\.a\.tls\.enabled/);
     assert.throws(() => validateConfig({ tls: { listen: "127.0.0.1:1", cert: "/c", key: "/k", minVersion: "TLSv1.0" }, clusters: { a: { seeds: ["127.0.0.1:1"] } } }), /expected TLSv1\.2 or TLSv1\.3/);
     assert.ok(ENV_VARIABLES.some((v) => v.name === "SLOTGATE_UPSTREAM_TLS" && v.path === "clusterDefaults.tls.enabled"));
+    // Protected mode covers the TLS port: a non-loopback one needs client authentication.
+    assert.deepEqual(problems({ SLOTGATE_SEEDS: "127.0.0.1:1", SLOTGATE_TLS_LISTEN: "0.0.0.0:6443", SLOTGATE_TLS_CERT: "/c", SLOTGATE_TLS_KEY: "/k" }), [
+      'SLOTGATE_TLS_LISTEN="0.0.0.0:6443": is not a loopback address and no client authentication is configured: set SLOTGATE_REQUIREPASS (requirepass) or users, or SLOTGATE_ALLOW_UNPROTECTED=yes (allowUnprotected: true) to accept clients from anywhere without a password',
+    ]);
   });
 });

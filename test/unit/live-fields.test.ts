@@ -44,6 +44,9 @@ const SAMPLES: Record<string, (d: Record<string, any>) => void> = {
   routes: (d) => (d.routes = [{ prefix: "bb:", cluster: "b" }]),
   catchAll: (d) => (d.catchAll = "b"),
   denyCommands: (d) => (d.denyCommands = ["FLUSHALL"]),
+  requirepass: (d) => (d.requirepass = "a-new-password"),
+  users: (d) => (d.users = { alice: { passwords: ["pw"], commands: ["+@read"], keys: ["~app:*"] } }),
+  allowUnprotected: (d) => (d.allowUnprotected = true),
 };
 
 function leaves(rules: Readonly<Record<string, FieldRule>>, prefix = ""): [string, FieldRule][] {
@@ -114,5 +117,20 @@ describe("live configuration fields", () => {
     }));
     assert.equal(both.refused.length, 1);
     assert.deepEqual(both.updated, ["updated logLevel (info → warn)", "updated shutdownTimeoutMs (10000 → 5)"]);
+  });
+
+  it("an upstream password change (clusterDefaults or a cluster's) applies as a replacement and never shows the secret", () => {
+    const base = config((d) => {
+      d.clusterDefaults = { username: "app", password: "old-defaults-pw" };
+      d.clusters.a.password = "old-a-pw";
+    });
+    const next = config((d) => {
+      d.clusterDefaults = { username: "app", password: "new-defaults-pw" };
+      d.clusters.a.password = "new-a-pw";
+    });
+    const changes = fieldChanges(base, next);
+    // A cluster's own document is listed per cluster ("replaced cluster 'a'") by the change itself.
+    assert.deepEqual(changes, { refused: [], updated: ["updated clusterDefaults"] });
+    assert.doesNotMatch(JSON.stringify(changes), /pw/);
   });
 });

@@ -9,6 +9,8 @@ import { describe, it } from "node:test";
 import { localHandler, parseInteger } from "../../src/proxy/session/local/local-commands.ts";
 import type { ConnectionInfo, LocalContext } from "../../src/proxy/session/local/context.ts";
 import { ReplyReader } from "../../src/resp/reply-reader.ts";
+import { Users, type Login } from "../../src/acl/users.ts";
+import { errorReply } from "../../src/resp/replies.ts";
 
 const encoder = new TextEncoder();
 const latin1 = (bytes: Uint8Array) => Array.from(bytes, (b) => String.fromCharCode(b)).join("");
@@ -21,7 +23,22 @@ class FakeClient implements LocalContext {
   replies: string[] = [];
   closed = false;
   connection: ConnectionInfo = { remoteAddress: "127.0.0.1", remotePort: 50123, localAddress: "127.0.0.1", localPort: 6380, ageMs: 12_999, idleMs: 2_500 };
-  constructor(readonly id = 7) {}
+  login: Login | null;
+  constructor(readonly id = 7, readonly directory = new Users({})) {
+    this.login = directory.initialLogin;
+  }
+  get authRequired(): boolean {
+    return this.directory.required;
+  }
+  users(): Users {
+    return this.directory;
+  }
+  authenticate(user: string | null, password: Uint8Array): Uint8Array | null {
+    const login = this.directory.authenticate(user ?? "default", password);
+    if (login === null) return errorReply("invalid username-password pair or user is disabled.", "WRONGPASS");
+    this.login = login;
+    return null;
+  }
   reply(frame: Uint8Array): void {
     // Every local reply is exactly one well-formed frame.
     const frames: Uint8Array[] = [];

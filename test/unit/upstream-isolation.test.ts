@@ -86,4 +86,23 @@ describe("a shared upstream connection and the clients it serves", () => {
     await closing;
     await scope.close();
   });
+
+  it("a connect cancelled by its node's teardown fails its requests with the owner's reason, not the cancellation's", async () => {
+    const runtime = new ManualRuntime({ start: 1_000 });
+    const scope = Scope.root(runtime, "test");
+    const node = scope.child("node 127.0.0.1:7000");
+    const conn = new UpstreamConn(
+      node,
+      { host: "127.0.0.1", port: 7000, opTimeoutMs: 1000, connectTimeoutMs: 1000, maxBulkBytes: 1 << 20, closing: () => new Unavailable("closing", "cluster 'b' was removed") },
+      { reply: (request, frame) => request.sink.deliver(request, frame), lost: () => {} },
+    );
+    const waiting = recorder();
+    assert.equal(conn.send(get("k", waiting.sink, 1)), null, "queued while the connect is pending");
+    await runtime.flush();
+    assert.equal(runtime.pendingConnects.length, 1);
+    await node.destroy();
+    await runtime.flush();
+    assert.deepEqual(waiting.replies, ["-ERR cluster 'b' was removed\r\n"]);
+    await scope.close();
+  });
 });

@@ -14,7 +14,9 @@
  *   `maxUnknownNodes` such nodes per applied map (Envoy's `max_upstream_unknown_connections`);
  *   beyond, the redirect is not followed: the client gets an error saying its command was not
  *   applied, and the slot map is refreshed;
- * - a node that fails or hangs is marked down or suspect by its `UpstreamNode`.
+ * - a node that fails or hangs is marked down or suspect by its `UpstreamNode`;
+ * - refused credentials (`auth`) leave the cluster unready while discovery is refused, its
+ *   clients reading `-ERR upstream authentication failed for cluster 'NAME'`, each node logged once.
  * Each of these, and each failed refresh, is logged once with its cause.
  *
  * Why one file of ~470 lines: the slot owners, the nodes, the redirect counts and the stats are
@@ -38,6 +40,7 @@ import { parseRedirect } from "../../resp/reply-reader.ts";
 import { faults } from "../../testing/faults.ts";
 import { ReplicaRead, ReplicaSet, fallsAway, type ReadFrom } from "./replica-reads.ts";
 import { CommandLearning, type CommandLearner } from "./command-learning.ts";
+import { AuthFailures, authRefusal } from "../../backend/auth.ts";
 
 export interface ClusterOptions extends DiscoveryOptions, UpstreamNodeOptions {
   redirectRefreshThreshold: number;
@@ -116,6 +119,10 @@ export class Cluster implements Backend {
   /** Routing no longer leads here: a request that still arrives is answered this. */
   readonly #notConfigured: Unavailable;
   readonly #topologyListeners = new Set<() => void>();
+  /** Nodes that refused the credentials, logged once each. */
+  readonly #authFailures: AuthFailures;
+  /** The last refresh was refused the credentials: what a request with no node to go to reads. */
+  #authFailing: Unavailable | null = null;
   #ready!: () => void;
   /** Learning the servers' command table (null when no table was given). */
   readonly commands: CommandLearning | null;
@@ -126,9 +133,10 @@ export class Cluster implements Backend {
     this.scope = parent.child(`cluster ${name}`);
     this.#closing = new Closing(name);
     this.#notConfigured = new Unavailable("closing", `cluster '${name}' is not configured`);
-    // Its nodes name the cluster in their log lines.
-    this.#options = { ...options, cluster: name };
     this.#log = options.log ?? SILENT_LOGGER;
+    this.#authFailures = new AuthFailures(name, this.#log);
+    // Its nodes name the cluster in their log lines, and log refused credentials once per node.
+    this.#options = { ...options, cluster: name, authFailures: this.#authFailures };
     this.#replicas = new ReplicaSet(options.readFrom ?? "primary", {
       open: (host, port) => this.#replicaNode(host, port),
       // Reads in flight may still finish; those cut off at teardown are retried on the primary.
@@ -140,11 +148,12 @@ export class Cluster implements Backend {
     const discovery = this.scope.child("discovery");
     this.scope.onDrain(() => discovery.destroy());
     // COMMAND is asked in the discovery scope too: removal cancels it like a refresh.
-    this.commands = options.commands ? new CommandLearning(discovery, options.commands, options.refreshTimeoutMs, options.tls) : null;
+    this.commands = options.commands ? new CommandLearning(discovery, options.commands, options.refreshTimeoutMs, options.auth, options.tls) : null;
     this.#discovery = new Discovery(discovery, options, {
       knownNodes: () => [...this.#nodes.values()].map((n) => ({ host: n.host, port: n.port, hostname: this.#hostnames.get(n.address) })),
       apply: (topology, from) => this.#apply(topology, from),
       failed: (error) => this.#refreshFailed(error),
+      authFailed: (error) => this.#authFailures.failed(error.address, error.detail),
     });
     this.#discovery.start();
   }
@@ -171,7 +180,7 @@ export class Cluster implements Backend {
     // A cluster being removed or replaced takes nothing new (routing no longer leads here).
     if (!this.scope.isOpen) return request.sink.deliver(request, this.#notConfigured.reply);
     const node = this.#owners[request.slot];
-    if (!node) return request.sink.deliver(request, CLUSTER_DOWN);
+    if (!node) return request.sink.deliver(request, this.#authFailing?.reply ?? CLUSTER_DOWN);
     const replica = this.#replicas.pick(request);
     if (replica) {
       this.stats.replicaReads++;
@@ -194,7 +203,7 @@ export class Cluster implements Backend {
 
   nodeFor(shard: number): UpstreamNode | Unavailable {
     if (!this.scope.isOpen) return this.#closing.refusal;
-    return this.#owners[shard] ?? SLOT_NOT_SERVED;
+    return this.#owners[shard] ?? this.#authFailing ?? SLOT_NOT_SERVED;
   }
 
   /** The lowest slot of each primary, ascending (a MOVED already learnt counts). */
@@ -373,7 +382,9 @@ export class Cluster implements Backend {
   /** A refresh round failed: counted, and logged when a run of failures starts or its cause changes. */
   #refreshFailed(error: RefreshError): void {
     this.stats.refreshFailures++;
-    this.stats.lastError = error.message;
+    const auth = error.causes.includes("auth") ? this.#authFailures.last : null;
+    this.#authFailing = auth === null ? null : authRefusal(this.name);
+    this.stats.lastError = auth ?? error.message;
     const cause = error.summary;
     if (this.#failing?.cause !== cause) this.#log.warn("refresh failed", { cluster: this.name, cause, error: error.message });
     this.#failing = { cause, rounds: (this.#failing?.rounds ?? 0) + 1 };
@@ -400,6 +411,8 @@ export class Cluster implements Backend {
     this.stats.refreshes++;
     this.stats.lastRefreshAt = this.scope.runtime.wallClock();
     this.stats.lastError = null;
+    this.#authFailing = null;
+    this.#authFailures.succeeded(from);
     if (this.#failing !== null) {
       this.#log.info("refresh recovered", { cluster: this.name, from, failedRounds: this.#failing.rounds });
       this.#failing = null;

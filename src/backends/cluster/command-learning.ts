@@ -12,6 +12,7 @@ import type { RawCommand } from "../../commands/flags.ts";
 import { commandRows } from "../../commands/learn.ts";
 import { isAbort } from "../../errors.ts";
 import { controlRequest } from "./control-request.ts";
+import type { UpstreamAuth } from "../../backend/auth.ts";
 
 /** Where learned rows go: the app's CommandTable. */
 export interface CommandLearner {
@@ -23,15 +24,20 @@ export class CommandLearning {
   readonly #scope: Scope;
   readonly #table: CommandLearner;
   readonly #timeoutMs: number;
+  readonly #auth: UpstreamAuth | undefined;
   #state: "idle" | "asking" | "learned" = "idle";
   #attempts = 0;
   #lastError: string | null = null;
 
   readonly #tls: UpstreamTls | undefined;
 
-  /** `scope` owns every attempt; `timeoutMs` bounds each (connect, request and reply); `tls` for a TLS cluster. */
-  constructor(scope: Scope, table: CommandLearner, timeoutMs: number, tls?: UpstreamTls) {
+  /**
+   * `scope` owns every attempt; `timeoutMs` bounds each (connect, request and reply); `auth` is said
+   * first; `tls` for a TLS cluster.
+   */
+  constructor(scope: Scope, table: CommandLearner, timeoutMs: number, auth?: UpstreamAuth, tls?: UpstreamTls) {
     this.#scope = scope;
+    this.#auth = auth;
     this.#table = table;
     this.#timeoutMs = timeoutMs;
     this.#tls = tls;
@@ -68,7 +74,7 @@ export class CommandLearning {
     let attempt: Scope | null = null;
     try {
       attempt = this.#scope.child(`COMMAND from ${host}:${port}`);
-      const reply = await controlRequest(attempt, host, port, ["COMMAND"], this.#timeoutMs, await connectTls(this.#tls, hostname));
+      const reply = await controlRequest(attempt, host, port, ["COMMAND"], this.#timeoutMs, this.#auth, await connectTls(this.#tls, hostname));
       if (reply instanceof Error) throw reply;
       const rows = commandRows(reply);
       if (rows.length === 0) throw new Error("COMMAND reply lists no command slotgate can read");

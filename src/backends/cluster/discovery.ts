@@ -17,9 +17,12 @@ import { controlRequest } from "./control-request.ts";
 import { parseClusterSlots, type NodeAddress, type Topology, TopologyError } from "./topology.ts";
 import { formatAddress, isIpLiteral } from "../../util/address.ts";
 import { connectTls, type UpstreamTls } from "../../upstream/tls.ts";
+import { UpstreamAuthError, type UpstreamAuth } from "../../backend/auth.ts";
 
 export interface DiscoveryOptions {
   seeds: { host: string; port: number }[];
+  /** Credentials said before `CLUSTER SLOTS` (absent: none). */
+  auth?: UpstreamAuth;
   refreshIntervalMs: number;
   refreshTimeoutMs: number;
   redirectRefreshIntervalMs: number;
@@ -41,6 +44,8 @@ export interface DiscoveryHost {
   apply(topology: Topology, from: string): void;
   /** A round failed; `error` says why. */
   failed(error: RefreshError): void;
+  /** A candidate refused the credentials (`error.detail`: the server's words); called for each such answer. */
+  authFailed?(error: UpstreamAuthError): void;
 }
 
 /** No candidate of a round answered: `causes` holds one word per candidate, in the order tried. */
@@ -60,6 +65,7 @@ export class RefreshError extends Error {
 function candidateCause(error: unknown): string {
   if (error instanceof TopologyError) return "bad-reply";
   if (error instanceof ReplyError) return `reply-${error.prefix}`;
+  if (error instanceof UpstreamAuthError) return "auth";
   return causeOf(error);
 }
 
@@ -195,6 +201,7 @@ export class Discovery {
             // Another candidate answered, or the round is closing: its losers are cancelled, and
             // starting one more would arm a timer in a closed scope.
             if (answered) return;
+            if (error instanceof UpstreamAuthError) this.#host.authFailed?.(error);
             errors.push(`${candidate.host}:${candidate.port}: ${error instanceof Error ? error.message : String(error)}`);
             causes.push(candidateCause(error));
             running--;
@@ -214,7 +221,9 @@ export class Discovery {
       const host = await this.#resolve(round, candidate.host);
       // A seed given by name is checked against that name, as the node's own announcement would be.
       const tls = await connectTls(this.#options.tls, candidate.hostname ?? (isIpLiteral(candidate.host) ? undefined : candidate.host));
-      const reply = await controlRequest(round, host, candidate.port, ["CLUSTER", "SLOTS"], refreshTimeoutMs, tls);
+      const reply = await controlRequest(round, host, candidate.port, ["CLUSTER", "SLOTS"], refreshTimeoutMs, this.#options.auth, tls);
+      // A node that wants credentials slotgate does not have is refused credentials too.
+      if (reply instanceof ReplyError && reply.prefix === "NOAUTH") throw new UpstreamAuthError(formatAddress(host, candidate.port), reply.message);
       if (reply instanceof Error) throw reply;
       const topology = parseClusterSlots(reply, host);
       if (topology.ranges.length === 0) throw new TopologyError("node reports no slots (not part of a cluster yet?)");

@@ -11,7 +11,9 @@
  * up to `refreshIntervalMs`, with jitter — until all have. When the pool begins to close, the
  * probe's connections are closed at once, so it never holds a drain. Once ready, the pool stays
  * ready: a server that fails later answers errors until it comes back (down or suspect, then
- * up again once a probe is answered: see upstream/node.ts).
+ * up again once a probe is answered: see upstream/node.ts). With credentials, every connection —
+ * readiness pings included — says them first; a server that refuses them keeps the pool unready,
+ * `lastError` saying so, and is logged once.
  */
 import type { Scope } from "../../scope/scope.ts";
 import { sleep } from "../../scope/time.ts";
@@ -22,6 +24,8 @@ import { encodeCommand } from "../../resp/encode.ts";
 import { KetamaRing, twemproxyServerName, type KetamaHash } from "./ketama.ts";
 import { UpstreamNode, type UpstreamNodeOptions } from "../../upstream/node.ts";
 import { parseAddress } from "../../util/address.ts";
+import { AuthFailures } from "../../backend/auth.ts";
+import { SILENT_LOGGER } from "../../log.ts";
 
 export interface StandaloneServer {
   address: string;
@@ -50,6 +54,8 @@ export class StandalonePool implements Backend {
   readonly #closing: Closing;
   readonly #noServer: Unavailable;
   readonly #refreshIntervalMs: number;
+  /** Servers that refused the credentials, logged once each. */
+  readonly #authFailures: AuthFailures;
   #ready = false;
   #markReady!: () => void;
   /** Why the pool is not ready yet: the last failed probe of a server. */
@@ -68,9 +74,10 @@ export class StandalonePool implements Backend {
       servers.map((s) => ({ name: twemproxyServerName(s.host, s.port, s.name), weight: s.weight })),
       { hash: options.hash, hashTag: options.hashTag },
     );
+    this.#authFailures = new AuthFailures(name, options.log ?? SILENT_LOGGER);
     this.#nodes = servers.map(
       (s) =>
-        new UpstreamNode(this.scope, s.host, s.port, { ...options, cluster: name }, {
+        new UpstreamNode(this.scope, s.host, s.port, { ...options, cluster: name, authFailures: this.#authFailures }, {
           reply: (_node, request, frame) => request.sink.deliver(request, frame),
           failure: () => {},
         }, () => this.#closing.reason),
@@ -97,6 +104,8 @@ export class StandalonePool implements Backend {
         if (reply === PONG) waiting.delete(node);
         else this.#probeError = `${node.address} did not answer PING: ${reply.startsWith("-") ? reply.slice(1).trimEnd() : JSON.stringify(reply)}`;
       }
+      // Refused credentials say more than the PING that could not be sent: the server's words.
+      if (waiting.size > 0 && this.#authFailures.last !== null) this.#probeError = this.#authFailures.last;
       if (waiting.size === 0) break;
       const backoffMs = Math.min(this.#refreshIntervalMs, MIN_PROBE_BACKOFF_MS * 2 ** Math.min(round, 16));
       // Jitter keeps many proxies from probing a recovering server in lockstep.

@@ -97,6 +97,12 @@ export class Transaction implements ReplySink {
     return this.#keyed(name, args, frame, null);
   }
 
+  /** The session refused a command (no permission) and answered `frame`: inside MULTI, EXEC will fail. */
+  refuse(frame: Uint8Array): void {
+    this.#host.reply(frame);
+    this.#refused();
+  }
+
   /** The client went away: Redis forgets the transaction with the connection. */
   close(): void {
     this.#over = true;

@@ -47,6 +47,10 @@ import type { DedicatedBudget } from "../own-conn/dedicated.ts";
 import { closeAfterFlush, watchIdle } from "./closing.ts";
 import { ClientFlow } from "./client-flow.ts";
 import type { ClientsMemory, MemoryUser } from "./clients-memory.ts";
+import type { ClientAuth, AuthSession } from "../../acl/client-auth.ts";
+import { OPEN_LOGIN, Users, type Login } from "../../acl/users.ts";
+import { commandInfo, type CommandInfo } from "../../commands/keys.ts";
+import { refusal, WRONGPASS } from "./access.ts";
 
 export interface ClientLimits {
   maxBulkBytes: number;
@@ -81,7 +85,23 @@ export interface SessionHost {
   readonly memory: ClientsMemory;
   /** The address the server listens on (CLIENT INFO's laddr). */
   readonly listenHost: string;
+  /** Users and the failed-AUTH throttle; absent: no authentication, every client is `default`. */
+  readonly auth?: ClientAuth;
   info(): string;
+}
+
+/** The users of a session host with no `auth`: none configured. */
+const NO_USERS = new Users({});
+
+/** AUTH, or HELLO with its AUTH option: an attempt the failed-AUTH throttle may delay. */
+function isAuthAttempt(name: string, args: Uint8Array[]): boolean {
+  if (name === "AUTH") return true;
+  if (name !== "HELLO") return false;
+  for (let i = 2; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg.length === 4 && (arg[0]! | 0x20) === 0x61 && (arg[1]! | 0x20) === 0x75 && (arg[2]! | 0x20) === 0x74 && (arg[3]! | 0x20) === 0x68) return true;
+  }
+  return false;
 }
 
 /** Commands that start (or answer outside) a transaction. */
@@ -95,7 +115,7 @@ const YIELD_BYTES = 256 * 1024;
 /** A request read while `maxPendingRequests` were unanswered, or the protocol error that ended the input. */
 type Held = { args: Uint8Array[]; frame: Uint8Array } | Uint8Array;
 
-export class ClientSession implements ReplySink, SplitOwner, LocalContext, TransactionHost, PubSubClient, MemoryUser {
+export class ClientSession implements ReplySink, SplitOwner, LocalContext, TransactionHost, PubSubClient, MemoryUser, AuthSession {
   clientName: string | null = null;
   lastWriteBackend: Backend | null = null;
   lastWriteShard = 0;
@@ -104,6 +124,12 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
   /** CLIENT SETINFO's attributes ("" until set). */
   libName = "";
   libVer = "";
+  /** Who the client is logged in as; null until it authenticates, when authentication is required. */
+  login: Login | null;
+  /** An AUTH the failed-AUTH throttle delays: nothing after it runs until it has. */
+  #delayedAuth: { args: Uint8Array[]; frame: Uint8Array } | null = null;
+  /** The delayed AUTH is being run now: not delayed again. */
+  #authDelayOver = false;
   /** Pub/sub state, from the first subscribe until the client is subscribed to nothing. */
   pubsub: PubSub | null = null;
   /** Bytes of messages queued behind owed replies since the queue was last empty. */
@@ -154,6 +180,8 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
     this.#scope = scope;
     this.#host = host;
     this.#connectedAt = this.#lastInteraction = scope.runtime.now();
+    this.login = host.auth ? host.auth.users.initialLogin : OPEN_LOGIN;
+    host.auth?.add(this);
     const limits = host.limits;
     this.#flow = new ClientFlow(limits.maxClientOwedBytes);
     this.#parser = new RequestParser((args, frame) => this.#onRequest(args, frame), {
@@ -176,6 +204,7 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
       this.#transaction?.close();
       this.#blocker?.close();
       host.memory.remove(this);
+      host.auth?.remove(this);
     });
   }
 
@@ -267,7 +296,7 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
    * yet written (the write that would count as interaction has not run), or it is subscribed.
    */
   #busy(): boolean {
-    return this.#queue.length > 0 || this.#outBytes > 0 || this.#held.length > 0 || this.pubsub !== null || this.#closeWhenFlushed;
+    return this.#queue.length > 0 || this.#outBytes > 0 || this.#held.length > 0 || this.#delayedAuth !== null || this.pubsub !== null || this.#closeWhenFlushed;
   }
 
   #closeIdle(idleMs: number): void {
@@ -295,24 +324,117 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
 
   /** May the next request be sent now (./client-flow.ts), and nothing be overtaken by it? */
   #mayRun(): boolean {
-    return !this.#fenced && !this.#queue.isRunningAlone && this.#flow.mayRun(this.#queue.length, this.#outBytes, this.#host.limits.maxPendingRequests);
+    return !this.#fenced && this.#delayedAuth === null && !this.#queue.isRunningAlone && this.#flow.mayRun(this.#queue.length, this.#outBytes, this.#host.limits.maxPendingRequests);
   }
 
   #run(args: Uint8Array[], frame: Uint8Array): void {
     // Requests pipelined after QUIT or a protocol error are not executed, as in Redis.
     if (this.#closeWhenFlushed) return;
     const name = this.#host.router.commandName(args[0]!);
+    if (this.#delayAuth(name, args, frame)) return;
     const protocol = this.protocol;
-    // RESET discards a transaction and its WATCH, as in Redis (pub/sub answers it below).
-    if (name === "RESET") this.#endTransaction();
     // The reply-queue entry this request makes carries its size until answered.
     this.#runBytes = frame.length;
-    if (!this.#inTransaction(name, args, frame) && !pubsubCommand(this, this.#scope, this.#host, name, args)) this.#dispatch(name, args, frame);
+    if (this.#refused(name, args)) {
+      // Answered: not authenticated, or no permission.
+    } else {
+      // RESET discards a transaction and its WATCH, as in Redis (pub/sub answers it below), and
+      // logs the client out: it is `default` again if that needs no password, else no one.
+      if (name === "RESET") {
+        this.#endTransaction();
+        if (args.length === 1) this.login = (this.#host.auth?.users ?? NO_USERS).initialLogin;
+      }
+      if (!this.#inTransaction(name, args, frame) && !pubsubCommand(this, this.#scope, this.#host, name, args)) this.#dispatch(name, args, frame);
+    }
     this.#runBytes = 0;
     // A reply of its own queued behind earlier ones means requests upstream: those on the other
     // protocol's connections must not be overtaken.
     if (this.protocol !== protocol && this.#queue.length > 0) this.#fenced = true;
     if (this.#queue.length >= this.#flow.cap(this.#host.limits.maxPendingRequests)) this.#pauseReading();
+  }
+
+  /**
+   * Refuse the command when the client may not run it (./access.ts), answering the error (in a
+   * transaction, which then fails). A client allowed everything costs one property read.
+   */
+  #refused(name: string, args: Uint8Array[]): boolean {
+    const login = this.login;
+    if (login !== null && login.user.permissions.unrestricted) return false;
+    const refused = refusal(login, this.#commandInfo(name, args), name, args);
+    if (refused === null) return false;
+    if (this.#transaction !== null) this.#transaction.refuse(refused);
+    else this.reply(refused);
+    return true;
+  }
+
+  #commandInfo(name: string, args: Uint8Array[]): CommandInfo | null {
+    // The router's table knows what the upstreams taught it; test routers may have none.
+    const table = this.#host.router.commands as Router["commands"] | undefined;
+    return table ? table.lookup(name, args) : commandInfo(name, args);
+  }
+
+  /**
+   * After repeated failures from the client's address, an AUTH waits (../../acl/throttle.ts)
+   * before its password is checked, and nothing the client sends after it runs before it does:
+   * pipelining attempts gains nothing. True when the request was put aside.
+   */
+  #delayAuth(name: string, args: Uint8Array[], frame: Uint8Array): boolean {
+    const auth = this.#host.auth;
+    if (auth === undefined || !isAuthAttempt(name, args)) return false;
+    if (this.#authDelayOver) {
+      this.#authDelayOver = false;
+      return false;
+    }
+    const delayMs = auth.throttle.delayFor(this.#conn?.remoteAddress ?? "");
+    if (delayMs <= 0) return false;
+    this.#delayedAuth = { args, frame };
+    this.#pauseReading();
+    this.#scope.timer("delayed AUTH", delayMs, () => {
+      const delayed = this.#delayedAuth!;
+      this.#delayedAuth = null;
+      this.#authDelayOver = true;
+      this.#run(delayed.args, delayed.frame);
+      this.#authDelayOver = false;
+      this.#runHeld();
+      this.#maybeResume();
+    });
+    return true;
+  }
+
+  /** Whether authentication is required (LocalContext). */
+  get authRequired(): boolean {
+    return (this.#host.auth?.users ?? NO_USERS).required;
+  }
+
+  /** The users in force (LocalContext: ACL LIST). */
+  users(): Users {
+    return this.#host.auth?.users ?? NO_USERS;
+  }
+
+  /**
+   * Check a user name (null: AUTH's one-argument form, the user `default`) and password; on
+   * success the client is logged in as that user. A failure is counted against the client's
+   * address and logged, without the password. Returns the error to answer, or null.
+   */
+  authenticate(user: string | null, password: Uint8Array): Uint8Array | null {
+    const name = user ?? "default";
+    const login = this.users().authenticate(name, password);
+    if (login !== null) {
+      this.login = login;
+      return null;
+    }
+    this.#host.auth?.throttle.failed(this.#conn?.remoteAddress ?? "");
+    this.#host.log.warn("AUTH failed", { ...this.#logFields(), user: name.slice(0, 128) });
+    return WRONGPASS;
+  }
+
+  relogin(login: Login): void {
+    this.login = login;
+  }
+
+  revoke(reason: string): void {
+    this.#host.log.info("client disconnected", { ...this.#logFields(), reason });
+    this.#conn?.destroy();
   }
 
   /** The size of the request being run, for the one queue entry that answers it. */
@@ -573,7 +695,7 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
     const conn = this.#conn;
     // Not `bufferedBytes > 0`: adapters that write asynchronously (Deno) or partially (Bun) hold
     // bytes below the high-water mark with no `drain` to follow, and reading would never resume.
-    if (!conn || this.#outputBlocked || this.#held.length > 0) return;
+    if (!conn || this.#outputBlocked || this.#held.length > 0 || this.#delayedAuth !== null) return;
     if (this.#queue.length > this.#flow.cap(this.#host.limits.maxPendingRequests) / 2) return;
     if (this.#flow.owed(this.#outBytes) >= this.#host.limits.maxClientOwedBytes) return;
     this.#readPaused = false;
@@ -581,7 +703,7 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
   }
 
   #whenIdle(): Promise<void> {
-    if (this.#closed || (this.#queue.length === 0 && this.#held.length === 0 && this.#outBytes === 0)) return Promise.resolve();
+    if (this.#closed || (this.#queue.length === 0 && this.#held.length === 0 && this.#delayedAuth === null && this.#outBytes === 0)) return Promise.resolve();
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 

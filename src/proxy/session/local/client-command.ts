@@ -10,7 +10,7 @@
  * laddr (the listener's configured host, so a wildcard listener shows the wildcard), name, age
  * and idle (from the runtime clock), resp, lib-name and lib-ver. The rest is fixed: fd=-1 (no
  * descriptor is exposed by the runtime), flags=N, db=0, sub/psub/ssub=0, multi=-1, buffer and
- * memory sizes 0, events=r, cmd=client|info, user=default, redir=-1.
+ * memory sizes 0, events=r, cmd=client|info, redir=-1; user is the user the client is logged in as.
  */
 import { OK, encodeArray, encodeBulk, encodeInteger, encodeSimpleString, encodeVerbatim, nullReply } from "../../../resp/encode.ts";
 import { errorReply } from "../../../resp/replies.ts";
@@ -156,7 +156,7 @@ export function clientInfoLine(context: LocalContext): string {
     ["tot-mem", 0],
     ["events", "r"],
     ["cmd", "client|info"],
-    ["user", "default"],
+    ["user", context.login?.user.name ?? "default"],
     ["redir", -1],
     ["resp", context.protocol],
     ["lib-name", context.libName],

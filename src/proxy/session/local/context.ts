@@ -3,6 +3,7 @@
  * the client that sent it, and the rule both apply to client names.
  */
 import { errorReply } from "../../../resp/replies.ts";
+import type { Login, Users } from "../../../acl/users.ts";
 
 /** Where a client is connected from and to, and since when: what CLIENT INFO reports. */
 export interface ConnectionInfo {
@@ -33,6 +34,14 @@ export interface LocalContext {
   info(): string;
   /** The connection's addresses and times, read when CLIENT INFO runs. */
   connectionInfo(): ConnectionInfo;
+  /** Who the client is logged in as: null before it authenticates (when authentication is required). */
+  readonly login: Login | null;
+  /** Whether a password is configured at all (AUTH's one-argument form needs one). */
+  readonly authRequired: boolean;
+  /** The users in force (ACL LIST). */
+  users(): Users;
+  /** Check credentials (user null: `default`) and log in on success; the error to answer, or null. */
+  authenticate(user: string | null, password: Uint8Array): Uint8Array | null;
 }
 
 export type LocalHandler = (context: LocalContext, args: Uint8Array[]) => void;

@@ -1,14 +1,16 @@
 /**
  * Commands the proxy answers itself, per client, as a Redis server would: PING, ECHO, QUIT,
  * SELECT 0 (another database gets Redis Cluster's error), HELLO (RESP2 or RESP3), CLIENT (see
- * ./client-command.ts), READONLY/READWRITE and AUTH (no password is configured yet: Redis's
- * answers for a server whose default user has none). Every reply is in the client's protocol.
+ * ./client-command.ts), READONLY/READWRITE, AUTH (against the configured users; with none,
+ * Redis's answers for a server whose default user has no password) and ACL (./acl-command.ts:
+ * WHOAMI, LIST, CAT). Every reply is in the client's protocol.
  * INFO is the router's: it merges the primaries' keyspace.
  */
 import { OK, PONG, EMPTY_ARRAY, encodeArray, encodeMap, encodeBulk as bulkReply, encodeInteger as integerReply } from "../../../resp/encode.ts";
 import { errorReply } from "../../../resp/replies.ts";
 import { clientCommand } from "./client-command.ts";
 import { INVALID_NAME, isValidName, type LocalContext, type LocalHandler } from "./context.ts";
+import { aclCommand } from "./acl-command.ts";
 
 
 const decoder = new TextDecoder();
@@ -36,15 +38,11 @@ export function parseInteger(text: string): bigint | null {
 const NO_PASSWORD = errorReply(
   "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
 );
-const WRONGPASS = errorReply("invalid username-password pair or user is disabled.", "WRONGPASS");
-
-/**
- * AUTH/HELLO AUTH with a user name: Redis's default user has no password (`nopass`), so any
- * password authenticates it; no other user exists. Null when authenticated, else the error.
- */
-function authenticate(user: Uint8Array): Uint8Array | null {
-  return text(user) === "default" ? null : WRONGPASS;
-}
+/** HELLO without AUTH from a client not authenticated yet (Redis 7.0's wording). */
+const HELLO_NOAUTH = errorReply(
+  "HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+  "NOAUTH",
+);
 
 /** HELLO's description of the server in the client's protocol: a map in RESP3, a flat array in RESP2. */
 function helloReply(context: LocalContext): Uint8Array {
@@ -90,8 +88,9 @@ const handlers: Record<string, LocalHandler> = {
     if (args.length < 2) return context.reply(arityError("auth"));
     if (args.length > 3) return context.reply(errorReply("syntax error"));
     // The one-argument form names no user: Redis refuses it while the default user has no password.
-    if (args.length === 2) return context.reply(NO_PASSWORD);
-    context.reply(authenticate(args[1]!) ?? OK);
+    if (args.length === 2 && !context.authRequired) return context.reply(NO_PASSWORD);
+    const refused = args.length === 2 ? context.authenticate(null, args[1]!) : context.authenticate(text(args[1]), args[2]!);
+    context.reply(refused ?? OK);
   },
   HELLO(context, args) {
     let protocol = context.protocol;
@@ -108,7 +107,7 @@ const handlers: Record<string, LocalHandler> = {
       const option = text(args[i]);
       const upper = option.toUpperCase();
       if (upper === "AUTH" && more >= 2) {
-        const refused = authenticate(args[i + 1]!);
+        const refused = context.authenticate(text(args[i + 1]), args[i + 2]!);
         if (refused) return context.reply(refused);
         i += 2;
       } else if (upper === "SETNAME" && more >= 1) {
@@ -119,11 +118,15 @@ const handlers: Record<string, LocalHandler> = {
         return context.reply(errorReply(`Syntax error in HELLO option '${option}'`));
       }
     }
+    if (context.login === null) return context.reply(HELLO_NOAUTH);
     context.protocol = protocol;
     context.reply(helloReply(context));
   },
   CLIENT(context, args) {
     clientCommand(context, args);
+  },
+  ACL(context, args) {
+    aclCommand(context, args);
   },
 };
 
