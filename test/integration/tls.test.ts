@@ -283,4 +283,24 @@ describe("TLS on both sides, in front of a TLS-only cluster", () => {
     for (const key of ["a", "b", "c", "d", "e", "f"]) assert.equal(await client.get(`named:${key}`), key);
     assert.ok(app.cluster.topology.ranges.every((range) => range.primary.hostname === "localhost"), "the nodes announced localhost");
   });
+
+  it("TLS and upstream AUTH together: the credentials go over TLS on every connection", SLOW, async () => {
+    const c = tlsCerts();
+    const guarded = await startLocalCluster({
+      primaries: 3,
+      replicasPerPrimary: 0,
+      tls: { caFile: c.caFile, certFile: c.server.certFile, keyFile: c.server.keyFile },
+      auth: { password: "tls-and-auth" },
+    });
+    others.push({ app: undefined as never, port: 0, stop: () => guarded.stop() });
+    const { app } = await launchProxy(others, guarded.seeds, { SLOTGATE_UPSTREAM_TLS: "on", SLOTGATE_UPSTREAM_TLS_CA: c.caFile, SLOTGATE_UPSTREAM_PASSWORD: "tls-and-auth" });
+    const client = new Redis({ host: "127.0.0.1", port: app.port, lazyConnect: true, maxRetriesPerRequest: 0 });
+    clients.push(client);
+    await client.connect();
+    assert.equal(await client.set("{both}k", "v"), "OK");
+    assert.equal(await client.get("{both}k"), "v");
+    assert.deepEqual(await client.multi().incr("{both}n").exec(), [[null, 1]]);
+    await client.rpush("{both}l", "x");
+    assert.deepEqual(await client.blpop("{both}l", 5), ["{both}l", "x"]);
+  });
 });
