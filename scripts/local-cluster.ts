@@ -4,7 +4,7 @@
  * node:net, node:fs, node:os and node:path. Everything started is killed and its temp dir removed
  * by `stop()`, by a failed start, and, as a last resort, when the process exits.
  */
-import { mkdirSync, mkdtempSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SLOT_COUNT, coveredSlots, ownerOfSlot, parseClusterNodes, parseInfo, slotSignature, type ViewEntry } from "./cluster-view.ts";
@@ -21,7 +21,7 @@ import {
   spawnRedis,
   type RedisProcess,
 } from "./redis-process.ts";
-import { replyToString, sendCommand, type RespValue } from "./resp-client.ts";
+import { replyToString, sendCommand, useTlsFor, type RespValue } from "./resp-client.ts";
 
 export { RedisMissingError, liveRedisPids } from "./redis-process.ts";
 export { RespReplyError, type RespValue } from "./resp-client.ts";
@@ -46,6 +46,21 @@ export interface LocalClusterOptions {
   tmpRoot?: string;
   /** Start with authentication (default: none, every client is the passwordless default user). */
   auth?: LocalClusterAuth;
+  /**
+   * TLS only: every node has `port 0` and a `tls-port` (the port in `seeds`), and speaks TLS on
+   * its cluster bus and to its primary too. Clients need not present a certificate
+   * (`tls-auth-clients optional`); the nodes present `certFile` to each other. Default: plain TCP.
+   */
+  tls?: LocalClusterTls;
+}
+
+/** PEM files of a TLS local cluster; `certFile` must be valid for the host and for client auth. */
+export interface LocalClusterTls {
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+  /** The name the helpers here check the nodes' certificate against (default: the address). */
+  servername?: string;
 }
 
 /**
@@ -152,9 +167,10 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
   try {
     await cluster.spawnAll(primaries * (1 + replicasPerPrimary), [...authConfig(options.auth), ...(options.extraConfig ?? [])]);
     const cliAuth = options.auth ? ["-a", options.auth.password, "--no-auth-warning"] : [];
+    const tlsArgs = options.tls ? ["--tls", "--cacert", options.tls.caFile, "--cert", options.tls.certFile, "--key", options.tls.keyFile] : [];
     const created = await runTool(
       binaries.cli,
-      [...cliAuth, "--cluster", "create", ...cluster.seeds, "--cluster-replicas", String(replicasPerPrimary), "--cluster-yes"],
+      [...cliAuth, ...tlsArgs, "--cluster", "create", ...cluster.seeds, "--cluster-replicas", String(replicasPerPrimary), "--cluster-yes"],
       { timeoutMs: cluster.timeoutMs, signal: options.signal },
     );
     if (created.code !== 0) throw new Error(`redis-cli --cluster create failed (exit ${created.code}):\n${created.output}`);
@@ -174,6 +190,7 @@ class Cluster implements LocalCluster {
   private lastView: ViewEntry[] = [];
   private stopping: Promise<void> | undefined;
   private readonly removeDir: () => void;
+  private readonly tls: LocalClusterTls | undefined;
   /** Cancels waits while starting; cleared once started. */
   startSignal: AbortSignal | undefined;
 
@@ -186,6 +203,25 @@ class Cluster implements LocalCluster {
     this.timeoutMs = options.timeoutMs ?? 60_000;
     this.startSignal = options.signal;
     this.removeDir = tempDirCleanup(dir);
+    this.tls = options.tls;
+  }
+
+  /** Config lines that move a node to TLS only, on `port` (empty for a plain cluster). */
+  private tlsConfig(port: number): string[] {
+    if (!this.tls) return [];
+    const { caFile, certFile, keyFile, servername } = this.tls;
+    // The helpers here (PING at start, stability checks, migrateSlot) reach the port over TLS too.
+    useTlsFor(this.host, port, { ca: readFileSync(caFile, "utf8"), cert: readFileSync(certFile, "utf8"), key: readFileSync(keyFile, "utf8"), servername });
+    return [
+      "port 0",
+      `tls-port ${port}`,
+      `tls-cert-file ${certFile}`,
+      `tls-key-file ${keyFile}`,
+      `tls-ca-cert-file ${caFile}`,
+      "tls-auth-clients optional",
+      "tls-cluster yes",
+      "tls-replication yes",
+    ];
   }
 
   get seeds(): string[] {
@@ -225,6 +261,7 @@ class Cluster implements LocalCluster {
             `cluster-port ${busPort}`,
             // A replica may always take over, even if its link to the primary was down a while.
             "cluster-replica-validity-factor 0",
+            ...this.tlsConfig(port),
             ...extraConfig,
           ],
         });
@@ -318,6 +355,7 @@ class Cluster implements LocalCluster {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       await Promise.all(this.nodes.map((node) => killRedis(node.proc)));
+      for (const node of this.nodes) useTlsFor(this.host, node.port, undefined);
       this.removeDir();
     })();
     return this.stopping;

@@ -2,10 +2,29 @@
  * A deliberately tiny RESP2 client for test and tooling scripts: one connection per command,
  * no pipelining, no pooling. The local-cluster helpers poll nodes that may be killed at any time,
  * so a fresh connection per call is simpler and more robust than keeping sockets alive.
- * Uses only node:net and node:buffer, which Node, Bun and Deno all provide.
+ * Uses only node:net, node:tls and node:buffer, which Node, Bun and Deno all provide. A port
+ * registered with `useTlsFor` (a TLS local cluster's nodes) is spoken to over TLS.
  */
 import { Buffer } from "node:buffer";
 import { createConnection } from "node:net";
+import { connect as connectTls } from "node:tls";
+
+/** PEM text a TLS port is reached with: the CA that signed the server, and a client certificate. */
+export interface ClientTls {
+  ca: string;
+  cert?: string;
+  key?: string;
+  /** The name the server's certificate is checked against (default: the address). */
+  servername?: string;
+}
+
+const tlsPorts = new Map<string, ClientTls>();
+
+/** From now on, `sendCommand` to `host:port` speaks TLS with `tls`; `undefined` forgets it. */
+export function useTlsFor(host: string, port: number, tls: ClientTls | undefined): void {
+  if (tls) tlsPorts.set(`${host}:${port}`, tls);
+  else tlsPorts.delete(`${host}:${port}`);
+}
 
 /**
  * A decoded RESP2 reply. Bulk and simple strings are decoded as UTF-8; nil is `null`. An error
@@ -44,7 +63,8 @@ export function sendCommand(
   return new Promise((resolve, reject) => {
     let buffered: Buffer = Buffer.alloc(0);
     let settled = false;
-    const socket = createConnection({ host, port });
+    const tls = tlsPorts.get(`${host}:${port}`);
+    const socket = tls ? connectTls({ host, port, ...tls }) : createConnection({ host, port });
     const finish = (error: Error | null, value?: RespValue) => {
       if (settled) return;
       settled = true;
@@ -60,7 +80,7 @@ export function sendCommand(
     const auth = options.auth;
     // AUTH's reply comes first and is skipped when it is +OK; an error there is the answer.
     let authPending = auth !== undefined;
-    socket.on("connect", () => {
+    socket.on(tls ? "secureConnect" : "connect", () => {
       if (auth) socket.write(encodeCommand(auth.username === undefined ? ["AUTH", auth.password] : ["AUTH", auth.username, auth.password]));
       socket.write(encodeCommand(args));
     });
@@ -82,7 +102,7 @@ export function sendCommand(
       if (parsed.value instanceof RespReplyError) finish(parsed.value);
       else finish(null, parsed.value);
     });
-    socket.on("error", (error) => finish(new Error(`${host}:${port}: ${error.message}`, { cause: error })));
+    socket.on("error", (error: Error) => finish(new Error(`${host}:${port}: ${error.message}`, { cause: error })));
     socket.on("close", () => finish(new Error(`${host}:${port} closed the connection before replying`)));
   });
 }

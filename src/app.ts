@@ -4,9 +4,9 @@
  * requests for up to `shutdownTimeoutMs`, then cancels everything; it resolves when nothing is
  * left running.
  */
-import type { Runtime } from "./runtime.ts";
+import type { ListenTls, Runtime } from "./runtime.ts";
 import { Scope } from "./scope/scope.ts";
-import type { Config } from "./config/schema.ts";
+import type { Config, DownstreamTlsConfig } from "./config/schema.ts";
 import { createLogger, type Logger } from "./log.ts";
 import type { Cluster } from "./backends/cluster/cluster.ts";
 import { parseAddress } from "./util/address.ts";
@@ -29,6 +29,14 @@ export interface Slotgate {
   readonly cluster: Cluster;
   /** The port clients connect to (the real one when configured as 0). */
   readonly port: number;
+  /** The TLS port clients connect to (the real one when configured as 0), or null without `tls`. */
+  readonly tlsPort: number | null;
+  /**
+   * Read the TLS port's certificate files again and present them to new connections; connected
+   * clients stay. A file that cannot be read, or material that does not work, is refused with a
+   * log line and the certificate in force stays. Resolves true when the new one is in force.
+   */
+  reloadTls(): Promise<boolean>;
   /** The commands this slotgate knows: the built-in table, plus what its clusters taught it. */
   readonly commands: CommandTable;
   /** Resolves once every routed backend is ready (a complete slot map; every server of a pool answered PING). */
@@ -50,6 +58,14 @@ export async function startSlotgate(runtime: Runtime, config: Config, log: Logge
   const commands = options.commands ?? new CommandTable();
   const scope = Scope.root(runtime, "slotgate", (error, path) => log.error("task failed", { scope: path, error }));
   const listen = parseAddress(config.listen, true)!;
+  const tlsListen = config.tls && parseAddress(config.tls.listen, true)!;
+  let tls: ListenTls | undefined;
+  try {
+    tls = config.tls && (await readListenTls(runtime, config.tls));
+  } catch (error) {
+    await scope.destroy().catch(() => {});
+    throw error;
+  }
   let server!: ProxyServer;
   const auth = new ClientAuth(config, () => runtime.now(), log);
   const control = new LiveConfig(scope.child("clusters"), config, log, {
@@ -69,7 +85,7 @@ export async function startSlotgate(runtime: Runtime, config: Config, log: Logge
   );
   server = new ProxyServer(
     scope,
-    { host: listen.host, port: listen.port, limits: config.limits },
+    { host: listen.host, port: listen.port, limits: config.limits, tls: tlsListen && tls && { host: tlsListen.host, port: tlsListen.port, tls } },
     router,
     log,
     () => infoText(runtime, server, control, commands),
@@ -88,6 +104,7 @@ export async function startSlotgate(runtime: Runtime, config: Config, log: Logge
   }
   log.info("slotgate listening", {
     address: `${listen.host}:${server.port}`,
+    ...(tlsListen && { tls: `${tlsListen.host}:${server.tlsPort}` }),
     admin: admin ? `http://${admin.host}:${admin.port}` : "off",
     runtime: runtime.name,
     clusters: Object.keys(config.clusters).join(","),
@@ -99,7 +116,22 @@ export async function startSlotgate(runtime: Runtime, config: Config, log: Logge
     server,
     admin,
     port: server.port,
+    tlsPort: server.tlsPort,
     commands,
+    async reloadTls() {
+      // The paths are fixed at start (changing them is a restart): only their contents are new.
+      if (!config.tls) return false;
+      let next: ListenTls;
+      try {
+        next = await readListenTls(runtime, config.tls);
+        await server.setTls(next);
+      } catch (error) {
+        log.error("TLS certificate reload refused; the certificate in force stays", { error: error instanceof Error ? error.message : String(error) });
+        return false;
+      }
+      log.info("TLS certificate reloaded", { cert: config.tls.cert });
+      return true;
+    },
     get cluster(): Cluster {
       const table = control.config();
       const names = [table.catchAll, ...Object.keys(table.clusters)];
@@ -162,4 +194,14 @@ function infoText(runtime: Runtime, server: ProxyServer, control: LiveConfig, co
   }
   lines.push("");
   return lines.join("\r\n");
+}
+
+/** The TLS port's certificate, key and CA, read from their files. */
+async function readListenTls(runtime: Runtime, files: DownstreamTlsConfig): Promise<ListenTls> {
+  const read = (what: string, path: string) =>
+    runtime.readTextFile(path).catch((error: unknown) => {
+      throw new Error(`cannot read the TLS ${what} ${path}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    });
+  const [cert, key, ca] = await Promise.all([read("certificate", files.cert), read("key", files.key), files.ca === undefined ? undefined : read("CA", files.ca)]);
+  return { cert, key, ...(ca !== undefined && { ca }), ...(files.minVersion && { minVersion: files.minVersion }) };
 }

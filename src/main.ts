@@ -2,7 +2,8 @@
  * The program every entry point runs (`adapters/<runtime>/main.ts` supply the process): parse the
  * command line, load the configuration (exit 2 with one line per problem), start slotgate, and on
  * SIGINT or SIGTERM close it — stop accepting, drain in-flight requests (bounded by
- * `shutdownTimeoutMs`) — then exit 0.
+ * `shutdownTimeoutMs`) — then exit 0. SIGHUP and file changes re-read the config file and the TLS
+ * port's certificate files.
  */
 import type { Runtime } from "./runtime.ts";
 import { startSlotgate, VERSION } from "./app.ts";
@@ -90,9 +91,21 @@ export async function main(host: ProcessHost): Promise<void> {
     else log.error("config reload refused; the running configuration stays", { why, problems: result.problems.join("; ") });
   };
   const reloadSoon = debounce(running, (why) => reload(why).catch((error) => log.error("config reload failed", { error })));
-  host.onReloadSignal(() => reloadSoon("SIGHUP"));
+  // Certificates are renewed in place (cert-manager, certbot): their files are watched too. A
+  // renewal writes cert and key one after the other, so the debounce waits for both.
+  const reloadTlsSoon = debounce(running, () => void running.reloadTls());
+  host.onReloadSignal(() => {
+    reloadSoon("SIGHUP");
+    if (config.tls) reloadTlsSoon("SIGHUP");
+  });
   const watching = file && host.env.SLOTGATE_CONFIG_WATCH !== "off";
-  const unwatch = watching ? host.watchFile(file, () => reloadSoon(`${file} changed`)) : () => {};
+  const unwatchers = watching ? [host.watchFile(file, () => reloadSoon(`${file} changed`))] : [];
+  if (config.tls && host.env.SLOTGATE_CONFIG_WATCH !== "off") {
+    for (const path of [config.tls.cert, config.tls.key, config.tls.ca]) {
+      if (path !== undefined) unwatchers.push(host.watchFile(path, () => reloadTlsSoon(`${path} changed`)));
+    }
+  }
+  const unwatch = () => unwatchers.forEach((stop) => stop());
   let stopping = false;
   host.onShutdownSignal((signal) => {
     if (stopping) return;

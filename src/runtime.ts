@@ -64,12 +64,48 @@ export interface ConnectOptions {
   signal?: AbortSignal;
   /** Set TCP_NODELAY (default true). */
   noDelay?: boolean;
+  /** Speak TLS over the connection; the `Conn` resolves once the handshake is done. */
+  tls?: ConnectTls;
+}
+
+/**
+ * TLS for an outgoing connection; all material is PEM text, never a path. The peer's certificate
+ * is verified (chain and name) unless `insecure`: a failed verification rejects `connect` with an
+ * error whose message says why (expired, unknown CA, name mismatch).
+ */
+export interface ConnectTls {
+  /** CA certificates to trust instead of the system's roots. */
+  ca?: string;
+  /** The name sent as SNI and checked against the certificate (default: `host`). */
+  servername?: string;
+  /** A client certificate (chain) and its key, for servers that ask for one (mTLS). */
+  cert?: string;
+  key?: string;
+  /** Skip verifying the peer's certificate. A runtime that cannot must reject `connect` saying so. */
+  insecure?: boolean;
+}
+
+/** TLS for a listener; all material is PEM text, never a path. */
+export interface ListenTls {
+  /** The server's certificate chain and its key. */
+  cert: string;
+  key: string;
+  /** When set, clients must present a certificate signed by one of these CAs (mTLS). */
+  ca?: string;
+  /** The oldest protocol version accepted (default: the runtime's, TLS 1.2 on all three). */
+  minVersion?: "TLSv1.2" | "TLSv1.3";
 }
 
 export interface ListenOptions {
   host: string;
   /** 0 picks a free port; read the real one from `Listener.port`. */
   port: number;
+  /**
+   * Accept TLS only. The handshake runs before `accept` is called, so a client that fails it (no
+   * certificate when `ca` asks for one, a certificate from another CA) never reaches `accept`.
+   * A runtime that cannot honour an option (Deno: `ca`, `minVersion: "TLSv1.3"`) rejects `listen`.
+   */
+  tls?: ListenTls;
 }
 
 /** A listening TCP socket. */
@@ -78,6 +114,14 @@ export interface Listener {
   readonly port: number;
   /** Stop accepting; already-accepted connections are not touched. Idempotent. */
   close(): Promise<void>;
+  /**
+   * Present new TLS material to connections accepted from now on, on the same port; connections
+   * already accepted stay up with what they negotiated. Rejects, keeping the material in force,
+   * when the new one is unusable (unreadable PEM, a key that does not match). Present on TLS
+   * listeners only. A runtime with no in-place swap (Bun, Deno) reopens the port, so a connect in
+   * that instant may be refused.
+   */
+  setTls?(tls: ListenTls): Promise<void>;
 }
 
 /** A running HTTP server serving a `fetch` handler (the admin API). */
@@ -119,6 +163,8 @@ export interface Runtime {
    * size limit while reading). A response given before the body was read need not read the rest.
    */
   serveHttp(options: ListenOptions, fetch: FetchHandler): Promise<HttpServer>;
+  /** Read a whole UTF-8 text file (TLS certificates and keys). Rejects when it cannot. */
+  readTextFile(path: string): Promise<string>;
   /**
    * A hint that much memory just became garbage (a client disconnected for using too much): a
    * runtime whose collector would let it linger collects it now. Asked rarely, so it may block

@@ -28,4 +28,5 @@ export const bunRuntime: Runtime = {
   lookup,
   serveHttp,
   collectGarbage,
+  readTextFile: (path) => Bun.file(path).text(),
 };

@@ -2,13 +2,14 @@
  * TCP on Bun: `connect` and `listen` on Bun's native `Bun.connect` and `Bun.listen`, each socket
  * wrapped as a `BunConn`. Bun's `socket.write` is unbuffered (it returns how many bytes the kernel
  * took), so each connection keeps the unsent remainder in a user-space queue (the shared
- * `ByteQueue`) and flushes it from the `drain` event.
+ * `ByteQueue`) and flushes it from the `drain` event. TLS is Bun's own (`tls` on `Bun.connect` and
+ * `Bun.listen`): the same socket callbacks, so a TLS `Conn` is the same `BunConn`.
  */
-import type { Socket, SocketHandler } from "bun";
-import type { Conn, ConnHandlers, ConnectOptions, Listener, ListenOptions } from "../../src/runtime.ts";
+import type { Socket, SocketHandler, TCPSocketListener, TLSOptions } from "bun";
+import type { Conn, ConnHandlers, ConnectOptions, ConnectTls, Listener, ListenOptions, ListenTls } from "../../src/runtime.ts";
 import { raceAbort } from "../shared/abort.ts";
 import { ByteQueue } from "../shared/byte-queue.ts";
-import { AbortError } from "../shared/errors.ts";
+import { AbortError, TlsError } from "../shared/errors.ts";
 import { HIGH_WATER_MARK_BYTES } from "../shared/high-water-mark.ts";
 import { defer } from "./timers.ts";
 
@@ -35,6 +36,10 @@ class BunConn implements Conn {
   /** Chunks that arrived after pause(); delivered on resume(). */
   private held: Uint8Array[] = [];
   private error: Error | undefined;
+  /** TLS only: settles when the handshake does (or the socket closes first). */
+  handshake: { resolve(): void; reject(error: Error): void } | undefined;
+  /** TLS client only: refuse a peer certificate that fails verification. */
+  verify = true;
 
   constructor(private readonly noDelay: boolean) {}
 
@@ -138,6 +143,7 @@ class BunConn implements Conn {
   }
 
   onClose(error: Error | undefined): void {
+    this.handshake?.reject(error ?? new Error("connection closed during the TLS handshake"));
     this.finish(error);
   }
 
@@ -176,14 +182,26 @@ class BunConn implements Conn {
   }
 }
 
+/** A failure of an established TLS session (an alert from the peer, a record that does not decrypt). */
+function isTlsFailure(error: Error): boolean {
+  const code = (error as { code?: unknown }).code;
+  return /SSL routines|^error:[0-9a-f]{8}:/i.test(error.message) || (typeof code === "string" && code.startsWith("ERR_SSL"));
+}
+
 /** Callbacks shared by every socket; the per-connection state lives in `socket.data`. */
 const common: SocketHandler<BunConn | undefined> = {
   data: (socket, chunk) => socket.data?.onData(chunk),
   drain: (socket) => socket.data?.onDrain(),
   end: (socket) => socket.data?.onPeerEnd(),
   close: (socket, error) => socket.data?.onClose(error),
-  // Bun calls this when one of our callbacks (so a user handler) threw.
-  error: (_socket, error) => rethrow(error),
+  // Bun calls this when one of our callbacks (so a user handler) threw, and when a TLS session
+  // fails (a server refusing our certificate after a TLS 1.3 handshake): that one is the
+  // connection's error, delivered with its close.
+  error(socket, error) {
+    const conn = socket.data;
+    if (conn && isTlsFailure(error)) conn.destroy(new TlsError(`${conn.remoteAddress}:${conn.remotePort}`, error));
+    else rethrow(error);
+  },
 };
 
 const clientHandlers: SocketHandler<BunConn | undefined> = {
@@ -193,6 +211,34 @@ const clientHandlers: SocketHandler<BunConn | undefined> = {
   connectError: () => {},
 };
 
+/**
+ * A TLS client: `open` comes at TCP connect, `handshake` once TLS is up. A certificate that fails
+ * verification arrives as `authorizationError` (Bun's `success` says only whether it was let
+ * through), so verification is decided here, from `rejectUnauthorized` as we set it.
+ */
+const tlsClientHandlers: SocketHandler<BunConn | undefined> = {
+  ...clientHandlers,
+  handshake(socket, _success, authorizationError) {
+    const conn = socket.data;
+    if (!conn?.handshake) return;
+    const { resolve, reject } = conn.handshake;
+    conn.handshake = undefined;
+    if (authorizationError && conn.verify) reject(authorizationError);
+    else resolve();
+  },
+};
+
+function connectTls(secure: ConnectTls, host: string): TLSOptions {
+  return {
+    ca: secure.ca,
+    cert: secure.cert,
+    key: secure.key,
+    serverName: secure.servername ?? host,
+    // Verified in `handshake` above: Bun would otherwise close the socket without saying why.
+    rejectUnauthorized: false,
+  };
+}
+
 /** Opens a TCP connection; `signal` cancels it until it is established. */
 export async function connect(options: ConnectOptions, handlers: ConnHandlers): Promise<Conn> {
   const { host, port, signal, noDelay = true } = options;
@@ -200,16 +246,32 @@ export async function connect(options: ConnectOptions, handlers: ConnHandlers): 
   if (signal?.aborted) throw new AbortError(what, signal.reason);
   const conn = new BunConn(noDelay);
   conn.handlers = handlers;
+  const secure = options.tls;
+  const handshake = secure
+    ? new Promise<void>((resolve, reject) => {
+        conn.handshake = { resolve, reject };
+        conn.verify = !secure.insecure;
+      })
+    : undefined;
+  handshake?.catch(() => {}); // awaited below, unless the connect fails first
   // allowHalfOpen: a peer's FIN must not make Bun close before our queued bytes are flushed.
   const pending = Bun.connect<BunConn | undefined>({
     hostname: host,
     port,
     allowHalfOpen: true,
     data: conn,
-    socket: clientHandlers,
+    socket: secure ? tlsClientHandlers : clientHandlers,
+    ...(secure && { tls: connectTls(secure, host) }),
   });
   try {
     await raceAbort(pending, signal, what);
+    if (handshake) {
+      try {
+        await raceAbort(handshake, signal, what);
+      } catch (e) {
+        throw e instanceof AbortError ? e : new TlsError(`${host}:${port}`, e);
+      }
+    }
   } catch (e) {
     conn.abandon();
     // Bun.connect cannot be cancelled: close the socket if it connects after all.
@@ -221,34 +283,90 @@ export async function connect(options: ConnectOptions, handlers: ConnHandlers): 
 
 /** Listens on `host:port` (port 0 picks one); `accept` supplies each accepted connection's handlers. */
 export async function listen(options: ListenOptions, accept: (conn: Conn) => ConnHandlers): Promise<Listener> {
-  const server = Bun.listen<BunConn | undefined>({
-    hostname: options.host,
-    port: options.port,
-    allowHalfOpen: true,
-    data: undefined,
-    socket: {
-      ...common,
-      open(socket) {
-        const conn = new BunConn(true);
-        conn.attach(socket);
-        try {
-          conn.handlers = accept(conn);
-        } catch (e) {
-          socket.terminate();
-          throw e;
-        }
-        socket.data = conn;
-      },
-    },
-  });
+  const adopt = (socket: Socket<BunConn | undefined>) => {
+    const conn = new BunConn(true);
+    conn.attach(socket);
+    try {
+      conn.handlers = accept(conn);
+    } catch (e) {
+      socket.terminate();
+      throw e;
+    }
+    socket.data = conn;
+  };
+  // A TLS connection is adopted once its handshake is done, and only if the client's certificate
+  // passed when one is required: Bun lets the others through to `open` all the same.
+  const mtls = options.tls?.ca !== undefined;
+  const socket: SocketHandler<BunConn | undefined> = options.tls
+    ? {
+        ...common,
+        open() {},
+        handshake(socket, success, authorizationError) {
+          if (mtls && (!success || authorizationError)) socket.terminate();
+          else adopt(socket);
+        },
+      }
+    : { ...common, open: adopt };
+  /** `named`: the port errors name (a throwaway check listens on 0 for the real port's sake). */
+  const open = (port: number, secure: ListenTls | undefined, named = port): TCPSocketListener<BunConn | undefined> => {
+    try {
+      return Bun.listen<BunConn | undefined>({
+        hostname: options.host,
+        port,
+        allowHalfOpen: true,
+        data: undefined,
+        socket,
+        ...(secure && { tls: listenTls(secure) }),
+      });
+    } catch (e) {
+      throw secure && !isAddressInUse(e) ? new TlsError(`listener ${options.host}:${named}`, e) : e;
+    }
+  };
+  let server = open(options.port, options.tls);
+  const port = server.port;
   let closed = false;
+  let material = options.tls;
   return {
     host: options.host,
-    port: server.port,
+    port,
     async close() {
       if (closed) return;
       closed = true;
       server.stop(false);
     },
+    ...(options.tls && {
+      async setTls(next: ListenTls) {
+        if (closed) return;
+        // Bun's listener cannot change its certificate (`reload` takes callbacks only): check the
+        // new material on a throwaway listener first, so a bad one changes nothing, then reopen
+        // the port with it. stop(false) leaves accepted connections alone.
+        open(0, next, port).stop(true);
+        server.stop(false);
+        try {
+          server = open(port, next);
+          material = next;
+        } catch (e) {
+          server = open(port, material);
+          throw e;
+        }
+      },
+    }),
   };
+}
+
+function listenTls(secure: ListenTls): TLSOptions {
+  const mtls = secure.ca !== undefined;
+  return {
+    cert: secure.cert,
+    key: secure.key,
+    ca: secure.ca,
+    requestCert: mtls,
+    rejectUnauthorized: mtls,
+    // SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1, plus SSL_OP_NO_TLSv1_2 for a TLS 1.3 minimum.
+    secureOptions: 0x04000000 | 0x10000000 | (secure.minVersion === "TLSv1.3" ? 0x08000000 : 0),
+  };
+}
+
+function isAddressInUse(e: unknown): boolean {
+  return (e as { code?: unknown } | null)?.code === "EADDRINUSE";
 }

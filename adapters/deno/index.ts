@@ -26,4 +26,5 @@ export const denoRuntime: Runtime = {
   listen,
   lookup,
   serveHttp,
+  readTextFile: (path) => Deno.readTextFile(path),
 };

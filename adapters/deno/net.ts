@@ -5,13 +5,22 @@
  * queue (the shared `ByteQueue`), so `write()` never waits. Every read/write/closeWrite promise is
  * awaited inside a try/catch: a reset or a close mid-operation never becomes an unhandled
  * rejection.
+ *
+ * TLS is Deno's own (`Deno.startTls`, `Deno.connectTls`, `Deno.listenTls`, on rustls): a
+ * `Deno.TlsConn` reads and writes like a TCP one, so the same `DenoConn` carries it. What rustls
+ * through Deno cannot do is refused by `connect`/`listen` with a `TlsError` saying so: skipping
+ * verification (`insecure`), requiring client certificates on a listener (`ca`), a TLS 1.3
+ * minimum, and a client certificate together with a `servername` other than the host.
  */
-import type { Conn, ConnHandlers, ConnectOptions, Listener, ListenOptions } from "../../src/runtime.ts";
+import type { Conn, ConnHandlers, ConnectOptions, ConnectTls, Listener, ListenOptions, ListenTls } from "../../src/runtime.ts";
 import { raceAbort } from "../shared/abort.ts";
 import { ByteQueue } from "../shared/byte-queue.ts";
-import { AbortError } from "../shared/errors.ts";
+import { AbortError, TlsError } from "../shared/errors.ts";
 import { HIGH_WATER_MARK_BYTES } from "../shared/high-water-mark.ts";
 import { defer } from "./timers.ts";
+
+/** How long an accepted TLS client may take over its handshake (Node's default is 120 s; 30 s is plenty). */
+const HANDSHAKE_TIMEOUT_MS = 30_000;
 
 /** Bytes asked for by each read op (one buffer per connection, reused). */
 const READ_SIZE = 64 * 1024;
@@ -35,7 +44,7 @@ class DenoConn implements Conn {
   private readEnded = false;
   private writeEnded = false;
 
-  constructor(private readonly socket: Deno.TcpConn) {
+  constructor(private readonly socket: Deno.TcpConn | Deno.TlsConn) {
     const remote = socket.remoteAddr as Deno.NetAddr;
     this.remoteAddress = remote.hostname;
     this.remotePort = remote.port;
@@ -86,6 +95,8 @@ class DenoConn implements Conn {
   setKeepAlive(idleMs: number): void {
     if (this.isClosed()) return;
     // Deno.TcpConn cannot set the idle time: probes start after the system's (see src/runtime.ts).
+    // A TLS connection has no such method: keepalive was turned on before its handshake.
+    if (!("setKeepAlive" in this.socket)) return;
     try {
       this.socket.setKeepAlive(idleMs > 0);
     } catch {
@@ -192,6 +203,9 @@ export async function connect(options: ConnectOptions, handlers: ConnHandlers): 
   if (signal?.aborted) throw new AbortError(what, signal.reason);
   // A private controller cancels Deno's pending connect op on abort, and is never aborted once
   // connected, so the caller's signal has no say over the established connection.
+  const secure = options.tls;
+  if (secure) checkConnectTls(secure, host);
+  if (secure?.cert !== undefined) return startConn(await connectWithCertificate(host, port, secure, signal), handlers);
   const cancel = new AbortController();
   const onAbort = () => cancel.abort();
   signal?.addEventListener("abort", onAbort, { once: true });
@@ -207,15 +221,70 @@ export async function connect(options: ConnectOptions, handlers: ConnHandlers): 
     signal?.removeEventListener("abort", onAbort);
   }
   socket.setNoDelay(noDelay);
+  if (!secure) return startConn(socket, handlers);
+  // Set on the TCP socket before TLS takes it over: a TlsConn has no way to set it later.
+  socket.setKeepAlive(true);
+  const upgrading = Deno.startTls(socket, { hostname: secure.servername ?? host, caCerts: secure.ca === undefined ? undefined : [secure.ca] });
+  return startConn(await handshake(upgrading, `${host}:${port}`, signal), handlers);
+}
+
+/** Options Deno's TLS cannot honour are refused, never silently dropped. */
+function checkConnectTls(secure: ConnectTls, host: string): void {
+  const refuse = (why: string) => {
+    throw new TlsError(host, new Error(why));
+  };
+  if (secure.insecure) refuse("Deno cannot skip certificate verification (insecure); trust the server's CA with `ca` instead");
+  if (secure.cert !== undefined && secure.servername !== undefined && secure.servername !== host) {
+    refuse("Deno cannot send a client certificate with a servername other than the host connected to");
+  }
+  if ((secure.cert === undefined) !== (secure.key === undefined)) refuse("a client certificate needs both cert and key");
+}
+
+/** mTLS: only `Deno.connectTls` takes a client certificate (it verifies the name `host`). */
+async function connectWithCertificate(host: string, port: number, secure: ConnectTls, signal: AbortSignal | undefined): Promise<Deno.TlsConn> {
+  const pending = Deno.connectTls({ hostname: host, port, caCerts: secure.ca === undefined ? undefined : [secure.ca], cert: secure.cert!, key: secure.key! });
+  let socket: Deno.TlsConn;
+  try {
+    socket = await raceAbort(pending, signal, `connect to ${host}:${port}`);
+  } catch (e) {
+    pending.then((late) => late.close(), () => {});
+    throw e instanceof AbortError ? e : new TlsError(`${host}:${port}`, e);
+  }
+  return handshake(Promise.resolve(socket), `${host}:${port}`, signal);
+}
+
+/** Waits for the TLS handshake, so a refused certificate rejects `connect` rather than a later read. */
+async function handshake(pending: Promise<Deno.TlsConn>, where: string, signal: AbortSignal | undefined): Promise<Deno.TlsConn> {
+  let socket: Deno.TlsConn | undefined;
+  const done = pending.then(async (s) => {
+    socket = s;
+    await s.handshake();
+    return s;
+  });
+  try {
+    return await raceAbort(done, signal, `connect to ${where}`);
+  } catch (e) {
+    done.then((late) => late.close(), () => {
+      try {
+        socket?.close();
+      } catch {
+        // already closed by the failed handshake
+      }
+    });
+    throw e instanceof AbortError ? e : new TlsError(where, e);
+  }
+}
+
+function startConn(socket: Deno.TcpConn | Deno.TlsConn, handlers: ConnHandlers): Conn {
   const conn = new DenoConn(socket);
   conn.handlers = handlers;
   conn.start();
   return conn;
 }
 
-async function acceptLoop(listener: Deno.TcpListener, isClosed: () => boolean, accept: (conn: Conn) => ConnHandlers) {
+async function acceptLoop(listener: Deno.Listener<Deno.TcpConn | Deno.TlsConn>, isClosed: () => boolean, accept: (conn: Conn) => ConnHandlers) {
   while (!isClosed()) {
-    let socket: Deno.TcpConn;
+    let socket: Deno.TcpConn | Deno.TlsConn;
     try {
       socket = await listener.accept();
     } catch {
@@ -226,14 +295,49 @@ async function acceptLoop(listener: Deno.TcpListener, isClosed: () => boolean, a
     }
     // close() may have raced with an accept that had already completed in the kernel.
     if (isClosed()) return socket.close();
-    socket.setNoDelay(true);
+    if ("setNoDelay" in socket) {
+      socket.setNoDelay(true);
+      adopt(socket, accept);
+    } else {
+      // The handshake runs before `accept`, each on its own, so a slow client never holds up
+      // others; one that has not finished it within HANDSHAKE_TIMEOUT_MS is closed.
+      const tlsSocket = socket;
+      const close = () => {
+        try {
+          tlsSocket.close();
+        } catch {
+          // already closed by the failed handshake
+        }
+      };
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        close();
+      }, HANDSHAKE_TIMEOUT_MS);
+      void tlsSocket.handshake().then(
+        () => {
+          clearTimeout(timer);
+          // Adopted even if the listener closed meanwhile (setTls reopening it): it was accepted.
+          if (!timedOut) adopt(tlsSocket, accept);
+        },
+        () => {
+          clearTimeout(timer);
+          close();
+        },
+      );
+    }
+  }
+}
+
+function adopt(socket: Deno.TcpConn | Deno.TlsConn, accept: (conn: Conn) => ConnHandlers): void {
+  {
     const conn = new DenoConn(socket);
     try {
       conn.handlers = accept(conn);
     } catch (e) {
       socket.close();
       reportError(e);
-      continue;
+      return;
     }
     conn.start();
   }
@@ -241,20 +345,67 @@ async function acceptLoop(listener: Deno.TcpListener, isClosed: () => boolean, a
 
 /** Listens on `host:port` (port 0 picks one); `accept` supplies each accepted connection's handlers. */
 export async function listen(options: ListenOptions, accept: (conn: Conn) => ConnHandlers): Promise<Listener> {
-  const listener = Deno.listen({ hostname: options.host, port: options.port, transport: "tcp" });
+  /** `named`: the port errors name (a throwaway check listens on 0 for the real port's sake). */
+  const open = (port: number, secure: ListenTls | undefined, named = port): Deno.Listener<Deno.TcpConn | Deno.TlsConn> => {
+    if (!secure) return Deno.listen({ hostname: options.host, port, transport: "tcp" });
+    checkListenTls(secure, `listener ${options.host}:${named}`);
+    try {
+      return Deno.listenTls({ hostname: options.host, port, transport: "tcp", cert: secure.cert, key: secure.key });
+    } catch (e) {
+      throw e instanceof Deno.errors.AddrInUse ? e : new TlsError(`listener ${options.host}:${named}`, e);
+    }
+  };
+  /** One listening socket and its accept loop; setTls replaces both. */
+  const start = (port: number, secure: ListenTls | undefined, named = port) => {
+    const listener = open(port, secure, named);
+    let stopped = false;
+    const accepting = acceptLoop(listener, () => stopped, accept);
+    return {
+      port: (listener.addr as Deno.NetAddr).port,
+      async stop() {
+        if (!stopped) {
+          stopped = true;
+          listener.close();
+        }
+        // The pending accept op holds the socket until it is cancelled: only once the loop has
+        // returned is the port really closed (until then a connect is queued, then reset).
+        await accepting;
+      },
+    };
+  };
+  let current = start(options.port, options.tls);
+  const port = current.port;
+  let material = options.tls;
   let closed = false;
-  const accepting = acceptLoop(listener, () => closed, accept);
   return {
     host: options.host,
-    port: (listener.addr as Deno.NetAddr).port,
-    async close() {
-      if (!closed) {
-        closed = true;
-        listener.close();
-      }
-      // The pending accept op holds the socket until it is cancelled: only once the loop has
-      // returned is the port really closed (until then a connect is queued, then reset).
-      await accepting;
+    port,
+    close() {
+      closed = true;
+      return current.stop();
     },
+    ...(options.tls && {
+      async setTls(next: ListenTls) {
+        if (closed) return;
+        // Deno.listenTls has no way to change its certificate: check the new material on a
+        // throwaway listener, then reopen the port with it. Accepted connections are separate
+        // resources and stay up; a connect in between may be refused.
+        checkListenTls(next, `listener ${options.host}:${port}`);
+        await start(0, next, port).stop();
+        await current.stop();
+        try {
+          current = start(port, next);
+          material = next;
+        } catch (e) {
+          current = start(port, material);
+          throw e;
+        }
+      },
+    }),
   };
+}
+
+function checkListenTls(secure: ListenTls, where: string): void {
+  if (secure.ca !== undefined) throw new TlsError(where, new Error("Deno cannot require client certificates (Deno.listenTls has no client authentication)"));
+  if (secure.minVersion === "TLSv1.3") throw new TlsError(where, new Error("Deno cannot set a minimum TLS version (it accepts TLS 1.2 and 1.3)"));
 }

@@ -2,6 +2,7 @@
  * The Node.js adapter: `Runtime` on top of node:net (net.ts), node:dns (dns.ts), node:http
  * (http.ts) and the Node timers (timers.ts). This file only assembles them.
  */
+import { readFile } from "node:fs/promises";
 import type { Runtime } from "../../src/runtime.ts";
 import { lookup } from "./dns.ts";
 import { serveHttp } from "./http.ts";
@@ -25,4 +26,5 @@ export const nodeRuntime: Runtime = {
   listen,
   lookup,
   serveHttp,
+  readTextFile: (path) => readFile(path, "utf8"),
 };

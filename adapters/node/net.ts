@@ -2,12 +2,15 @@
  * TCP on Node: `connect` and `listen` on node:net, each socket wrapped as a `Conn`. Node's own
  * stream buffer is the user-space write queue (its `writableLength` is `bufferedBytes`), so
  * partial writes and `end()` flushing come from Node; this file adds the shared 64 KiB high-water
- * mark, the exactly-once `close`, and abort handling for `connect`.
+ * mark, the exactly-once `close`, and abort handling for `connect`. TLS is node:tls: a
+ * `TLSSocket` is a `net.Socket`, so the same wrapper serves both, and a TLS listener swaps its
+ * certificate in place (`setSecureContext`).
  */
 import * as net from "node:net";
+import * as tls from "node:tls";
 import type { AddressInfo } from "node:net";
-import type { Conn, ConnHandlers, ConnectOptions, Listener, ListenOptions } from "../../src/runtime.ts";
-import { AbortError } from "../shared/errors.ts";
+import type { Conn, ConnHandlers, ConnectOptions, ConnectTls, Listener, ListenOptions, ListenTls } from "../../src/runtime.ts";
+import { AbortError, TlsError } from "../shared/errors.ts";
 import { HIGH_WATER_MARK_BYTES } from "../shared/high-water-mark.ts";
 
 /**
@@ -95,10 +98,13 @@ function wrapSocket(socket: net.Socket, noDelay: boolean): { conn: Conn; attach(
 export function connect(options: ConnectOptions, handlers: ConnHandlers): Promise<Conn> {
   const { host, port, signal, noDelay = true } = options;
   if (signal?.aborted) return Promise.reject(new AbortError(`connect to ${host}:${port}`, signal.reason));
+  const secure = options.tls;
   return new Promise<Conn>((resolve, reject) => {
-    const socket = net.connect({ host, port });
+    const socket = secure ? tls.connect(tlsConnectOptions(host, port, secure)) : net.connect({ host, port });
+    // A TLS socket is usable once its handshake is done, not when TCP connects.
+    const ready = secure ? "secureConnect" : "connect";
     const settle = () => {
-      socket.off("connect", onConnect);
+      socket.off(ready, onConnect);
       socket.off("error", onError);
       signal?.removeEventListener("abort", onAbort);
     };
@@ -111,7 +117,7 @@ export function connect(options: ConnectOptions, handlers: ConnHandlers): Promis
     const onError = (e: Error) => {
       settle();
       socket.destroy();
-      reject(e);
+      reject(secure ? new TlsError(`${host}:${port}`, e) : e);
     };
     const onAbort = () => {
       settle();
@@ -119,7 +125,7 @@ export function connect(options: ConnectOptions, handlers: ConnHandlers): Promis
       socket.destroy();
       reject(new AbortError(`connect to ${host}:${port}`, signal?.reason));
     };
-    socket.once("connect", onConnect);
+    socket.once(ready, onConnect);
     socket.once("error", onError);
     signal?.addEventListener("abort", onAbort, { once: true });
   });
@@ -127,7 +133,7 @@ export function connect(options: ConnectOptions, handlers: ConnHandlers): Promis
 
 /** Listens on `host:port` (port 0 picks one); `accept` supplies each accepted connection's handlers. */
 export function listen(options: ListenOptions, accept: (conn: Conn) => ConnHandlers): Promise<Listener> {
-  const server = net.createServer({ highWaterMark: HIGH_WATER_MARK_BYTES, noDelay: true }, (socket) => {
+  const onSocket = (socket: net.Socket) => {
     const { conn, attach } = wrapSocket(socket, true);
     let handlers: ConnHandlers;
     try {
@@ -137,7 +143,17 @@ export function listen(options: ListenOptions, accept: (conn: Conn) => ConnHandl
       throw e;
     }
     attach(handlers);
-  });
+  };
+  const base = { highWaterMark: HIGH_WATER_MARK_BYTES, noDelay: true };
+  let server: net.Server;
+  let secure: tls.Server | undefined;
+  try {
+    // A TLS server calls back once a client's handshake is done; one that fails it is dropped by
+    // node:tls ('tlsClientError', which nobody needs to hear) and never reaches `accept`.
+    server = options.tls ? (secure = tls.createServer({ ...base, ...tlsServerOptions(options.tls) }, onSocket)) : net.createServer(base, onSocket);
+  } catch (e) {
+    return Promise.reject(new TlsError(`listener ${options.host}:${options.port}`, e));
+  }
   return new Promise<Listener>((resolve, reject) => {
     server.once("error", reject);
     server.listen({ host: options.host, port: options.port }, () => {
@@ -150,6 +166,17 @@ export function listen(options: ListenOptions, accept: (conn: Conn) => ConnHandl
       resolve({
         host: options.host,
         port,
+        ...(secure && {
+          async setTls(next: ListenTls) {
+            // Throws on unusable material before anything changes; sockets already accepted
+            // keep the context they negotiated with.
+            try {
+              secure.setSecureContext(tlsServerOptions(next));
+            } catch (e) {
+              throw new TlsError(`listener ${options.host}:${port}`, e);
+            }
+          },
+        }),
         close() {
           // server.close()'s callback waits for every accepted connection to end; the contract is
           // only "stop accepting", which happens when the handle closes (next loop turn).
@@ -162,4 +189,28 @@ export function listen(options: ListenOptions, accept: (conn: Conn) => ConnHandl
       });
     });
   });
+}
+
+function tlsConnectOptions(host: string, port: number, secure: ConnectTls): tls.ConnectionOptions {
+  return {
+    host,
+    port,
+    ca: secure.ca,
+    cert: secure.cert,
+    key: secure.key,
+    // Node sends no SNI for an IP literal, but still verifies the certificate against `servername`.
+    servername: secure.servername ?? (net.isIP(host) ? undefined : host),
+    rejectUnauthorized: !secure.insecure,
+  };
+}
+
+function tlsServerOptions(secure: ListenTls): tls.TlsOptions {
+  return {
+    cert: secure.cert,
+    key: secure.key,
+    ca: secure.ca,
+    requestCert: secure.ca !== undefined,
+    rejectUnauthorized: secure.ca !== undefined,
+    minVersion: secure.minVersion ?? "TLSv1.2",
+  };
 }

@@ -32,3 +32,17 @@ export function codeOf(error: unknown): string | undefined {
   const code = (error as { code?: unknown } | null | undefined)?.code;
   return typeof code === "string" ? code : undefined;
 }
+
+/**
+ * A TLS handshake or TLS setup that failed: a certificate not trusted, expired or for another
+ * name, a peer that does not speak TLS, unusable PEM. The message names where and says why (the
+ * TLS library's words); `code` is the library's (CERT_HAS_EXPIRED, ...), else TLS_FAILED.
+ */
+export class TlsError extends Error {
+  override readonly name = "TlsError";
+  readonly code: string;
+  constructor(where: string, cause: unknown) {
+    super(`TLS with ${where} failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.code = codeOf(cause) ?? "TLS_FAILED";
+  }
+}

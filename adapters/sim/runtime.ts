@@ -84,11 +84,15 @@ export function createSimRuntime(options: SimRuntimeOptions): SimRuntime {
     },
     defer: (fn) => clock.defer(fn),
     random: () => stream.float(),
-    connect: (o: ConnectOptions, handlers: ConnHandlers): Promise<Conn> => network.connect(host, o, handlers),
-    listen: (o: ListenOptions, accept: (conn: Conn) => ConnHandlers): Promise<Listener> => network.listen(o.host, o.port, accept),
+    // The simulated network carries plain bytes only: TLS is tested on the real runtimes.
+    connect: (o: ConnectOptions, handlers: ConnHandlers): Promise<Conn> =>
+      o.tls ? Promise.reject(new Error("TLS is not supported in the simulator")) : network.connect(host, o, handlers),
+    listen: (o: ListenOptions, accept: (conn: Conn) => ConnHandlers): Promise<Listener> =>
+      o.tls ? Promise.reject(new Error("TLS is not supported in the simulator")) : network.listen(o.host, o.port, accept),
     lookup: (hostname: string, signal: AbortSignal) => dns.lookup(hostname, signal),
     serveHttp: (_o: ListenOptions, _f: FetchHandler): Promise<HttpServer> =>
       Promise.reject(new Error("serveHttp is not supported in the simulator")),
+    readTextFile: (path: string): Promise<string> => Promise.reject(new Error(`the simulator has no files (read of ${path})`)),
   });
 
   const host = options.host ?? "10.0.0.1";

@@ -11,14 +11,18 @@ import { isSecretPath, REDACTED } from "./secrets.ts";
 
 /**
  * `secret`: taken as it is (a password may start or end with spaces); `file`: a file's content,
- * trailing newline trimmed; `yesno`: yes/true or no/false.
+ * trailing newline trimmed; `yesno`: yes/true or no/false; `switch`: on/off (also yes/no, true/false, 1/0).
  */
-type Kind = "string" | "number" | "list" | "secret" | "file" | "yesno";
+type Kind = "string" | "number" | "list" | "secret" | "file" | "yesno" | "switch";
 
 /** Every variable slotgate reads, with the config field it sets. The README's table mirrors it. */
 export const ENV_VARIABLES: readonly { name: string; path: string; kind: Kind }[] = [
   { name: "SLOTGATE_LISTEN", path: "listen", kind: "string" },
   { name: "SLOTGATE_SEEDS", path: "clusters.default.seeds", kind: "list" },
+  { name: "SLOTGATE_TLS_LISTEN", path: "tls.listen", kind: "string" },
+  { name: "SLOTGATE_TLS_CERT", path: "tls.cert", kind: "string" },
+  { name: "SLOTGATE_TLS_KEY", path: "tls.key", kind: "string" },
+  { name: "SLOTGATE_TLS_CA", path: "tls.ca", kind: "string" },
   { name: "SLOTGATE_LOG_LEVEL", path: "logLevel", kind: "string" },
   { name: "SLOTGATE_SHUTDOWN_TIMEOUT_MS", path: "shutdownTimeoutMs", kind: "number" },
   { name: "SLOTGATE_ADMIN_LISTEN", path: "admin.listen", kind: "string" },
@@ -42,6 +46,9 @@ export const ENV_VARIABLES: readonly { name: string; path: string; kind: Kind }[
   { name: "SLOTGATE_UPSTREAM_USERNAME", path: "clusterDefaults.username", kind: "string" },
   { name: "SLOTGATE_UPSTREAM_PASSWORD", path: "clusterDefaults.password", kind: "secret" },
   { name: "SLOTGATE_UPSTREAM_PASSWORD_FILE", path: "clusterDefaults.password", kind: "file" },
+  { name: "SLOTGATE_UPSTREAM_TLS", path: "clusterDefaults.tls.enabled", kind: "switch" },
+  { name: "SLOTGATE_UPSTREAM_TLS_CA", path: "clusterDefaults.tls.ca", kind: "string" },
+  { name: "SLOTGATE_UPSTREAM_TLS_SERVERNAME", path: "clusterDefaults.tls.servername", kind: "string" },
   { name: "SLOTGATE_MAX_BULK_BYTES", path: "limits.maxBulkBytes", kind: "number" },
   { name: "SLOTGATE_MAX_ARRAY_LENGTH", path: "limits.maxArrayLength", kind: "number" },
   { name: "SLOTGATE_MAX_PENDING_REQUESTS", path: "limits.maxPendingRequests", kind: "number" },
@@ -188,6 +195,10 @@ function convert(raw: string, kind: Kind): unknown {
   if (kind === "yesno") {
     const word = raw.trim().toLowerCase();
     return word === "yes" || word === "true" ? true : word === "no" || word === "false" ? false : raw;
+  }
+  if (kind === "switch") {
+    const word = raw.trim().toLowerCase();
+    return ["on", "true", "yes", "1"].includes(word) ? true : ["off", "false", "no", "0"].includes(word) ? false : raw;
   }
   return raw.trim();
 }

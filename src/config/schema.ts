@@ -96,7 +96,43 @@ const credentials = {
 /** Where a Redis Cluster's read-only commands go; standalone servers have no replicas. */
 const readFrom = v.optional(v.picklist(READ_FROM, `expected one of ${READ_FROM.join(", ")} (where read-only commands go)`));
 
-export const ClusterDefaultsSchema = v.strictObject({ ...knobs, readFrom, ...credentials });
+const filePath = v.pipe(v.string("expected a file path"), v.minLength(1, "expected a file path"));
+const flag = v.boolean("expected true or false (on or off in a variable)");
+
+/**
+ * TLS to a cluster's nodes: every connection slotgate opens to them (shared, replica, a client's
+ * own, pub/sub, CLUSTER SLOTS, COMMAND). Files are PEM, read when the cluster starts. The node's
+ * certificate is verified unless `insecure`; its name is `servername`, else the hostname the
+ * node announced in CLUSTER SLOTS (or the seed's hostname), else its address.
+ */
+export const UpstreamTlsSchema = v.pipe(
+  v.strictObject({
+    enabled: flag,
+    /** CA certificates to trust instead of the system's. */
+    ca: v.optional(filePath),
+    servername: v.optional(v.pipe(v.string("expected a hostname"), v.minLength(1, "expected a hostname"))),
+    /** A client certificate and its key, for nodes that ask for one (tls-auth-clients). */
+    cert: v.optional(filePath),
+    key: v.optional(filePath),
+    /** Skip verifying the nodes' certificates (logged as a warning when the cluster starts). */
+    insecure: v.optional(flag),
+  }, "expected { enabled, ca?, servername?, cert?, key?, insecure? }"),
+  v.check((tls) => (tls.cert === undefined) === (tls.key === undefined), "expected both cert and key, or neither"),
+);
+
+/** The client-facing TLS port, in addition to `listen` (Redis's `tls-port` next to `port`). */
+export const DownstreamTlsSchema = v.strictObject({
+  listen: listenAddress,
+  cert: filePath,
+  key: filePath,
+  /** When set, clients must present a certificate signed by this CA (mTLS). */
+  ca: v.optional(filePath),
+  minVersion: v.optional(v.picklist(["TLSv1.2", "TLSv1.3"], "expected TLSv1.2 or TLSv1.3")),
+}, "a TLS port needs listen, cert and key (ca and minVersion are optional)");
+
+const upstreamTls = v.optional(UpstreamTlsSchema);
+
+export const ClusterDefaultsSchema = v.strictObject({ ...knobs, readFrom, ...credentials, tls: upstreamTls });
 
 const server = v.union(
   [address, v.strictObject({ address, weight: v.optional(int(1, 1_000_000, "weight units")), name: v.optional(v.pipe(v.string(), v.minLength(1))) })],
@@ -110,6 +146,7 @@ export const RedisClusterSchema = v.strictObject({
   ...knobs,
   readFrom,
   ...credentials,
+  tls: upstreamTls,
 });
 
 /** Plain Redis servers sharded by consistent hashing (ketama, as twemproxy does). */
@@ -120,6 +157,7 @@ export const StandaloneSchema = v.strictObject({
   hashTag: v.optional(v.pipe(v.string(), v.length(2, 'expected two characters, like "{}"'))),
   ...knobs,
   ...credentials,
+  tls: upstreamTls,
 });
 
 export const ClusterSchema = v.variant("type", [RedisClusterSchema, StandaloneSchema], 'expected "type" to be "cluster" or "standalone"');
@@ -223,6 +261,7 @@ const clusterName = v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}
 export const ConfigSchema = v.pipe(
   v.strictObject({
     listen: v.optional(listenAddress, "127.0.0.1:6380"),
+    tls: v.optional(DownstreamTlsSchema),
     logLevel: v.optional(v.picklist(["debug", "info", "warn", "error", "silent"], "expected one of debug, info, warn, error, silent"), "info"),
     shutdownTimeoutMs: v.optional(int(0, HOUR_MS, "milliseconds"), 10_000),
     admin: v.optional(AdminSchema, {}),
@@ -276,6 +315,16 @@ export const ConfigSchema = v.pipe(
         path: [pathItem(config, "listen", config.listen)],
       });
     }
+    // The TLS port is a client port like the other: the same protection (a client certificate is
+    // not a password; Redis's protected mode does not count it either).
+    if (config.tls && !config.allowUnprotected && config.requirepass === undefined && Object.keys(config.users).length === 0 && !isLoopbackHost(parseAddress(config.tls.listen, true)!.host)) {
+      addIssue({
+        message:
+          "is not a loopback address and no client authentication is configured: set SLOTGATE_REQUIREPASS (requirepass) or users, " +
+          "or SLOTGATE_ALLOW_UNPROTECTED=yes (allowUnprotected: true) to accept clients from anywhere without a password",
+        path: [pathItem(config, "tls", config.tls), pathItem(config.tls, "listen", config.tls.listen)],
+      });
+    }
     if (config.catchAll !== undefined && !Object.hasOwn(config.clusters, config.catchAll)) {
       addIssue({ message: `catch-all to unknown cluster '${config.catchAll}'`, path: [pathItem(config, "catchAll", config.catchAll)] });
     }
@@ -320,6 +369,8 @@ export type RouteConfig = v.InferOutput<typeof RouteSchema>;
 export type LimitsConfig = v.InferOutput<typeof LimitsSchema>;
 export type AdminConfig = v.InferOutput<typeof AdminSchema>;
 export type UserDocument = v.InferOutput<typeof UserSchema>;
+export type UpstreamTlsConfig = v.InferOutput<typeof UpstreamTlsSchema>;
+export type DownstreamTlsConfig = v.InferOutput<typeof DownstreamTlsSchema>;
 
 /** A cluster's knobs with `clusterDefaults` and the built-in defaults filled in. */
 export function resolveKnobs(cluster: Partial<Knobs>, defaults: Partial<Knobs>): Knobs {
@@ -341,4 +392,10 @@ export function resolveAuth(cluster: ClusterDocument, defaults: { username?: str
 export function resolveReadFrom(cluster: ClusterDocument, defaults: { readFrom?: ReadFrom }): ReadFrom {
   if (cluster.type === "standalone") return "primary";
   return cluster.readFrom ?? defaults.readFrom ?? "primary";
+}
+
+/** A cluster's upstream TLS: its own `tls`, else `clusterDefaults`'; undefined when off. */
+export function resolveUpstreamTls(cluster: ClusterDocument, defaults: { tls?: UpstreamTlsConfig }): UpstreamTlsConfig | undefined {
+  const tls = cluster.tls ?? defaults.tls;
+  return tls?.enabled ? tls : undefined;
 }

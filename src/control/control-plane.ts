@@ -21,7 +21,8 @@ import { sleep } from "../scope/time.ts";
 import type { Logger } from "../log.ts";
 import { ConfigError, isAbort } from "../errors.ts";
 import { validateCluster, validateConfig } from "../config/load.ts";
-import { resolveAuth, resolveKnobs, resolveReadFrom, type ClusterDocument, type Config, type LimitsConfig } from "../config/schema.ts";
+import { resolveAuth, resolveKnobs, resolveReadFrom, resolveUpstreamTls, type ClusterDocument, type Config, type LimitsConfig } from "../config/schema.ts";
+import { upstreamTls } from "../upstream/tls.ts";
 import { Cluster } from "../backends/cluster/cluster.ts";
 import { StandalonePool } from "../backends/pool/standalone.ts";
 import { parseAddress } from "../util/address.ts";
@@ -245,7 +246,14 @@ export class LiveConfig implements ControlPlane {
 
   #open(name: string, document: ClusterDocument, config: Config): Entry {
     const knobs = resolveKnobs(document, config.clusterDefaults);
-    const options = { ...knobs, ...config.limits, log: this.#log, auth: resolveAuth(document, config.clusterDefaults) };
+    const tlsConfig = resolveUpstreamTls(document, config.clusterDefaults);
+    const runtime = this.#scope.runtime;
+    // Files are read when the cluster first connects; a replacement cluster reads them again.
+    const tls = tlsConfig && upstreamTls(tlsConfig, (path) => runtime.readTextFile(path));
+    if (tlsConfig?.insecure) {
+      this.#log.warn("upstream TLS certificates are NOT verified (tls.insecure): anyone on the path can impersonate the nodes", { cluster: name });
+    }
+    const options = { ...knobs, ...config.limits, log: this.#log, auth: resolveAuth(document, config.clusterDefaults), tls };
     let backend: Backend;
     let redisCluster: Cluster | null = null;
     if (document.type === "standalone") {
@@ -292,5 +300,6 @@ function fingerprintOf(document: ClusterDocument, config: Config): string {
     config.limits.tcpKeepAliveSeconds,
     resolveReadFrom(document, config.clusterDefaults),
     resolveAuth(document, config.clusterDefaults) ?? null,
+    resolveUpstreamTls(document, config.clusterDefaults) ?? null,
   ]);
 }

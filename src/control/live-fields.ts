@@ -59,6 +59,10 @@ const ADMIN: Rules<AdminConfig> = {
 /** Every top-level field of the configuration document, in the order changes are listed. */
 export const LIVE_FIELDS: Rules<Config> = {
   listen: { kind: "restart", reason: `the client listener is bound once, at start; ${RESTART}` },
+  tls: {
+    kind: "restart",
+    reason: `the TLS listener is bound once, at start (its certificate files are re-read on SIGHUP and when they change); ${RESTART}`,
+  },
   admin: { kind: "fields", fields: ADMIN },
   logLevel: { kind: "live", applies: "at once, from the next log line" },
   shutdownTimeoutMs: { kind: "live", applies: "to the next shutdown (SIGINT, SIGTERM): read when it begins" },

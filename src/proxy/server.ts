@@ -3,7 +3,7 @@
  * the server's scope, so closing the server stops accepting, lets every session finish the
  * replies it owes (until the deadline), then closes them all.
  */
-import type { Listener } from "../runtime.ts";
+import type { Conn, ConnHandlers, Listener, ListenTls } from "../runtime.ts";
 import type { Scope } from "../scope/scope.ts";
 import { listen } from "../scope/io.ts";
 import type { Logger } from "../log.ts";
@@ -19,6 +19,8 @@ export interface ServerOptions {
   port: number;
   /** Replaced whole on live reconfiguration; read for each new connection. */
   limits: SessionLimits;
+  /** A second, TLS-only port; its clients are served exactly like the plain port's. */
+  tls?: { host: string; port: number; tls: ListenTls };
 }
 
 /** Limits of a session, and the bounds over all clients: connections held alone, memory. */
@@ -34,6 +36,7 @@ export interface SessionLimits extends ClientLimits {
 export class ProxyServer {
   readonly scope: Scope;
   #listener: Listener | null = null;
+  #tlsListener: Listener | null = null;
   #nextId = 0;
   #connected = 0;
   #totalConnections = 0;
@@ -64,6 +67,20 @@ export class ProxyServer {
     return this.#listener?.port ?? this.options.port;
   }
 
+  /** The TLS port clients connect to (the real one when configured as 0), or null without one. */
+  get tlsPort(): number | null {
+    return this.#tlsListener?.port ?? null;
+  }
+
+  /**
+   * Present new certificate material on the TLS port, without dropping a connection. Rejects,
+   * keeping the material in force, when the new one is unusable.
+   */
+  async setTls(tls: ListenTls): Promise<void> {
+    if (!this.#tlsListener?.setTls) throw new Error("no TLS listener to update");
+    await this.#tlsListener.setTls(tls);
+  }
+
   get connectedClients(): number {
     return this.#connected;
   }
@@ -74,7 +91,8 @@ export class ProxyServer {
 
   async start(): Promise<void> {
     const listenerScope = this.scope.child("listener");
-    this.#listener = await listen(listenerScope, { host: this.options.host, port: this.options.port }, (conn) => {
+    /** Serves a connection accepted on the listener bound to `listenHost`. */
+    const accept = (listenHost: string) => (conn: Conn): ConnHandlers => {
       const id = ++this.#nextId;
       this.#totalConnections++;
       // The limit in force now: a live change applies to the next connection.
@@ -101,13 +119,18 @@ export class ProxyServer {
         log: this.log,
         dedicated: this.dedicated,
         memory: this.memory,
-        listenHost: this.options.host,
+        listenHost,
         info: this.info,
         ...(this.auth ? { auth: this.auth } : {}),
       });
       session.attach(conn);
       return session.handlers();
-    });
+    };
+    this.#listener = await listen(listenerScope, { host: this.options.host, port: this.options.port }, accept(this.options.host));
+    if (this.options.tls) {
+      const { host, port, tls } = this.options.tls;
+      this.#tlsListener = await listen(listenerScope, { host, port, tls }, accept(host));
+    }
     // Stop accepting first when the server closes: the listener is the first child, closed last
     // by reverse order, so close it explicitly at drain time.
     this.scope.onDrain(() => listenerScope.close());

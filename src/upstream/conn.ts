@@ -34,6 +34,7 @@ import { ReplyReader } from "../resp/reply-reader.ts";
 import { errorReply, ASKING_COMMAND } from "../resp/replies.ts";
 import { concatBytes, encodeCommand } from "../resp/encode.ts";
 import { MINUS, PUSH } from "../resp/bytes.ts";
+import { connectTls, type UpstreamTls } from "./tls.ts";
 
 /** What a connection reports to the node that owns it. */
 export interface UpstreamEvents {
@@ -67,6 +68,10 @@ export interface UpstreamConnOptions {
   auth?: UpstreamAuth;
   /** The backend the connection serves, named in an authentication failure. */
   cluster?: string;
+  /** Speak TLS to the node (every connection of a TLS cluster does). */
+  tls?: UpstreamTls;
+  /** The hostname the node announced, checked against its TLS certificate unless one is configured. */
+  hostname?: string;
 }
 
 
@@ -215,8 +220,8 @@ export class UpstreamConn implements DedicatedConn {
   async #open(): Promise<void> {
     const { host, port, connectTimeoutMs } = this.#options;
     try {
-      this.#conn = await withTimeout(this.#scope, `connect to ${host}:${port}`, connectTimeoutMs, (timeout) =>
-        connect(this.#scope, { host, port, signal: AbortSignal.any([timeout, this.#connecting.signal]) }, {
+      this.#conn = await withTimeout(this.#scope, `connect to ${host}:${port}`, connectTimeoutMs, async (timeout) =>
+        connect(this.#scope, { host, port, signal: AbortSignal.any([timeout, this.#connecting.signal]), tls: await connectTls(this.#options.tls, this.#options.hostname) }, {
           data: (chunk) => this.#onData(chunk),
           drain: () => this.#onDrain(),
           close: (error) => this.fail(`upstream connection to ${this.#address()} lost${error ? `: ${error.message}` : ""}`, error ? causeOf(error) : "closed"),

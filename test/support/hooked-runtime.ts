@@ -245,6 +245,7 @@ export function hookRuntime(inner: Runtime): RuntimeHook {
     wallClock: () => inner.wallClock(),
     random: () => inner.random(),
     serveHttp: (options, fetch) => inner.serveHttp(options, fetch),
+    readTextFile: (path) => inner.readTextFile(path),
 
     setTimer(ms: number, fn: () => void): TimerHandle {
       const context = als.getStore();

@@ -454,6 +454,10 @@ export class ManualRuntime implements Runtime {
     });
   }
 
+  readTextFile(path: string): Promise<string> {
+    return Promise.reject(new Error(`ManualRuntime: no files (read of ${path})`));
+  }
+
   serveHttp(_options: ListenOptions, _fetch: FetchHandler): Promise<HttpServer> {
     return Promise.reject(new Error("ManualRuntime: serveHttp is not supported"));
   }

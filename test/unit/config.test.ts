@@ -3,7 +3,7 @@ import { sha256Hex } from "../../src/util/sha256.ts";
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { loadConfig, validateConfig, validateCluster, ENV_VARIABLES } from "../../src/config/load.ts";
-import { resolveKnobs } from "../../src/config/schema.ts";
+import { resolveKnobs, resolveUpstreamTls } from "../../src/config/schema.ts";
 import { ConfigError } from "../../src/errors.ts";
 
 const noFile = () => {
@@ -203,5 +203,52 @@ describe("configuration", () => {
       },
     );
     assert.throws(() => loadConfig({ env: { SLOTGATE_SEEDS: "127.0.0.1:1", SLOTGATE_CLIENT_IDLE_TIMEOUT_SECONDS: "-1" }, readFile: noFile }), /SLOTGATE_CLIENT_IDLE_TIMEOUT_SECONDS=-1: expected at least 0 seconds/);
+  });
+
+  it("TLS: a client port from variables, upstream TLS on every cluster, a cluster's own tls winning", () => {
+    const config = loadConfig({
+      env: {
+        SLOTGATE_SEEDS: "127.0.0.1:7000",
+        SLOTGATE_TLS_LISTEN: "0.0.0.0:6443",
+        SLOTGATE_REQUIREPASS: "client-password",
+        SLOTGATE_TLS_CERT: "/etc/slotgate/tls.crt",
+        SLOTGATE_TLS_KEY: "/etc/slotgate/tls.key",
+        SLOTGATE_TLS_CA: "/etc/slotgate/clients.crt",
+        SLOTGATE_UPSTREAM_TLS: "on",
+        SLOTGATE_UPSTREAM_TLS_CA: "/etc/redis/ca.crt",
+        SLOTGATE_UPSTREAM_TLS_SERVERNAME: "redis.internal",
+      },
+      readFile: noFile,
+    });
+    assert.deepEqual(config.tls, { listen: "0.0.0.0:6443", cert: "/etc/slotgate/tls.crt", key: "/etc/slotgate/tls.key", ca: "/etc/slotgate/clients.crt" });
+    assert.deepEqual(resolveUpstreamTls(config.clusters.default!, config.clusterDefaults), { enabled: true, ca: "/etc/redis/ca.crt", servername: "redis.internal" });
+    const plain = loadConfig({ env: { SLOTGATE_SEEDS: "127.0.0.1:7000" }, readFile: noFile });
+    assert.equal(plain.tls, undefined, "no TLS port unless asked for");
+    assert.equal(resolveUpstreamTls(plain.clusters.default!, plain.clusterDefaults), undefined, "no upstream TLS unless asked for");
+    const off = loadConfig({ env: { SLOTGATE_SEEDS: "127.0.0.1:7000", SLOTGATE_UPSTREAM_TLS: "off", SLOTGATE_UPSTREAM_TLS_CA: "/ca" }, readFile: noFile });
+    assert.equal(resolveUpstreamTls(off.clusters.default!, off.clusterDefaults), undefined);
+    const mixed = validateConfig({
+      clusterDefaults: { tls: { enabled: true, ca: "/ca" } },
+      clusters: { a: { seeds: ["127.0.0.1:1"] }, b: { seeds: ["127.0.0.1:2"], tls: { enabled: false } }, p: { type: "standalone", servers: ["127.0.0.1:3"], tls: { enabled: true, insecure: true } } },
+      catchAll: "a",
+    });
+    assert.deepEqual(resolveUpstreamTls(mixed.clusters.a!, mixed.clusterDefaults), { enabled: true, ca: "/ca" });
+    assert.equal(resolveUpstreamTls(mixed.clusters.b!, mixed.clusterDefaults), undefined);
+    assert.deepEqual(resolveUpstreamTls(mixed.clusters.p!, mixed.clusterDefaults), { enabled: true, insecure: true });
+  });
+
+  it("TLS: a port without its certificate, half a client certificate, or a bad switch is refused", () => {
+    assert.deepEqual(problems({ SLOTGATE_SEEDS: "127.0.0.1:1", SLOTGATE_TLS_LISTEN: "127.0.0.1:6443", SLOTGATE_TLS_CERT: "/c" }), [
+      "tls.key = missing: a TLS port needs listen, cert and key (ca and minVersion are optional)",
+    ]);
+    assert.deepEqual(problems({ SLOTGATE_SEEDS: "127.0.0.1:1", SLOTGATE_UPSTREAM_TLS: "maybe" }), ['SLOTGATE_UPSTREAM_TLS="maybe": expected true or false (on or off in a variable)']);
+    assert.throws(() => validateConfig({ clusters: { a: { seeds: ["127.0.0.1:1"], tls: { enabled: true, cert: "/c" } } } }), /clusters\.a\.tls.*expected both cert and key, or neither/);
+    assert.throws(() => validateConfig({ clusters: { a: { seeds: ["127.0.0.1:1"], tls: { ca: "/c" } } } }), /clusters\.a\.tls\.enabled/);
+    assert.throws(() => validateConfig({ tls: { listen: "127.0.0.1:1", cert: "/c", key: "/k", minVersion: "TLSv1.0" }, clusters: { a: { seeds: ["127.0.0.1:1"] } } }), /expected TLSv1\.2 or TLSv1\.3/);
+    assert.ok(ENV_VARIABLES.some((v) => v.name === "SLOTGATE_UPSTREAM_TLS" && v.path === "clusterDefaults.tls.enabled"));
+    // Protected mode covers the TLS port: a non-loopback one needs client authentication.
+    assert.deepEqual(problems({ SLOTGATE_SEEDS: "127.0.0.1:1", SLOTGATE_TLS_LISTEN: "0.0.0.0:6443", SLOTGATE_TLS_CERT: "/c", SLOTGATE_TLS_KEY: "/k" }), [
+      'SLOTGATE_TLS_LISTEN="0.0.0.0:6443": is not a loopback address and no client authentication is configured: set SLOTGATE_REQUIREPASS (requirepass) or users, or SLOTGATE_ALLOW_UNPROTECTED=yes (allowUnprotected: true) to accept clients from anywhere without a password',
+    ]);
   });
 });

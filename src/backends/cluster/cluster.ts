@@ -113,6 +113,8 @@ export class Cluster implements Backend {
   /** The applied map's routes in short, to log a map only when it changes. */
   #mapSignature = "";
   #redirectsSinceRefresh = 0;
+  /** `host:port` → the hostname the node announced in CLUSTER SLOTS (TLS checks its certificate against it). */
+  readonly #hostnames = new Map<string, string>();
   readonly #closing: Closing;
   /** Routing no longer leads here: a request that still arrives is answered this. */
   readonly #notConfigured: Unavailable;
@@ -146,9 +148,9 @@ export class Cluster implements Backend {
     const discovery = this.scope.child("discovery");
     this.scope.onDrain(() => discovery.destroy());
     // COMMAND is asked in the discovery scope too: removal cancels it like a refresh.
-    this.commands = options.commands ? new CommandLearning(discovery, options.commands, options.refreshTimeoutMs, options.auth) : null;
+    this.commands = options.commands ? new CommandLearning(discovery, options.commands, options.refreshTimeoutMs, options.auth, options.tls) : null;
     this.#discovery = new Discovery(discovery, options, {
-      knownNodes: () => [...this.#nodes.values()].map((n) => ({ host: n.host, port: n.port })),
+      knownNodes: () => [...this.#nodes.values()].map((n) => ({ host: n.host, port: n.port, hostname: this.#hostnames.get(n.address) })),
       apply: (topology, from) => this.#apply(topology, from),
       failed: (error) => this.#refreshFailed(error),
       authFailed: (error) => this.#authFailures.failed(error.address, error.detail),
@@ -350,7 +352,7 @@ export class Cluster implements Backend {
         this.scope,
         host,
         port,
-        this.#options,
+        { ...this.#options, hostname: this.#hostnames.get(address) },
         {
           reply: (n, request, frame) => this.#onReply(n, request, frame),
           failure: () => this.requestRefresh(),
@@ -368,7 +370,7 @@ export class Cluster implements Backend {
       this.scope,
       host,
       port,
-      { ...this.#options, readOnly: true },
+      { ...this.#options, readOnly: true, hostname: this.#hostnames.get(formatAddress(host, port)) },
       {
         reply: (_node, request, frame) => this.#onReplicaReply(request as ReplicaRead, frame),
         failure: () => this.requestRefresh(),
@@ -420,6 +422,10 @@ export class Cluster implements Backend {
     this.stats.unknownNodes = 0;
     this.#unknownLogged = false;
     this.#known = new Set(topology.ranges.flatMap((range) => [range.primary, ...range.replicas].map((n) => formatAddress(n.host, n.port))));
+    // Announced hostnames, for TLS: a node's certificate is checked against the name it announced.
+    for (const n of topology.ranges.flatMap((range) => [range.primary, ...range.replicas])) {
+      if (n.hostname) this.#hostnames.set(formatAddress(n.host, n.port), n.hostname);
+    }
     const owners: (UpstreamNode | undefined)[] = new Array(SLOT_COUNT);
     const used = new Set<UpstreamNode>();
     for (const range of topology.ranges) {

@@ -6,6 +6,7 @@
  * of the given scope — the cluster's discovery scope — so removing the cluster cancels it like a
  * refresh, and it is bounded by `timeoutMs`.
  */
+import { connectTls, type UpstreamTls } from "../../upstream/tls.ts";
 import type { Scope } from "../../scope/scope.ts";
 import type { RawCommand } from "../../commands/flags.ts";
 import { commandRows } from "../../commands/learn.ts";
@@ -28,12 +29,18 @@ export class CommandLearning {
   #attempts = 0;
   #lastError: string | null = null;
 
-  /** `scope` owns every attempt; `timeoutMs` bounds each (connect, request and reply); `auth` is said first. */
-  constructor(scope: Scope, table: CommandLearner, timeoutMs: number, auth?: UpstreamAuth) {
+  readonly #tls: UpstreamTls | undefined;
+
+  /**
+   * `scope` owns every attempt; `timeoutMs` bounds each (connect, request and reply); `auth` is said
+   * first; `tls` for a TLS cluster.
+   */
+  constructor(scope: Scope, table: CommandLearner, timeoutMs: number, auth?: UpstreamAuth, tls?: UpstreamTls) {
     this.#scope = scope;
     this.#auth = auth;
     this.#table = table;
     this.#timeoutMs = timeoutMs;
+    this.#tls = tls;
   }
 
   /** True once a server's table was merged. */
@@ -55,19 +62,19 @@ export class CommandLearning {
    * A complete slot map was applied: ask one of `nodes` (chosen at random, so a retry may find a
    * better one) unless the table was learned already or an attempt is running.
    */
-  afterTopology(nodes: readonly { host: string; port: number }[]): void {
+  afterTopology(nodes: readonly { host: string; port: number; hostname?: string }[]): void {
     if (this.#state !== "idle" || nodes.length === 0 || !this.#scope.isOpen) return;
     const node = nodes[Math.floor(this.#scope.runtime.random() * nodes.length)]!;
     this.#state = "asking";
     this.#attempts++;
-    this.#scope.spawn("learn commands", () => this.#ask(node.host, node.port));
+    this.#scope.spawn("learn commands", () => this.#ask(node.host, node.port, node.hostname));
   }
 
-  async #ask(host: string, port: number): Promise<void> {
+  async #ask(host: string, port: number, hostname: string | undefined): Promise<void> {
     let attempt: Scope | null = null;
     try {
       attempt = this.#scope.child(`COMMAND from ${host}:${port}`);
-      const reply = await controlRequest(attempt, host, port, ["COMMAND"], this.#timeoutMs, this.#auth);
+      const reply = await controlRequest(attempt, host, port, ["COMMAND"], this.#timeoutMs, this.#auth, await connectTls(this.#tls, hostname));
       if (reply instanceof Error) throw reply;
       const rows = commandRows(reply);
       if (rows.length === 0) throw new Error("COMMAND reply lists no command slotgate can read");

@@ -2,12 +2,13 @@
  * One command on a fresh connection, for control traffic such as `CLUSTER SLOTS`: connect, send,
  * read exactly one reply, close. Everything it opens belongs to the given scope, and the whole
  * exchange is bounded by `timeoutMs`; on timeout or teardown the socket is destroyed. With
- * `auth`, `AUTH` goes first in the same write; its refusal rejects with `UpstreamAuthError`.
+ * `auth`, `AUTH` goes first in the same write; its refusal rejects with `UpstreamAuthError`. `tls`
+ * makes it a TLS connection (a TLS cluster's discovery and COMMAND learning).
  */
 import type { Scope } from "../../scope/scope.ts";
 import { connect } from "../../scope/io.ts";
 import { withTimeout } from "../../scope/time.ts";
-import type { Conn } from "../../runtime.ts";
+import type { Conn, ConnectTls } from "../../runtime.ts";
 import { ReplyReader } from "../../resp/reply-reader.ts";
 import { decode } from "../../resp/decode.ts";
 import { concatBytes, encodeCommand } from "../../resp/encode.ts";
@@ -15,7 +16,15 @@ import { MINUS } from "../../resp/bytes.ts";
 import { authArgs, UpstreamAuthError, type UpstreamAuth } from "../../backend/auth.ts";
 import { formatAddress } from "../../util/address.ts";
 
-export async function controlRequest(scope: Scope, host: string, port: number, args: string[], timeoutMs: number, auth?: UpstreamAuth): Promise<unknown> {
+export async function controlRequest(
+  scope: Scope,
+  host: string,
+  port: number,
+  args: string[],
+  timeoutMs: number,
+  auth?: UpstreamAuth,
+  tls?: ConnectTls,
+): Promise<unknown> {
   return withTimeout(scope, `${args.join(" ")} to ${host}:${port}`, timeoutMs, async (signal) => {
     let conn: Conn | null = null;
     try {
@@ -28,7 +37,7 @@ export async function controlRequest(scope: Scope, host: string, port: number, a
           if (frame[0] === MINUS) reject(new UpstreamAuthError(formatAddress(host, port), new TextDecoder().decode(frame.subarray(1, frame.length - 2))));
         };
         const reader = new ReplyReader(onFrame, { maxBulkBytes: 64 * 1024 * 1024, maxArrayLength: 1 << 20 });
-        const opened = connect(scope, { host, port, signal }, {
+        const opened = connect(scope, { host, port, signal, tls }, {
           data: (chunk) => {
             try {
               reader.push(chunk);

@@ -16,6 +16,7 @@ import { ReplyError } from "../../resp/errors.ts";
 import { controlRequest } from "./control-request.ts";
 import { parseClusterSlots, type NodeAddress, type Topology, TopologyError } from "./topology.ts";
 import { formatAddress, isIpLiteral } from "../../util/address.ts";
+import { connectTls, type UpstreamTls } from "../../upstream/tls.ts";
 import { UpstreamAuthError, type UpstreamAuth } from "../../backend/auth.ts";
 
 export interface DiscoveryOptions {
@@ -25,11 +26,20 @@ export interface DiscoveryOptions {
   refreshIntervalMs: number;
   refreshTimeoutMs: number;
   redirectRefreshIntervalMs: number;
+  /** Ask over TLS (a TLS cluster). */
+  tls?: UpstreamTls;
+}
+
+/** A node to ask; `hostname` is what it announced, checked against its TLS certificate. */
+interface Candidate {
+  host: string;
+  port: number;
+  hostname?: string;
 }
 
 export interface DiscoveryHost {
   /** Addresses of the nodes in the current topology, to ask first. */
-  knownNodes(): { host: string; port: number }[];
+  knownNodes(): Candidate[];
   /** A well-formed, resolved topology to apply; `from` is the candidate that reported it (`host:port`). */
   apply(topology: Topology, from: string): void;
   /** A round failed; `error` says why. */
@@ -149,7 +159,7 @@ export class Discovery {
   }
 
   /** Known nodes first (shuffled), then seeds not among them. */
-  #candidates(): { host: string; port: number }[] {
+  #candidates(): Candidate[] {
     const known = this.#host.knownNodes();
     for (let i = known.length - 1; i > 0; i--) {
       const j = Math.floor(this.#scope.runtime.random() * (i + 1));
@@ -168,7 +178,7 @@ export class Discovery {
    * Try candidates until one yields a topology. The next one starts when the previous fails or
    * after `hedgeDelayMs`, whichever comes first; the round's scope cancels the losers.
    */
-  #firstSuccess(round: Scope, candidates: { host: string; port: number }[]): Promise<{ topology: Topology; from: string }> {
+  #firstSuccess(round: Scope, candidates: Candidate[]): Promise<{ topology: Topology; from: string }> {
     const hedgeDelayMs = Math.max(50, Math.floor(this.#options.refreshTimeoutMs / 3));
     return new Promise((resolve, reject) => {
       const errors: string[] = [];
@@ -205,11 +215,13 @@ export class Discovery {
   }
 
   /** One candidate, bounded as a whole by `refreshTimeoutMs`: lookups, connect and reply. */
-  #ask(round: Scope, candidate: { host: string; port: number }): Promise<Topology> {
+  #ask(round: Scope, candidate: Candidate): Promise<Topology> {
     const { refreshTimeoutMs } = this.#options;
     return withTimeout(round, `discovery via ${candidate.host}:${candidate.port}`, refreshTimeoutMs, async () => {
       const host = await this.#resolve(round, candidate.host);
-      const reply = await controlRequest(round, host, candidate.port, ["CLUSTER", "SLOTS"], refreshTimeoutMs, this.#options.auth);
+      // A seed given by name is checked against that name, as the node's own announcement would be.
+      const tls = await connectTls(this.#options.tls, candidate.hostname ?? (isIpLiteral(candidate.host) ? undefined : candidate.host));
+      const reply = await controlRequest(round, host, candidate.port, ["CLUSTER", "SLOTS"], refreshTimeoutMs, this.#options.auth, tls);
       // A node that wants credentials slotgate does not have is refused credentials too.
       if (reply instanceof ReplyError && reply.prefix === "NOAUTH") throw new UpstreamAuthError(formatAddress(host, candidate.port), reply.message);
       if (reply instanceof Error) throw reply;
