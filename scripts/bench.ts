@@ -7,12 +7,14 @@
  * Variants of slotgate, each against the same cluster in the same run:
  *   plain  no client authentication;
  *   auth   clients log in as a user with a key pattern and a category rule (`+@all -@dangerous`,
- *          `~key:*`), so every command pays the permission and key-pattern checks.
+ *          `~key:*`), so every command pays the permission and key-pattern checks;
+ *   tls    TLS on both sides: redis-benchmark --tls to slotgate's TLS port, slotgate to a second,
+ *          TLS-only cluster; its ratios are against redis-benchmark --tls --cluster to that cluster.
  * Besides requests/s, each slotgate row gives the proxy's CPU time per 1,000 requests (user +
  * system, from /proc), steadier than throughput on a shared machine.
  *
  * Options: --requests N (per unpipelined run, default 100000; pipelined runs use 5N)
- *          --runtimes node,bun,deno   --clients N (default 50)   --variants plain,auth
+ *          --runtimes node,bun,deno   --clients N (default 50)   --variants plain,auth,tls
  */
 import { spawn, execFile, type ChildProcess } from "node:child_process";
 import net from "node:net";
@@ -23,6 +25,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startLocalCluster, type LocalCluster } from "./local-cluster.ts";
 import { freePort } from "./free-port.ts";
+import { makeTestCerts, type TestCerts } from "./tls-certs.ts";
+import tls from "node:tls";
 
 const run = promisify(execFile);
 
@@ -34,7 +38,7 @@ function option(name: string, fallback: string): string {
 const requests = Number(option("requests", "100000"));
 const clients = Number(option("clients", "50"));
 const runtimes = option("runtimes", "node,bun,deno").split(",");
-const variants = option("variants", "plain,auth").split(",");
+const variants = option("variants", "plain,auth,tls").split(",");
 
 /** The user the `auth` variant logs in as: a key pattern and a category rule to check per command. */
 const BENCH_USER = { name: "bench", password: "bench-password" };
@@ -84,7 +88,7 @@ async function benchmark(port: number, cluster: boolean, pipeline: number, pid: 
 }
 
 /** Wait until slotgate on `port` serves a SET (after logging in as `user`, when given). */
-async function ready(port: number, user: { name: string; password: string } | null): Promise<void> {
+async function ready(port: number, user: { name: string; password: string } | null, ca: string | null = null): Promise<void> {
   const resp = (...args: string[]) => `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join("")}`;
   const request = (user ? resp("AUTH", user.name, user.password) : "") + resp("SET", "key:ready", "1");
   const replies = user ? 2 : 1;
@@ -92,8 +96,8 @@ async function ready(port: number, user: { name: string; password: string } | nu
   while (Date.now() < deadline) {
     const ok = await new Promise<boolean>((resolve) => {
       let got = "";
-      const socket = net.connect({ host: "127.0.0.1", port }, () => socket.write(request));
-      socket.on("data", (d) => {
+      const socket: net.Socket = ca === null ? net.connect({ host: "127.0.0.1", port }, () => socket.write(request)) : tls.connect({ host: "127.0.0.1", port, ca }, () => socket.write(request));
+      socket.on("data", (d: Buffer) => {
         got += d.toString();
         if (got.split("\r\n").length - 1 < replies) return;
         socket.destroy();
@@ -109,6 +113,8 @@ async function ready(port: number, user: { name: string; password: string } | nu
 
 const results: Result[] = [];
 let cluster: LocalCluster | null = null;
+let tlsCluster: LocalCluster | null = null;
+let certs: TestCerts | null = null;
 let proxy: ChildProcess | null = null;
 const dir = mkdtempSync(join(tmpdir(), "slotgate-bench-"));
 try {
@@ -116,6 +122,14 @@ try {
   const seed = cluster.nodes[0]!.port;
   for (const pipeline of [1, 16]) {
     for (const r of await benchmark(seed, true, pipeline, null)) results.push({ target: "direct", pipeline, ...r });
+  }
+  if (variants.includes("tls")) {
+    certs = makeTestCerts();
+    tlsCluster = await startLocalCluster({ replicasPerPrimary: 0, tls: { caFile: certs.caFile, certFile: certs.server.certFile, keyFile: certs.server.keyFile } });
+    const tlsArgs = ["--tls", "--cacert", certs.caFile];
+    for (const pipeline of [1, 16]) {
+      for (const r of await benchmark(tlsCluster.nodes[0]!.port, true, pipeline, null, tlsArgs)) results.push({ target: "direct/tls", pipeline, ...r });
+    }
   }
   const authFile = join(dir, "auth.json");
   writeFileSync(authFile, JSON.stringify(AUTH_CONFIG));
@@ -125,17 +139,31 @@ try {
       const port = await freePort();
       const env: Record<string, string> = { SLOTGATE_SEEDS: cluster.seeds.join(","), SLOTGATE_LISTEN: `127.0.0.1:${port}`, SLOTGATE_ADMIN_LISTEN: "off", SLOTGATE_LOG_LEVEL: "warn" };
       const login: string[] = [];
+      let clientPort = port;
+      let ca: string | null = null;
       if (variant === "auth") {
         env.SLOTGATE_CONFIG = authFile;
         login.push("--user", BENCH_USER.name, "-a", BENCH_USER.password);
+      } else if (variant === "tls") {
+        clientPort = await freePort();
+        ca = certs!.ca;
+        Object.assign(env, {
+          SLOTGATE_SEEDS: tlsCluster!.seeds.join(","),
+          SLOTGATE_UPSTREAM_TLS: "on",
+          SLOTGATE_UPSTREAM_TLS_CA: certs!.caFile,
+          SLOTGATE_TLS_LISTEN: `127.0.0.1:${clientPort}`,
+          SLOTGATE_TLS_CERT: certs!.server.certFile,
+          SLOTGATE_TLS_KEY: certs!.server.keyFile,
+        });
+        login.push("--tls", "--cacert", certs!.caFile);
       } else if (variant !== "plain") {
-        throw new Error(`unknown variant '${variant}' (plain, auth)`);
+        throw new Error(`unknown variant '${variant}' (plain, auth, tls)`);
       }
       proxy = spawn(bin!, args, { env: { ...process.env, ...env }, stdio: ["ignore", "inherit", "inherit"] });
-      await ready(port, login.length > 0 ? BENCH_USER : null);
+      await ready(clientPort, variant === "auth" ? BENCH_USER : null, ca);
       const target = `slotgate/${runtime}${variant === "plain" ? "" : `+${variant}`}`;
       for (const pipeline of [1, 16]) {
-        for (const r of await benchmark(port, false, pipeline, proxy.pid!, login)) results.push({ target, pipeline, ...r });
+        for (const r of await benchmark(clientPort, false, pipeline, proxy.pid!, login)) results.push({ target, pipeline, ...r });
       }
       proxy.kill("SIGTERM");
       await new Promise((r) => proxy!.once("close", r));
@@ -145,14 +173,17 @@ try {
 } finally {
   proxy?.kill("SIGKILL");
   await cluster?.stop();
+  await tlsCluster?.stop();
+  certs?.remove();
   rmSync(dir, { recursive: true, force: true });
 }
 
-const direct = (test: string, pipeline: number) => results.find((r) => r.target === "direct" && r.test === test && r.pipeline === pipeline)?.rps ?? NaN;
+const direct = (target: string, test: string, pipeline: number) => results.find((r) => r.target === target && r.test === test && r.pipeline === pipeline)?.rps ?? NaN;
 console.log(`\nredis-benchmark, ${clients} clients, ${requests} requests (x5 pipelined), 3-primary local cluster\n`);
 console.log(`${"target".padEnd(22)} ${"test".padEnd(5)} ${"pipeline".padEnd(9)} ${"requests/s".padStart(12)} ${"vs direct".padStart(10)} ${"CPU ms/1k".padStart(10)}`);
 for (const r of results) {
-  const ratio = r.rps / direct(r.test, r.pipeline);
+  // TLS rows are compared with TLS straight to the TLS cluster; the rest with plain TCP.
+  const ratio = r.rps / direct(r.target.endsWith("tls") ? "direct/tls" : "direct", r.test, r.pipeline);
   const cpu = r.cpuPerK === null ? "" : r.cpuPerK.toFixed(1);
   console.log(`${r.target.padEnd(22)} ${r.test.padEnd(5)} ${String(r.pipeline).padEnd(9)} ${r.rps.toFixed(0).padStart(12)} ${ratio.toFixed(2).padStart(10)} ${cpu.padStart(10)}`);
 }

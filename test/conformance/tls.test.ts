@@ -11,7 +11,7 @@ import * as tls from "node:tls";
 import { currentRuntime } from "../../adapters/current.ts";
 import type { Conn, ConnHandlers, Listener, ListenTls, Runtime } from "../../src/runtime.ts";
 import { pattern, within } from "../support/within.ts";
-import { makeTestCerts, type TestCerts } from "../support/tls-certs.ts";
+import { makeTestCerts, type TestCerts } from "../../scripts/tls-certs.ts";
 import { startStandaloneRedis, type StandaloneRedis } from "../../scripts/local-cluster.ts";
 import { freePorts } from "../../scripts/free-port.ts";
 

@@ -1,7 +1,7 @@
 /**
  * slotgate with TLS on both sides, in front of a real Redis Cluster whose nodes speak TLS only
  * (`port 0`, `tls-port`, TLS on the cluster bus and replication): clients reach it on its TLS port
- * with redis-cli --tls and ioredis; every kind of upstream connection (discovery, COMMAND, shared,
+ * with redis-cli --tls, ioredis and node-redis; every kind of upstream connection (discovery, COMMAND, shared,
  * replica, a client's own for transactions and blocking commands, pub/sub) must speak TLS, or
  * nothing below could work, since the nodes have no plain port. The certificate of the TLS port
  * is reloaded without dropping a client, and a bad one is refused.
@@ -15,6 +15,7 @@ import * as tls from "node:tls";
 import { detectRuntime } from "../../adapters/current.ts";
 import { join } from "node:path";
 import { Redis } from "ioredis";
+import { createClient } from "redis";
 import { startLocalCluster, startStandaloneRedis } from "../../scripts/local-cluster.ts";
 import { freePorts } from "../../scripts/free-port.ts";
 import { currentRuntime } from "../../adapters/current.ts";
@@ -25,7 +26,7 @@ import { requireRedisBinaries, runTool } from "../../scripts/redis-process.ts";
 import { lazy } from "../support/lazy.ts";
 import { startProxy, type RunningProxy } from "../support/proxy.ts";
 import { launchProxy } from "../support/launch.ts";
-import { makeTestCerts, type TestCerts } from "../support/tls-certs.ts";
+import { makeTestCerts, type TestCerts } from "../../scripts/tls-certs.ts";
 import { until, within } from "../support/within.ts";
 
 const SLOW = { timeout: 120_000 };
@@ -88,6 +89,22 @@ describe("TLS on both sides, in front of a TLS-only cluster", () => {
     // The slot map came from CLUSTER SLOTS over TLS; the command table from COMMAND over TLS.
     assert.ok(app.cluster.isReady);
     await until("COMMAND to be learned over TLS", () => app.cluster.commands?.learned === true);
+  });
+
+  it("node-redis over TLS (rediss://) sets and gets through the TLS port; a client without the CA is refused", SLOW, async () => {
+    const port = await tlsPort();
+    const client = createClient({ url: `rediss://127.0.0.1:${port}`, socket: { tls: true, ca: tlsCerts().ca, reconnectStrategy: false } });
+    client.on("error", () => {});
+    await within(client.connect(), "node-redis TLS connect");
+    try {
+      assert.equal(await client.set("tls:node-redis", "from node-redis"), "OK");
+      assert.equal(await client.get("tls:node-redis"), "from node-redis");
+    } finally {
+      client.destroy();
+    }
+    const untrusting = createClient({ url: `rediss://127.0.0.1:${port}`, socket: { tls: true, reconnectStrategy: false } });
+    untrusting.on("error", () => {});
+    await assert.rejects(within(untrusting.connect(), "node-redis TLS connect without the CA"), /certificate/i, "the system roots do not trust the test CA");
   });
 
   it("redis-cli --tls sets and gets through the TLS port", SLOW, async () => {

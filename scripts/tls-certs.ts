@@ -1,5 +1,5 @@
 /**
- * Throwaway TLS material for tests, made with the `openssl` command line in a temp dir: a CA, a
+ * Throwaway TLS material for tests and benchmarks, made with the `openssl` command line in a temp dir: a CA, a
  * server certificate for 127.0.0.1 and localhost, a client certificate, an expired server
  * certificate, and a server certificate from a second CA that nobody trusts. Works on Node, Bun
  * and Deno (node:child_process, node:fs, node:os, node:path only). `remove()` deletes the dir.
