@@ -55,6 +55,12 @@ export interface Conn {
    * closed connection ignores the call.
    */
   setKeepAlive(idleMs: number): void;
+  /**
+   * True when Nagle's algorithm is on and cannot be turned off (Deno's connections accepted by
+   * `Deno.listenTls`): a second small write then waits for the peer's delayed ACK (~40 ms), so the
+   * owner should gather the replies of a pipelined batch into one write. Absent: TCP_NODELAY is set.
+   */
+  readonly nagle?: boolean;
 }
 
 export interface ConnectOptions {

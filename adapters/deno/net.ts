@@ -44,7 +44,11 @@ class DenoConn implements Conn {
   private readEnded = false;
   private writeEnded = false;
 
-  constructor(private readonly socket: Deno.TcpConn | Deno.TlsConn) {
+  /** Nagle's algorithm is on and cannot be turned off: a connection accepted by `Deno.listenTls`. */
+  readonly nagle: boolean;
+
+  constructor(private readonly socket: Deno.TcpConn | Deno.TlsConn, nagle = false) {
+    this.nagle = nagle;
     const remote = socket.remoteAddr as Deno.NetAddr;
     this.remoteAddress = remote.hostname;
     this.remotePort = remote.port;
@@ -331,7 +335,8 @@ async function acceptLoop(listener: Deno.Listener<Deno.TcpConn | Deno.TlsConn>, 
 
 function adopt(socket: Deno.TcpConn | Deno.TlsConn, accept: (conn: Conn) => ConnHandlers): void {
   {
-    const conn = new DenoConn(socket);
+    // A TLS connection accepted here has no setNoDelay (Deno.TlsConn): Nagle stays on.
+    const conn = new DenoConn(socket, !("setNoDelay" in socket));
     try {
       conn.handlers = accept(conn);
     } catch (e) {

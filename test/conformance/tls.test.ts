@@ -207,6 +207,9 @@ describe("TLS listen", () => {
     const client = await tlsClient(listener.port, { ca: certs.ca });
     assert.equal(await echo(client, "hello over tls"), "hello over tls");
     assert.equal(accepted(), 1);
+    // Deno's accepted TLS connections cannot set TCP_NODELAY and say so, for the session to gather
+    // a pipeline's replies into one write; Node and Bun turn Nagle's algorithm off.
+    assert.equal(conns.at(-1)!.nagle === true, isDeno(), "Conn.nagle is set exactly where Nagle stays on");
     // A client that does not trust the CA never gets through.
     await assert.rejects(tlsClient(listener.port, { ca: certs.otherCa }));
   });

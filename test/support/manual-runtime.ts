@@ -98,6 +98,8 @@ export class FakeConn implements Conn {
   keepAliveMs: number | null = null;
   /** True once `handlers.close` has been delivered. */
   closed = false;
+  /** Models a connection that cannot turn Nagle's algorithm off (`Conn.nagle`). */
+  nagle = false;
   #handlers: ConnHandlers;
 
   constructor(host: string, port: number, handlers: ConnHandlers, localPort: number) {

@@ -23,7 +23,7 @@
  * local/). The next split is the input side (parser, held requests, query-buffer accounting).
  */
 import type { Conn, ConnHandlers } from "../../runtime.ts";
-import type { Scope } from "../../scope/scope.ts";
+import type { Scope, ScopedTimer } from "../../scope/scope.ts";
 import { Fifo } from "../../util/fifo.ts";
 import { ReplyQueue } from "./reply-queue.ts";
 import { UpstreamRequest, type Pending, type ReplySink } from "../../backend/request.ts";
@@ -111,6 +111,11 @@ const immediate = (reply: Uint8Array): Pending => ({ reply });
 
 /** An unfinished request past this size is read one chunk per turn of the event loop. */
 const YIELD_BYTES = 256 * 1024;
+/**
+ * On a connection that cannot turn Nagle's algorithm off (`Conn.nagle`), replies ready while
+ * others of the same pipeline are still owed wait at most this long to leave in one write.
+ */
+const GATHER_MS = 1;
 
 /** A request read while `maxPendingRequests` were unanswered, or the protocol error that ended the input. */
 type Held = { args: Uint8Array[]; frame: Uint8Array } | Uint8Array;
@@ -150,6 +155,8 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
   #out: Uint8Array[] = [];
   #outBytes = 0;
   #flushScheduled = false;
+  /** Replies held to leave together (`Conn.nagle`); the timer that sends them anyway. */
+  #gathering: ScopedTimer | null = null;
   #readPaused = false;
   /** Reading is paused until a later turn, to let other clients in (`#yieldReading`). */
   #yielding = false;
@@ -633,11 +640,21 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
     this.#account();
   }
 
-  #write(): void {
+  #write(gathered = false): void {
     this.#flushScheduled = false;
     this.#runHeld();
     const conn = this.#conn;
     if (!conn || this.#closed) return;
+    if (this.#outBytes > 0 && conn.nagle === true && !gathered && this.#queue.length > 0) {
+      // More replies of this pipeline are owed: send them all at once, or these in GATHER_MS.
+      this.#gathering ??= this.#scope.timer("gather replies", GATHER_MS, () => {
+        this.#gathering = null;
+        this.#write(true);
+      });
+      return;
+    }
+    this.#gathering?.cancel();
+    this.#gathering = null;
     if (this.#outBytes > 0) {
       const replies = this.#out.length;
       const chunk = concatBytes(this.#out, this.#outBytes);
