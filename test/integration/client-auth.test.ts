@@ -12,7 +12,7 @@ import process from "node:process";
 import { after, describe, it } from "node:test";
 import { Redis } from "ioredis";
 import { createClient } from "redis";
-import { detectRuntime } from "../../adapters/current.ts";
+import { entryCommand } from "../support/processes.ts";
 import { startLocalCluster, startStandaloneRedis } from "../../scripts/local-cluster.ts";
 import { freePort } from "../../scripts/free-port.ts";
 import { lazy } from "../support/lazy.ts";
@@ -266,16 +266,6 @@ describe("clients authenticate to slotgate", () => {
   });
 });
 
-function entryCommand(): string[] {
-  switch (detectRuntime()) {
-    case "bun":
-      return [process.execPath, "adapters/bun/main.ts"];
-    case "deno":
-      return [process.execPath, "run", "-A", "adapters/deno/main.ts"];
-    default:
-      return [process.execPath, "--import", "tsx", "adapters/node/main.ts"];
-  }
-}
 
 describe("protected mode", () => {
   it("slotgate refuses to start on a non-loopback address with no client authentication, unless allowed", SLOW, async () => {

@@ -12,6 +12,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { after, describe, it } from "node:test";
 import { detectRuntime } from "../../adapters/current.ts";
+import { entryCommand } from "../support/processes.ts";
 import { startLocalCluster } from "../../scripts/local-cluster.ts";
 import { freePort } from "../../scripts/free-port.ts";
 import { lazy } from "../support/lazy.ts";
@@ -19,16 +20,6 @@ import { RawClient, resp } from "../support/proxy.ts";
 
 const SLOW = { timeout: 120_000 };
 
-function command(): string[] {
-  switch (detectRuntime()) {
-    case "bun":
-      return [process.execPath, "adapters/bun/main.ts"];
-    case "deno":
-      return [process.execPath, "run", "-A", "adapters/deno/main.ts"];
-    default:
-      return [process.execPath, "--import", "tsx", "adapters/node/main.ts"];
-  }
-}
 
 interface Run {
   code: number | null;
@@ -37,7 +28,7 @@ interface Run {
 }
 
 function start(args: string[], env: Record<string, string>) {
-  const [bin, ...rest] = command();
+  const [bin, ...rest] = entryCommand();
   const child = spawn(bin!, [...rest, ...args], {
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
     stdio: ["ignore", "pipe", "pipe"],

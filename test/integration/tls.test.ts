@@ -12,7 +12,7 @@ import { spawn } from "node:child_process";
 import { copyFileSync, writeFileSync } from "node:fs";
 import process from "node:process";
 import * as tls from "node:tls";
-import { detectRuntime } from "../../adapters/current.ts";
+import { entryCommand } from "../support/processes.ts";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { createClient } from "redis";
@@ -225,9 +225,8 @@ describe("TLS on both sides, in front of a TLS-only cluster", () => {
     copyFileSync(c.server.certFile, cert);
     copyFileSync(c.server.keyFile, key);
     const [port] = (await freePorts(1)) as [number];
-    const runtime = detectRuntime();
-    const main = runtime === "bun" ? ["adapters/bun/main.ts"] : runtime === "deno" ? ["run", "-A", "adapters/deno/main.ts"] : ["--import", "tsx", "adapters/node/main.ts"];
-    const child = spawn(process.execPath, main, {
+    const [bin, ...main] = entryCommand();
+    const child = spawn(bin!, main, {
       env: {
         PATH: process.env.PATH ?? "",
         HOME: process.env.HOME ?? "",

@@ -1,9 +1,23 @@
 /**
- * Process helpers for tests that check nothing was left running. Works on Node, Bun and Deno
- * (node:process and node:fs only).
+ * Process helpers: the command that runs slotgate's entry point on the runtime running the test,
+ * and checks that nothing was left running. Works on Node, Bun and Deno (node:process and
+ * node:fs only).
  */
 import { readFileSync } from "node:fs";
 import process from "node:process";
+import { detectRuntime } from "../../adapters/current.ts";
+
+/** The command (executable first) that runs slotgate's entry point on this test's runtime. */
+export function entryCommand(): string[] {
+  switch (detectRuntime()) {
+    case "bun":
+      return [process.execPath, "adapters/bun/main.ts"];
+    case "deno":
+      return [process.execPath, "run", "-A", "adapters/deno/main.ts"];
+    default:
+      return [process.execPath, "--import", "tsx", "adapters/node/main.ts"];
+  }
+}
 
 /**
  * True while `pid` is a live process. A zombie (exited, not yet reaped by its parent, state Z in
