@@ -117,8 +117,8 @@ export class UpstreamConn implements DedicatedConn {
     this.#onTimer = () => this.#checkTimeout();
     // Credentials first: until they are accepted, Redis answers every other command -NOAUTH.
     if (options.auth) this.#authenticate(options.auth, options.protocol ?? 2);
-    else if (options.protocol === 3) this.#prelude(HELLO_3, "HELLO 3");
-    if (options.readOnly) this.#prelude(READONLY, "READONLY");
+    else if (options.protocol === 3) this.#command(HELLO_3, "HELLO 3");
+    if (options.readOnly) this.#command(READONLY, "READONLY");
     scope.spawn(`connect ${options.host}:${options.port}`, () => this.#open());
   }
 
@@ -165,30 +165,33 @@ export class UpstreamConn implements DedicatedConn {
   }
 
   /** Queue a command whose error fails the connection and whose success is dropped. */
-  #prelude(frame: Uint8Array, what: string): void {
+  /**
+   * Queue `frame` ahead of everything else; an error reply to it fails the connection through
+   * `refused` (given Redis's error text). Failures the connection makes up itself (lost, timed
+   * out) are not refusals: the connection is already failing with its own reason.
+   */
+  #prelude(frame: Uint8Array, refused: (error: string) => void): void {
     const sink: ReplySink = {
       deliver: (_request, reply) => {
-        if (reply[0] === MINUS) this.fail(`upstream ${this.#address()} refused ${what}: ${new TextDecoder().decode(reply.subarray(1, reply.length - 2))}`);
+        if (reply[0] === MINUS && !this.#dead) refused(new TextDecoder().decode(reply.subarray(1, reply.length - 2)));
       },
       deliveryFailed: () => {},
     };
     this.#push(new UpstreamRequest(frame, 0, sink, 0, INTERNAL), this.#scope.runtime.now() + this.#options.connectTimeoutMs + this.#options.opTimeoutMs);
   }
 
+  /** A prelude Redis may refuse, e.g. `READONLY`: the connection fails saying so. */
+  #command(frame: Uint8Array, what: string): void {
+    this.#prelude(frame, (error) => this.fail(`upstream ${this.#address()} refused ${what}: ${error}`));
+  }
+
   /** `AUTH`, or `HELLO 3 AUTH` in one command; a refusal fails the connection with cause "auth". */
   #authenticate(auth: UpstreamAuth, protocol: 2 | 3): void {
-    const sink: ReplySink = {
-      deliver: (_request, reply) => {
-        // Failures the connection makes up itself (lost, timed out) are no refusal of credentials.
-        if (reply[0] !== MINUS || this.#dead) return;
-        // Redis's words (WRONGPASS, NOAUTH...) go to the log; the client reads slotgate's own.
-        this.authDetail = new TextDecoder().decode(reply.subarray(1, reply.length - 2));
-        this.fail(authRefusal(this.#options.cluster, this.#address()).message, "auth");
-      },
-      deliveryFailed: () => {},
-    };
-    const frame = encodeCommand(authArgs(auth, protocol));
-    this.#push(new UpstreamRequest(frame, 0, sink, 0, INTERNAL), this.#scope.runtime.now() + this.#options.connectTimeoutMs + this.#options.opTimeoutMs);
+    this.#prelude(encodeCommand(authArgs(auth, protocol)), (error) => {
+      // Redis's words (WRONGPASS, NOAUTH...) go to the log; the client reads slotgate's own.
+      this.authDetail = error;
+      this.fail(authRefusal(this.#options.cluster, this.#address()).message, "auth");
+    });
     // A connection that only writes (a subscriber's) sends no request to arm the timer: a node
     // that never answers AUTH must not hold it forever.
     this.#timer ??= this.#scope.timer("op timeout", this.#options.opTimeoutMs, this.#onTimer);
