@@ -36,7 +36,7 @@ export const LAYERS: readonly Layer[] = [
   /*  0 */ { entries: ["src/runtime.ts", "src/errors.ts", "src/log.ts", "src/util/", "src/testing/"], holds: "the Runtime port, shared errors, logging, leaf helpers, test fault switches" },
   /*  1 */ { entries: ["src/resp/"], holds: "RESP framing, parsing and encoding" },
   /*  2 */ { entries: ["src/commands/"], holds: "the command table and key extraction" },
-  /*  3 */ { entries: ["src/scope/", "src/acl/"], holds: "lifetimes: scopes, their I/O and timing helpers; client users and their permissions" },
+  /*  3 */ { entries: ["src/scope/", "src/acl/", "src/metrics/"], holds: "lifetimes: scopes, their I/O and timing helpers; client users and their permissions; counters, the slow log and their exposition" },
   /*  4 */ { entries: ["src/backend/"], holds: "what the router needs from an upstream" },
   /*  5 */ { entries: ["src/upstream/"], holds: "pipelined connections to one Redis node" },
   /*  6 */ { entries: ["src/backends/cluster/", "src/backends/pool/"], holds: "the two backends, siblings: a Redis Cluster, a ketama pool" },

@@ -17,6 +17,9 @@ import { LiveConfig } from "./control/control-plane.ts";
 import { startAdminServer, type AdminServer } from "./admin/server.ts";
 import { CommandTable } from "./commands/keys.ts";
 import { ClientAuth } from "./acl/client-auth.ts";
+import { ProxyMetrics, probeLoopLag } from "./metrics/proxy-metrics.ts";
+import { scrape, type ClusterSample } from "./metrics/scrape.ts";
+import { commandstatsLines, statsLines } from "./metrics/info.ts";
 
 export const VERSION = "0.2.0";
 
@@ -41,6 +44,10 @@ export interface Slotgate {
   readonly commands: CommandTable;
   /** Resolves once every routed backend is ready (a complete slot map; every server of a pool answered PING). */
   ready(): Promise<void>;
+  /** What the proxy counts; null when `metrics` is off. */
+  readonly metrics: ProxyMetrics | null;
+  /** One Prometheus scrape (`GET /metrics`): the text and its content type; null when metrics are off. */
+  scrape(openMetrics: boolean): { body: string; contentType: string } | null;
   close(): Promise<void>;
 }
 
@@ -68,27 +75,39 @@ export async function startSlotgate(runtime: Runtime, config: Config, log: Logge
   }
   let server!: ProxyServer;
   const auth = new ClientAuth(config, () => runtime.now(), log);
+  // Metrics are on or off for the life of the process: sessions and connections are built so.
+  const metrics = config.metrics ? new ProxyMetrics(config) : null;
+  if (metrics) {
+    const probes = scope.child("metrics");
+    probeLoopLag((ms, fn) => void probes.timer("event loop lag probe", ms, fn), () => runtime.now(), metrics.loopLag);
+  }
   const control = new LiveConfig(scope.child("clusters"), config, log, {
     onLimits: (limits) => void (server.options.limits = limits),
     onLogLevel: (level) => log.setLevel?.(level),
     onAuth: (next) => void auth.update(next),
     scopeTree: () => scope.inspect(),
+    onMetrics: (next) => metrics?.update(next),
+    changed: (applied) => {
+      if (metrics && applied) metrics.configApplied++;
+      else if (metrics) metrics.configRefused++;
+    },
+    ...(metrics && { upstreamStats: metrics.upstream }),
   }, commands);
   const router = new Router(
     () => control.table,
     {
       random: () => runtime.random(),
-      info: () => infoText(runtime, server, control, commands),
+      info: () => infoText(runtime, server, control, commands, metrics),
       denied: denyListOf(() => control.config()),
     },
     commands,
   );
   server = new ProxyServer(
     scope,
-    { host: listen.host, port: listen.port, limits: config.limits, tls: tlsListen && tls && { host: tlsListen.host, port: tlsListen.port, tls } },
+    { host: listen.host, port: listen.port, limits: config.limits, tls: tlsListen && tls && { host: tlsListen.host, port: tlsListen.port, tls }, ...(metrics && { metrics }) },
     router,
     log,
-    () => infoText(runtime, server, control, commands),
+    () => infoText(runtime, server, control, commands, metrics),
     auth,
   );
   let admin: AdminServer | null = null;
@@ -96,7 +115,14 @@ export async function startSlotgate(runtime: Runtime, config: Config, log: Logge
     await server.start();
     if (config.admin.listen !== "off") {
       const address = parseAddress(config.admin.listen, true)!;
-      admin = await startAdminServer(scope.child("admin"), { host: address.host, port: address.port, token: config.admin.token, control, version: VERSION });
+      admin = await startAdminServer(scope.child("admin"), {
+        host: address.host,
+        port: address.port,
+        token: config.admin.token,
+        control,
+        version: VERSION,
+        ...(metrics && { metrics: (openMetrics: boolean) => scrapeNow(openMetrics)! }),
+      });
     }
   } catch (error) {
     await scope.destroy().catch(() => {});
@@ -110,7 +136,22 @@ export async function startSlotgate(runtime: Runtime, config: Config, log: Logge
     clusters: Object.keys(config.clusters).join(","),
   });
   let closing: Promise<void> | null = null;
+  function scrapeNow(openMetrics: boolean): { body: string; contentType: string } | null {
+    if (!metrics) return null;
+    return scrape(metrics, {
+      version: VERSION,
+      runtime: runtime.name,
+      clientsConnected: server.connectedClients,
+      dedicatedConnections: server.dedicated.open,
+      clientsMemoryBytes: server.memory.totalBytes,
+      evictedClients: server.memory.evicted,
+      clusters: clusterSamples(control),
+      memory: runtime.memoryUsage?.() ?? null,
+    }, openMetrics);
+  }
   return {
+    metrics,
+    scrape: scrapeNow,
     scope,
     control,
     server,
@@ -158,7 +199,31 @@ export async function startSlotgate(runtime: Runtime, config: Config, log: Logge
   };
 }
 
-function infoText(runtime: Runtime, server: ProxyServer, control: LiveConfig, commands: CommandTable): string {
+/** Every configured backend as the scrape reads it. */
+function clusterSamples(control: LiveConfig): ClusterSample[] {
+  return control.clusters().map((view) => ({
+    name: view.name,
+    type: view.type,
+    ready: view.ready,
+    coveredSlots: view.coveredSlots,
+    moved: view.redirects.moved,
+    ask: view.redirects.ask,
+    refreshes: view.refreshes,
+    refreshFailures: view.refreshFailures,
+    lastRefreshMs: control.redisCluster(view.name)?.stats.lastRefreshAt ?? null,
+    nodes: view.nodes,
+    scope: view.scope,
+  }));
+}
+
+function infoText(runtime: Runtime, server: ProxyServer, control: LiveConfig, commands: CommandTable, metrics: ProxyMetrics | null): string {
+  let blocked = 0;
+  let pubsub = 0;
+  for (const session of server.sessions) {
+    if (session.isBlocked) blocked++;
+    if (session.pubsub !== null) pubsub++;
+  }
+  const memory = runtime.memoryUsage?.() ?? null;
   const lines = [
     "# Server",
     "redis_version:7.0.0",
@@ -169,9 +234,19 @@ function infoText(runtime: Runtime, server: ProxyServer, control: LiveConfig, co
     "",
     "# Clients",
     `connected_clients:${server.connectedClients}`,
+    `maxclients:${server.options.limits.maxClients}`,
+    `blocked_clients:${blocked}`,
+    `pubsub_clients:${pubsub}`,
     "",
+    ...(memory ? ["# Memory", `used_memory:${memory.heapUsed}`, `used_memory_rss:${memory.rss}`, ""] : []),
     "# Persistence",
     "loading:0",
+    "",
+    "# Stats",
+    ...statsLines(metrics, { totalConnections: server.totalConnections, evictedClients: server.memory.evicted, now: runtime.now() }),
+    "",
+    "# Commandstats",
+    ...commandstatsLines(metrics),
     "",
     "# Cluster",
     "cluster_enabled:0",

@@ -177,4 +177,16 @@ export interface Runtime {
    * briefly. Optional; runtimes whose collector follows allocations closely enough leave it out.
    */
   collectGarbage?(): void;
+  /**
+   * The process's resident memory and the JavaScript heap in use, in bytes, read when asked (the
+   * metrics scrape, INFO). Null when the runtime cannot tell. Optional so that test runtimes may
+   * leave it out; every adapter implements it.
+   */
+  memoryUsage?(): MemoryUsage | null;
+}
+
+/** What `Runtime.memoryUsage` reports, in bytes. */
+export interface MemoryUsage {
+  rss: number;
+  heapUsed: number;
 }

@@ -29,4 +29,9 @@ export const bunRuntime: Runtime = {
   serveHttp,
   collectGarbage,
   readTextFile: (path) => Bun.file(path).text(),
+  // Bun's own process object (no node: import): rss from the OS, heapUsed from JavaScriptCore.
+  memoryUsage: () => {
+    const { rss, heapUsed } = process.memoryUsage();
+    return { rss, heapUsed };
+  },
 };

@@ -27,4 +27,8 @@ export const denoRuntime: Runtime = {
   lookup,
   serveHttp,
   readTextFile: (path) => Deno.readTextFile(path),
+  memoryUsage: () => {
+    const { rss, heapUsed } = Deno.memoryUsage();
+    return { rss, heapUsed };
+  },
 };

@@ -27,4 +27,8 @@ export const nodeRuntime: Runtime = {
   lookup,
   serveHttp,
   readTextFile: (path) => readFile(path, "utf8"),
+  memoryUsage: () => {
+    const { rss, heapUsed } = process.memoryUsage();
+    return { rss, heapUsed };
+  },
 };

@@ -93,6 +93,8 @@ export function createSimRuntime(options: SimRuntimeOptions): SimRuntime {
     serveHttp: (_o: ListenOptions, _f: FetchHandler): Promise<HttpServer> =>
       Promise.reject(new Error("serveHttp is not supported in the simulator")),
     readTextFile: (path: string): Promise<string> => Promise.reject(new Error(`the simulator has no files (read of ${path})`)),
+    // Fixed figures: a simulated process has no memory of its own, and a run must replay exactly.
+    memoryUsage: () => ({ rss: 64 * 1024 * 1024, heapUsed: 32 * 1024 * 1024 }),
   });
 
   const host = options.host ?? "10.0.0.1";

@@ -16,6 +16,7 @@
  * | `PUT /clusters/:name`              | add or replace one cluster: 200 `{ changes }` or 400/404/409 `{ errors }` |
  * | `DELETE /clusters/:name[?force=true]` | 200 `{ changes }`; 404 unknown; 409 a route still points at it |
  * | `GET /debug/scopes`                | 200 the whole scope tree                                      |
+ * | `GET /metrics`                     | 200 Prometheus text (0.0.4; OpenMetrics 1.0 when `Accept` asks), or 404 when metrics are off |
  *
  * `HEAD` works wherever `GET` does. Unknown paths answer 404 `{ error }`; a known path with another
  * method answers 405 `{ error }` with an `Allow` header. A handler failure answers 500 `{ error }`.
@@ -47,6 +48,7 @@ import { Hono, type Context, type MiddlewareHandler } from "hono";
 import type { ChangeResult, ControlPlane } from "../control/types.ts";
 import { isLoopbackHost } from "../util/address.ts";
 import { redactSecrets } from "../config/secrets.ts";
+import { wantsOpenMetrics } from "../metrics/exposition.ts";
 
 export { isLoopbackHost };
 
@@ -60,7 +62,12 @@ export interface AdminAppOptions {
   version: string;
   /** Largest accepted request body in bytes (default 1 MiB). */
   maxBodyBytes?: number;
+  /** One Prometheus scrape for `GET /metrics`; absent: metrics are off (the route answers 404). */
+  metrics?: MetricsScrape | undefined;
 }
+
+/** The exposition text of a scrape and its content type; OpenMetrics when asked. */
+export type MetricsScrape = (openMetrics: boolean) => { body: string; contentType: string };
 
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
@@ -172,6 +179,16 @@ export function createAdminApp(control: ControlPlane, options: AdminAppOptions):
       },
     },
     { path: "/debug/scopes", methods: { GET: () => json(control.scopes()) } },
+    {
+      path: "/metrics",
+      methods: {
+        GET: (c) => {
+          if (!options.metrics) return json({ error: "metrics are off (SLOTGATE_METRICS=off)" }, 404);
+          const { body, contentType } = options.metrics(wantsOpenMetrics(c.req.header("accept")));
+          return new Response(body, { headers: { "content-type": contentType, "cache-control": "no-store" } });
+        },
+      },
+    },
   ];
 
   const app = new Hono();

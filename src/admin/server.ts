@@ -5,7 +5,7 @@
 import type { ControlPlane } from "../control/types.ts";
 import { ScopeClosedError } from "../errors.ts";
 import type { Scope } from "../scope/scope.ts";
-import { createAdminApp, isLoopbackHost } from "./app.ts";
+import { createAdminApp, isLoopbackHost, type MetricsScrape } from "./app.ts";
 
 export interface AdminServerOptions {
   /** Address to listen on; without `token` it must be loopback (127.0.0.0/8, ::1, localhost). */
@@ -18,6 +18,8 @@ export interface AdminServerOptions {
   version: string;
   /** Largest accepted request body (default 1 MiB). */
   maxBodyBytes?: number;
+  /** One Prometheus scrape for `GET /metrics`; absent: metrics are off (404). */
+  metrics?: MetricsScrape;
 }
 
 export interface AdminServer {
@@ -46,6 +48,7 @@ export async function startAdminServer(scope: Scope, options: AdminServerOptions
     token: options.token || undefined,
     version: options.version,
     maxBodyBytes: options.maxBodyBytes,
+    metrics: options.metrics,
   });
   if (!scope.isOpen) throw new ScopeClosedError(scope.path, `serve the admin API on ${wanted}`);
   const server = await scope.runtime.serveHttp({ host: options.host, port: options.port }, (request) => app.fetch(request));

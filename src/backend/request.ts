@@ -62,6 +62,8 @@ export class UpstreamRequest implements Pending {
   readOnly = false;
   /** A blocking command: Redis's own timeout applies, never `opTimeoutMs`. */
   blocking = false;
+  /** `host:port` of the node it was last sent to (the slow log names it); null until sent. */
+  node: string | null = null;
 
   constructor(
     /** The command's exact RESP bytes, forwarded as they are. */

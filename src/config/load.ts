@@ -65,6 +65,9 @@ export const ENV_VARIABLES: readonly { name: string; path: string; kind: Kind }[
   { name: "SLOTGATE_REQUIREPASS", path: "requirepass", kind: "secret" },
   { name: "SLOTGATE_REQUIREPASS_FILE", path: "requirepass", kind: "file" },
   { name: "SLOTGATE_ALLOW_UNPROTECTED", path: "allowUnprotected", kind: "yesno" },
+  { name: "SLOTGATE_METRICS", path: "metrics", kind: "switch" },
+  { name: "SLOTGATE_SLOWLOG_THRESHOLD_US", path: "slowlogThresholdUs", kind: "number" },
+  { name: "SLOTGATE_SLOWLOG_MAX_LEN", path: "slowlogMaxLen", kind: "number" },
 ];
 
 /** Read by the entry points, not part of the document. */

@@ -278,6 +278,12 @@ export const ConfigSchema = v.pipe(
     users: v.optional(v.record(userName, UserSchema, "expected an object of users by name"), {}),
     /** Accept clients on a non-loopback address with no authentication configured (Redis's `protected-mode no`). */
     allowUnprotected: v.optional(v.boolean("expected true or false (yes or no in SLOTGATE_ALLOW_UNPROTECTED)"), false),
+    /** Count requests per command, time them, keep the slow log (GET /metrics, INFO, SLOWLOG). */
+    metrics: v.optional(v.boolean("expected true or false (on or off in SLOTGATE_METRICS)"), true),
+    /** Requests slower than this through slotgate go to the slow log (Redis's slowlog-log-slower-than; -1: none, 0: all). */
+    slowlogThresholdUs: v.optional(int(-1, HOUR_MS * 1000, "microseconds"), 10_000),
+    /** Entries the slow log keeps (Redis's slowlog-max-len). */
+    slowlogMaxLen: v.optional(int(0, 100_000, "entries"), 128),
   }),
   v.rawCheck(({ dataset, addIssue }) => {
     if (!dataset.typed) return;

@@ -33,6 +33,7 @@ import { faults } from "../testing/faults.ts";
 import type { CommandLearner } from "../backends/cluster/command-learning.ts";
 import { fieldChanges } from "./live-fields.ts";
 import { restoreSecrets } from "../config/secrets.ts";
+import type { UpstreamStats } from "../metrics/upstream.ts";
 
 interface Entry {
   backend: Backend;
@@ -52,6 +53,12 @@ export interface ControlPlaneHooks {
   onAuth?(config: Config): void;
   /** The whole scope tree, for `GET /debug/scopes`. */
   scopeTree(): ScopeInfo;
+  /** The configuration in force from now on, for the slow log's settings. */
+  onMetrics?(config: Config): void;
+  /** A change was applied (true) or refused (false): counted by the metrics. */
+  changed?(applied: boolean): void;
+  /** Where every backend's upstream connections count (absent: metrics are off). */
+  upstreamStats?: UpstreamStats;
 }
 
 export class LiveConfig implements ControlPlane {
@@ -170,12 +177,15 @@ export class LiveConfig implements ControlPlane {
 
   #write(change: () => ChangeResult | Promise<ChangeResult>): Promise<ChangeResult> {
     const run = this.#writes.then(async (): Promise<ChangeResult> => {
+      let result: ChangeResult;
       try {
-        return await change();
+        result = await change();
       } catch (error) {
-        if (error instanceof ConfigError) return { ok: false, status: 400, problems: error.problems };
-        throw error;
+        if (!(error instanceof ConfigError)) throw error;
+        result = { ok: false, status: 400, problems: error.problems };
       }
+      this.#hooks.changed?.(result.ok);
+      return result;
     });
     this.#writes = run.catch(() => {});
     return run;
@@ -223,6 +233,7 @@ export class LiveConfig implements ControlPlane {
     this.#hooks.onLimits(next.limits);
     this.#hooks.onLogLevel(next.logLevel);
     this.#hooks.onAuth?.(next);
+    this.#hooks.onMetrics?.(next);
     for (const change of changes) this.#log.info(change);
     await Promise.all(
       retired.map(({ name, entry, reason }) =>
@@ -253,7 +264,8 @@ export class LiveConfig implements ControlPlane {
     if (tlsConfig?.insecure) {
       this.#log.warn("upstream TLS certificates are NOT verified (tls.insecure): anyone on the path can impersonate the nodes", { cluster: name });
     }
-    const options = { ...knobs, ...config.limits, log: this.#log, auth: resolveAuth(document, config.clusterDefaults), tls };
+    const upstreamStats = this.#hooks.upstreamStats;
+    const options = { ...knobs, ...config.limits, log: this.#log, auth: resolveAuth(document, config.clusterDefaults), tls, ...(upstreamStats && { upstreamStats }) };
     let backend: Backend;
     let redisCluster: Cluster | null = null;
     if (document.type === "standalone") {

@@ -13,6 +13,7 @@ import { DedicatedBudget } from "./own-conn/dedicated.ts";
 import { closeAfterFlush } from "./session/closing.ts";
 import { ClientsMemory } from "./session/clients-memory.ts";
 import type { ClientAuth } from "../acl/client-auth.ts";
+import type { ProxyMetrics } from "../metrics/proxy-metrics.ts";
 
 export interface ServerOptions {
   host: string;
@@ -21,6 +22,8 @@ export interface ServerOptions {
   limits: SessionLimits;
   /** A second, TLS-only port; its clients are served exactly like the plain port's. */
   tls?: { host: string; port: number; tls: ListenTls };
+  /** What the proxy counts; absent: metrics are off. */
+  metrics?: ProxyMetrics;
 }
 
 /** Limits of a session, and the bounds over all clients: connections held alone, memory. */
@@ -42,6 +45,8 @@ export class ProxyServer {
   #totalConnections = 0;
   /** Connections are being refused for `maxClients` (logged once per run of refusals). */
   #refusing = false;
+  /** Every client connected now (INFO's blocked_clients and pubsub_clients are read from them). */
+  readonly sessions = new Set<ClientSession>();
   /** Connections clients hold alone (blocked commands, transactions), over all clients. */
   readonly dedicated = new DedicatedBudget(() => this.options.limits.maxDedicatedConnections);
   /** What all clients hold in memory together, bounded by `maxClientsMemoryBytes` (read live). */
@@ -95,12 +100,15 @@ export class ProxyServer {
     const accept = (listenHost: string) => (conn: Conn): ConnHandlers => {
       const id = ++this.#nextId;
       this.#totalConnections++;
+      const metrics = this.options.metrics;
+      if (metrics) metrics.downstreamCxTotal++;
       // The limit in force now: a live change applies to the next connection.
       if (this.#connected >= this.options.limits.maxClients || !this.scope.isOpen) {
         if (!this.#refusing && this.scope.isOpen) {
           this.#refusing = true;
           this.log.warn("client refused", { addr: `${conn.remoteAddress}:${conn.remotePort}`, limit: "maxClients", max: this.options.limits.maxClients });
         }
+        if (metrics) metrics.downstreamCxRejected++;
         conn.write(new TextEncoder().encode("-ERR max number of clients reached\r\n"));
         // Closed fully once the error has left, even if the client never closes its side.
         closeAfterFlush(this.scope, conn);
@@ -122,7 +130,10 @@ export class ProxyServer {
         listenHost,
         info: this.info,
         ...(this.auth ? { auth: this.auth } : {}),
+        ...(metrics ? { metrics } : {}),
       });
+      this.sessions.add(session);
+      scope.defer(() => void this.sessions.delete(session));
       session.attach(conn);
       return session.handlers();
     };

@@ -35,6 +35,7 @@ import { errorReply, ASKING_COMMAND } from "../resp/replies.ts";
 import { concatBytes, encodeCommand } from "../resp/encode.ts";
 import { MINUS, PUSH } from "../resp/bytes.ts";
 import { connectTls, type UpstreamTls } from "./tls.ts";
+import { UNCOUNTED, type NodeStats } from "../metrics/upstream.ts";
 
 /** What a connection reports to the node that owns it. */
 export interface UpstreamEvents {
@@ -72,6 +73,8 @@ export interface UpstreamConnOptions {
   tls?: UpstreamTls;
   /** The hostname the node announced, checked against its TLS certificate unless one is configured. */
   hostname?: string;
+  /** Where the connection counts connects, requests, timeouts and bytes (absent: nowhere). */
+  stats?: NodeStats;
 }
 
 
@@ -82,6 +85,7 @@ const INTERNAL = -1;
 
 export class UpstreamConn implements DedicatedConn {
   readonly #scope: Scope;
+  readonly #stats: NodeStats;
   readonly #options: UpstreamConnOptions;
   readonly #events: UpstreamEvents;
   readonly #pending = new Fifo<UpstreamRequest>();
@@ -108,6 +112,7 @@ export class UpstreamConn implements DedicatedConn {
   constructor(scope: Scope, options: UpstreamConnOptions, events: UpstreamEvents) {
     this.#scope = scope;
     this.#options = options;
+    this.#stats = options.stats ?? UNCOUNTED;
     this.#events = events;
     this.#reader = new ReplyReader((frame) => this.#onReply(frame), {
       maxBulkBytes: options.maxBulkBytes,
@@ -155,6 +160,7 @@ export class UpstreamConn implements DedicatedConn {
     // Takes the `+OK` that answers an `ASKING`: nothing waits for it.
     if (request.asking) this.#push(new UpstreamRequest(ASKING_COMMAND, request.slot, NO_READER, 0, INTERNAL), deadline);
     this.#push(request, deadline);
+    this.#stats.rqTotal++;
     this.#timer ??= this.#scope.timer("op timeout", this.#options.opTimeoutMs, this.#onTimer);
     return null;
   }
@@ -208,6 +214,7 @@ export class UpstreamConn implements DedicatedConn {
     if (this.#dead) return;
     this.#dead = true;
     this.cause = cause;
+    if (this.#wasOpen) this.#stats.cxActive--;
     this.#timer?.cancel();
     this.#timer = null;
     this.#connecting.abort();
@@ -234,10 +241,18 @@ export class UpstreamConn implements DedicatedConn {
       // Cancelled by the node's teardown: its requests get the owner's reason ("cluster 'b' was
       // removed"), not the cancellation's wording.
       if (!this.#scope.isOpen) this.fail((this.#options.closing?.() ?? new Unavailable("closing", `upstream ${this.#address()} is shutting down`)).message, "closed");
-      else this.fail(`upstream ${this.#address()} unreachable: ${error instanceof Error ? error.message : String(error)}`, causeOf(error));
+      else {
+        this.#stats.cxConnectFail++;
+        this.fail(`upstream ${this.#address()} unreachable: ${error instanceof Error ? error.message : String(error)}`, causeOf(error));
+      }
       return;
     }
     this.#wasOpen = true;
+    // A connection that failed while its connect was settling was never counted open.
+    if (!this.#dead) {
+      this.#stats.cxTotal++;
+      this.#stats.cxActive++;
+    }
     const keepAliveSeconds = this.#options.tcpKeepAliveSeconds ?? 0;
     if (keepAliveSeconds > 0) this.#conn.setKeepAlive(keepAliveSeconds * 1000);
     if (this.#outBytes > 0) this.#schedule();
@@ -266,6 +281,7 @@ export class UpstreamConn implements DedicatedConn {
     this.#flushScheduled = false;
     const conn = this.#conn;
     if (!conn || this.#outBytes === 0 || this.#blocked) return;
+    this.#stats.txBytes += this.#outBytes;
     const belowHighWater = conn.write(concatBytes(this.#out, this.#outBytes));
     this.#out = [];
     this.#outBytes = 0;
@@ -279,6 +295,7 @@ export class UpstreamConn implements DedicatedConn {
   }
 
   #onData(chunk: Uint8Array): void {
+    this.#stats.rxBytes += chunk.length;
     try {
       this.#reader.push(chunk);
     } catch (error) {
@@ -319,6 +336,7 @@ export class UpstreamConn implements DedicatedConn {
     const now = this.#scope.runtime.now();
     if (now >= head.deadline) {
       this.#pending.shift();
+      if (head.part !== INTERNAL) this.#stats.rqTimeout++;
       const within = `within ${this.#options.opTimeoutMs} ms`;
       this.#events.timedOut?.(this);
       // The connection's own command (a prelude, an ASKING) has no client to tell; a prelude's

@@ -28,6 +28,7 @@ import { SILENT_LOGGER, type Logger } from "../log.ts";
 import { authRefusal, type AuthFailures } from "../backend/auth.ts";
 import { encodeCommand } from "../resp/encode.ts";
 import { UpstreamConn, type UpstreamConnOptions } from "./conn.ts";
+import { UNCOUNTED, type UpstreamStats } from "../metrics/upstream.ts";
 
 export interface NodeEvents {
   reply(node: UpstreamNode, request: UpstreamRequest, frame: Uint8Array): void;
@@ -47,6 +48,8 @@ export interface UpstreamNodeOptions extends Omit<UpstreamConnOptions, "host" | 
   authFailures?: AuthFailures;
   /** Unsent bytes a shared connection may hold; past it, requests for it are refused at once. */
   maxUpstreamQueueBytes: number;
+  /** Where the node's connections count what they do (absent: metrics are off). */
+  upstreamStats?: UpstreamStats;
 }
 
 export type NodeHealthState = "up" | "down" | "suspect";
@@ -95,7 +98,8 @@ export class UpstreamNode implements NodeHandle {
     this.#closing = new Unavailable("closing", `upstream ${this.address} is shutting down`);
     this.scope = parent.child(`node ${this.address}`);
     this.#conns = new Array(Math.max(1, options.connectionsPerNode)).fill(null);
-    this.#connOptions = { ...options, host, port, closing: () => this.#refusal() };
+    const stats = options.upstreamStats?.node(options.cluster ?? "", this.address) ?? UNCOUNTED;
+    this.#connOptions = { ...options, host, port, closing: () => this.#refusal(), stats };
     this.#options = options;
     this.#maxQueueBytes = options.maxUpstreamQueueBytes;
     this.#full = new Unavailable("limit", `upstream ${this.address} is not keeping up: its connection's send queue is full (maxUpstreamQueueBytes ${options.maxUpstreamQueueBytes})`);
@@ -178,6 +182,7 @@ export class UpstreamNode implements NodeHandle {
       request.sink.deliver(request, this.#full.reply);
       return;
     }
+    request.node = this.address;
     const refused = conn.send(request);
     if (refused) request.sink.deliver(request, refused.reply);
   }

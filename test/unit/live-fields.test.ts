@@ -47,6 +47,9 @@ const SAMPLES: Record<string, (d: Record<string, any>) => void> = {
   requirepass: (d) => (d.requirepass = "a-new-password"),
   users: (d) => (d.users = { alice: { passwords: ["pw"], commands: ["+@read"], keys: ["~app:*"] } }),
   allowUnprotected: (d) => (d.allowUnprotected = true),
+  metrics: (d) => (d.metrics = false),
+  slowlogThresholdUs: (d) => (d.slowlogThresholdUs = 0),
+  slowlogMaxLen: (d) => (d.slowlogMaxLen = 16),
 };
 
 function leaves(rules: Readonly<Record<string, FieldRule>>, prefix = ""): [string, FieldRule][] {

@@ -25,7 +25,7 @@
 import type { Conn, ConnHandlers } from "../../runtime.ts";
 import type { Scope, ScopedTimer } from "../../scope/scope.ts";
 import { Fifo } from "../../util/fifo.ts";
-import { ReplyQueue } from "./reply-queue.ts";
+import { Finished, ReplyQueue } from "./reply-queue.ts";
 import { UpstreamRequest, type Pending, type ReplySink } from "../../backend/request.ts";
 import type { SplitOwner } from "../multi/fanout.ts";
 import { internalError } from "../errors.ts";
@@ -51,6 +51,8 @@ import type { ClientAuth, AuthSession } from "../../acl/client-auth.ts";
 import { OPEN_LOGIN, Users, type Login } from "../../acl/users.ts";
 import { commandInfo, type CommandInfo } from "../../commands/keys.ts";
 import { refusal, WRONGPASS } from "./access.ts";
+import type { ProxyMetrics } from "../../metrics/proxy-metrics.ts";
+import type { Slowlog } from "../../metrics/slowlog.ts";
 
 export interface ClientLimits {
   maxBulkBytes: number;
@@ -87,6 +89,8 @@ export interface SessionHost {
   readonly listenHost: string;
   /** Users and the failed-AUTH throttle; absent: no authentication, every client is `default`. */
   readonly auth?: ClientAuth;
+  /** What the proxy counts (requests per command, bytes, the slow log); absent: metrics are off. */
+  readonly metrics?: ProxyMetrics;
   info(): string;
 }
 
@@ -142,7 +146,10 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
   readonly #scope: Scope;
   readonly #host: SessionHost;
   readonly #parser: RequestParser;
-  readonly #queue = new ReplyQueue();
+  readonly #queue: ReplyQueue;
+  /** Metrics on: what the proxy counts, and the requests answered but not yet timed. */
+  readonly #metrics: ProxyMetrics | null;
+  readonly #finished: Finished | null;
   /** Requests parsed but not run yet, because `maxPendingRequests` were unanswered; in order. */
   readonly #held = new Fifo<Held>();
   /** What the client holds, kind by kind, and the window of its requests in flight. */
@@ -186,6 +193,9 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
   constructor(scope: Scope, readonly id: number, host: SessionHost) {
     this.#scope = scope;
     this.#host = host;
+    this.#metrics = host.metrics ?? null;
+    this.#finished = this.#metrics && new Finished();
+    this.#queue = new ReplyQueue(this.#finished);
     this.#connectedAt = this.#lastInteraction = scope.runtime.now();
     this.login = host.auth ? host.auth.users.initialLogin : OPEN_LOGIN;
     host.auth?.add(this);
@@ -258,6 +268,7 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
   #onData(chunk: Uint8Array): void {
     if (this.#closeWhenFlushed || this.#inputFailed) return;
     this.#lastInteraction = this.#scope.runtime.now();
+    if (this.#metrics !== null) this.#metrics.downstreamRxBytes += chunk.length;
     try {
       this.#parser.push(chunk);
       const queryBytes = this.#parser.bufferedBytes + this.#flow.heldBytes;
@@ -267,6 +278,7 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
       // Only malformed input is a protocol error; anything else thrown while running the
       // client's requests is our fault, reported as such.
       if (!(error instanceof ProtocolError)) return this.fault(asError(error));
+      if (this.#metrics !== null) this.#metrics.downstreamProtocolErrors++;
       const reply = errorReply(error instanceof FrameTooBigError ? this.#queryBufferFull(error) : error.replyText);
       // After the replies of the requests before it, held ones included.
       if (this.#held.length > 0) this.#held.push(reply);
@@ -342,9 +354,16 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
     const protocol = this.protocol;
     // The reply-queue entry this request makes carries its size until answered.
     this.#runBytes = frame.length;
+    const metrics = this.#metrics;
     if (this.#refused(name, args)) {
-      // Answered: not authenticated, or no permission.
+      // Answered: not authenticated, or no permission (Redis's rejected_calls).
+      if (metrics !== null) metrics.command(name).rejected++;
     } else {
+      if (metrics !== null) {
+        metrics.requests++;
+        // Timed from the read of the bytes that carried it; its arguments kept for the slow log.
+        this.#queue.mark(metrics.command(name), this.#lastInteraction, metrics.slowlog.thresholdUs >= 0 ? args : null);
+      }
       // RESET discards a transaction and its WATCH, as in Redis (pub/sub answers it below), and
       // logs the client out: it is `default` again if that needs no password, else no one.
       if (name === "RESET") {
@@ -357,6 +376,7 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
       if (!refused && !this.#inTransaction(name, args, frame) && !pubsubCommand(this, this.#scope, this.#host, name, args)) this.#dispatch(name, args, frame);
     }
     this.#runBytes = 0;
+    if (metrics !== null) this.#queue.mark(null, 0, null);
     // A reply of its own queued behind earlier ones means requests upstream: those on the other
     // protocol's connections must not be overtaken.
     if (this.protocol !== protocol && this.#queue.length > 0) this.#fenced = true;
@@ -663,6 +683,7 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
       const belowHighWater = conn.write(chunk);
       // Redis counts bytes sent as interaction too (CLIENT INFO's idle, and `timeout`).
       this.#lastInteraction = this.#scope.runtime.now();
+      if (this.#finished !== null) this.#timeFinished(this.#lastInteraction, chunk.length);
       this.#flow.socketBytes = conn.bufferedBytes;
       if (conn.bufferedBytes > this.#host.limits.maxClientOutputBytes) {
         this.#host.log.warn("client output buffer limit reached: closing the client", { id: this.id, bytes: conn.bufferedBytes });
@@ -685,6 +706,50 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
       this.#wakeIdle();
     }
     this.#maybeResume();
+  }
+
+  /**
+   * The replies of the requests in `#finished` were just written, at `now`: each request's time
+   * through slotgate goes to its command's stats, and to the slow log when over its threshold.
+   */
+  #timeFinished(now: number, bytes: number): void {
+    const metrics = this.#metrics!;
+    const finished = this.#finished!;
+    metrics.downstreamTxBytes += bytes;
+    const slowlog = metrics.slowlog;
+    for (let i = 0; i < finished.count; i++) {
+      const usec = (now - finished.starts[i]!) * 1000;
+      finished.stats[i]!.record(usec, finished.failed[i]!);
+      const args = finished.args[i];
+      if (args && slowlog.wants(usec)) this.#logSlow(slowlog, Math.round(usec), args, finished.pendings[i]!);
+    }
+    finished.clear();
+  }
+
+  #logSlow(slowlog: Slowlog, durationUs: number, args: Uint8Array[], pending: Pending): void {
+    const conn = this.#conn;
+    // The node that answered; "" for a reply the proxy made, "*" for one merged from several nodes.
+    const node = pending instanceof UpstreamRequest ? (pending.node ?? "") : Object.getPrototypeOf(pending) === Object.prototype ? "" : "*";
+    slowlog.add(
+      {
+        time: Math.floor(this.#scope.runtime.wallClock() / 1000),
+        durationUs,
+        client: conn ? `${conn.remoteAddress}:${conn.remotePort}` : "",
+        clientName: this.clientName ?? "",
+        node,
+      },
+      args,
+    );
+  }
+
+  /** The proxy's slow log (LocalContext: SLOWLOG); null when metrics are off. */
+  slowlog(): Slowlog | null {
+    return this.#metrics?.slowlog ?? null;
+  }
+
+  /** Blocked on a command of its own connection (INFO's blocked_clients). */
+  get isBlocked(): boolean {
+    return this.#blocker !== null && this.#queue.isRunningAlone;
   }
 
   /** Close for good once the last reply has left (./closing.ts); once. */

@@ -8,9 +8,44 @@
  *
  * Each entry also carries the size of the request it answers (its frame is kept until then, for
  * redirects and retries): `requestBytes` is what the client's requests in flight hold.
+ *
+ * With metrics on (`Finished` given), a request's first entry also carries its command's stats
+ * entry, when it was read and its arguments (`mark`); as its reply leaves the queue they move to
+ * `Finished`, where the session times them when the reply is written. No allocation per request:
+ * parallel ring buffers and arrays that are reused.
  */
 import type { Pending } from "../../backend/request.ts";
 import { Fifo } from "../../util/fifo.ts";
+import { BANG, MINUS } from "../../resp/bytes.ts";
+import type { CommandStats } from "../../metrics/commands.ts";
+
+/** Requests whose replies left the queue and wait to be written, to be timed then. */
+export class Finished {
+  count = 0;
+  readonly stats: CommandStats[] = [];
+  readonly starts: number[] = [];
+  readonly failed: boolean[] = [];
+  readonly args: (Uint8Array[] | null)[] = [];
+  readonly pendings: Pending[] = [];
+
+  add(stat: CommandStats, start: number, failed: boolean, args: Uint8Array[] | null, pending: Pending): void {
+    const i = this.count++;
+    this.stats[i] = stat;
+    this.starts[i] = start;
+    this.failed[i] = failed;
+    this.args[i] = args;
+    this.pendings[i] = pending;
+  }
+
+  /** Forget them (references dropped, arrays kept). */
+  clear(): void {
+    for (let i = 0; i < this.count; i++) {
+      this.args[i] = null;
+      this.pendings[i] = undefined as unknown as Pending;
+    }
+    this.count = 0;
+  }
+}
 
 export class ReplyQueue {
   readonly #queue = new Fifo<Pending>();
@@ -21,6 +56,28 @@ export class ReplyQueue {
   #alone: Pending | null = null;
   /** Starts `#alone` once the replies owed before it are in. */
   #gate: (() => void) | null = null;
+  /** Metrics on: where timed entries go, and each entry's stats, read time and arguments. */
+  readonly #finished: Finished | null;
+  readonly #stats = new Fifo<CommandStats | null>();
+  readonly #starts = new Fifo<number>();
+  readonly #args = new Fifo<Uint8Array[] | null>();
+  #markStat: CommandStats | null = null;
+  #markStart = 0;
+  #markArgs: Uint8Array[] | null = null;
+
+  constructor(finished: Finished | null = null) {
+    this.#finished = finished;
+  }
+
+  /**
+   * The request being run is timed: its first entry (the one that carries its size) takes
+   * `stat`, the time it was read and its arguments (null: not kept for the slow log).
+   */
+  mark(stat: CommandStats | null, start: number, args: Uint8Array[] | null): void {
+    this.#markStat = stat;
+    this.#markStart = start;
+    this.#markArgs = args;
+  }
 
   /** Requests whose replies are not written yet. */
   get length(): number {
@@ -41,6 +98,18 @@ export class ReplyQueue {
     this.#queue.push(pending);
     this.#sizes.push(requestBytes);
     this.#requestBytes += requestBytes;
+    if (this.#finished === null) return;
+    if (requestBytes > 0 && this.#markStat !== null) {
+      this.#stats.push(this.#markStat);
+      this.#starts.push(this.#markStart);
+      this.#args.push(this.#markArgs);
+      this.#markStat = null;
+      this.#markArgs = null;
+    } else {
+      this.#stats.push(null);
+      this.#starts.push(0);
+      this.#args.push(null);
+    }
   }
 
   /** Queue `pending` now, in order, but `start` it only once every earlier reply is in. */
@@ -61,6 +130,12 @@ export class ReplyQueue {
     while (head !== undefined && head.reply !== null) {
       this.#queue.shift();
       this.#requestBytes -= this.#sizes.shift()!;
+      if (this.#finished !== null) {
+        const stat = this.#stats.shift()!;
+        const start = this.#starts.shift()!;
+        const args = this.#args.shift()!;
+        if (stat !== null) this.#finished.add(stat, start, head.reply[0] === MINUS || head.reply[0] === BANG, args, head);
+      }
       if (head === this.#alone) this.#alone = null;
       out.push(head.reply);
       bytes += head.reply.length;

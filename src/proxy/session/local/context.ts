@@ -4,6 +4,7 @@
  */
 import { errorReply } from "../../../resp/replies.ts";
 import type { Login, Users } from "../../../acl/users.ts";
+import type { Slowlog } from "../../../metrics/slowlog.ts";
 
 /** Where a client is connected from and to, and since when: what CLIENT INFO reports. */
 export interface ConnectionInfo {
@@ -42,6 +43,8 @@ export interface LocalContext {
   users(): Users;
   /** Check credentials (user null: `default`) and log in on success; the error to answer, or null. */
   authenticate(user: string | null, password: Uint8Array): Uint8Array | null;
+  /** The proxy's slow log (SLOWLOG); null when metrics are off. Optional for test contexts. */
+  slowlog?(): Slowlog | null;
 }
 
 export type LocalHandler = (context: LocalContext, args: Uint8Array[]) => void;

@@ -3,7 +3,8 @@
  * SELECT 0 (another database gets Redis Cluster's error), HELLO (RESP2 or RESP3), CLIENT (see
  * ./client-command.ts), READONLY/READWRITE, AUTH (against the configured users; with none,
  * Redis's answers for a server whose default user has no password) and ACL (./acl-command.ts:
- * WHOAMI, LIST, CAT). Every reply is in the client's protocol.
+ * WHOAMI, LIST, CAT) and SLOWLOG (./slowlog-command.ts: the proxy's own slow log). Every reply
+ * is in the client's protocol.
  * INFO is the router's: it merges the primaries' keyspace.
  */
 import { OK, PONG, EMPTY_ARRAY, encodeArray, encodeMap, encodeBulk as bulkReply, encodeInteger as integerReply } from "../../../resp/encode.ts";
@@ -11,6 +12,7 @@ import { errorReply } from "../../../resp/replies.ts";
 import { clientCommand } from "./client-command.ts";
 import { INVALID_NAME, isValidName, type LocalContext, type LocalHandler } from "./context.ts";
 import { aclCommand } from "./acl-command.ts";
+import { slowlogCommand } from "./slowlog-command.ts";
 
 
 const decoder = new TextDecoder();
@@ -127,6 +129,9 @@ const handlers: Record<string, LocalHandler> = {
   },
   ACL(context, args) {
     aclCommand(context, args);
+  },
+  SLOWLOG(context, args) {
+    slowlogCommand(context, args);
   },
 };
 
