@@ -1,9 +1,11 @@
 /**
- * `INFO [section ...]`: the proxy's own sections (Server, Clients, Persistence, Cluster, Proxy)
+ * `INFO [section ...]`: the proxy's own sections (Server, Clients, Memory, Persistence, Stats,
+ * Commandstats, Cluster, Proxy; see src/metrics/info.ts for Stats and Commandstats)
  * and a `# Keyspace` merged from every primary of the whole-cluster backend: keys and expires
  * summed per db, avg_ttl the mean of the primaries' weighted by their keys with a TTL. Sections
  * are picked as Redis picks them (case-insensitive names; no argument, `default`, `all` or
- * `everything`: all of them) and come out in Redis's order. The Server and Persistence lines
+ * `everything`: all of them — but `# Commandstats`, as in Redis, only with `all`, `everything` or
+ * by name) and come out in Redis's order. The Server and Persistence lines
  * clients read at connect (`redis_version`, `loading`) are always there; the keyspace is asked
  * for only when it is wanted. A primary that fails does not fail INFO: the Proxy section counts
  * it in `slotgate_keyspace_errors`.
@@ -27,6 +29,8 @@ interface DbTotals {
 }
 
 const KEYSPACE = "Keyspace";
+/** Left out of `INFO` and `INFO default`, as Redis leaves it. */
+const NOT_DEFAULT = new Set(["commandstats"]);
 const PROXY = "Proxy";
 const EVERY = new Set(["default", "all", "everything"]);
 const INFO_KEYSPACE = encodeCommand(["INFO", "keyspace"]);
@@ -38,6 +42,14 @@ export function requestedSections(args: readonly Uint8Array[]): Set<string> | nu
   const names = new Set(args.slice(1).map((arg) => decoder.decode(arg).toLowerCase()));
   for (const name of names) if (EVERY.has(name)) return null;
   return names;
+}
+
+/** Whether `INFO args...` asks for every section, those left out by default included (`all`, `everything`). */
+export function wantsEverything(args: readonly Uint8Array[]): boolean {
+  return args.slice(1).some((arg) => {
+    const name = decoder.decode(arg).toLowerCase();
+    return name === "all" || name === "everything";
+  });
 }
 
 /** The proxy's INFO text split into sections (`# Name` lines start one). */
@@ -97,7 +109,8 @@ export function infoReply(text: string, protocol: 2 | 3): Uint8Array {
  */
 export function info(client: FanOutClient, own: string, backend: Backend | Unavailable, args: readonly Uint8Array[]): void {
   const wanted = requestedSections(args);
-  const picked = parseSections(own).filter((s) => wanted === null || wanted.has(s.name.toLowerCase()));
+  const everything = wanted === null && wantsEverything(args);
+  const picked = parseSections(own).filter((s) => (wanted === null ? everything || !NOT_DEFAULT.has(s.name.toLowerCase()) : wanted.has(s.name.toLowerCase())));
   if (wanted !== null && !wanted.has(KEYSPACE.toLowerCase())) return client.reply(infoReply(formatSections(picked), client.protocol));
   const proxy = picked.find((s) => s.name === PROXY);
   const shards = backend instanceof Unavailable ? [] : backend.primaries();
