@@ -5,7 +5,9 @@
  * counts, and everything it starts is stopped at the end (also on failure).
  *
  * Variants of slotgate, each against the same cluster in the same run:
- *   plain  no client authentication;
+ *   plain      no client authentication (metrics on, the default);
+ *   nometrics  as plain, with SLOTGATE_METRICS=off: the summary at the end gives the metrics'
+ *              cost, plain against nometrics (requests/s ratio, CPU µs per request);
  *   auth   clients log in as a user with a key pattern and a category rule (`+@all -@dangerous`,
  *          `~key:*`), so every command pays the permission and key-pattern checks;
  *   tls    TLS on both sides: redis-benchmark --tls to slotgate's TLS port, slotgate to a second,
@@ -14,7 +16,7 @@
  * system, from /proc), steadier than throughput on a shared machine.
  *
  * Options: --requests N (per unpipelined run, default 100000; pipelined runs use 5N)
- *          --runtimes node,bun,deno   --clients N (default 50)   --variants plain,auth,tls
+ *          --runtimes node,bun,deno   --clients N (default 50)   --variants plain,nometrics,auth,tls
  */
 import { spawn, execFile, type ChildProcess } from "node:child_process";
 import net from "node:net";
@@ -38,7 +40,7 @@ function option(name: string, fallback: string): string {
 const requests = Number(option("requests", "100000"));
 const clients = Number(option("clients", "50"));
 const runtimes = option("runtimes", "node,bun,deno").split(",");
-const variants = option("variants", "plain,auth,tls").split(",");
+const variants = option("variants", "plain,nometrics,auth,tls").split(",");
 
 /** The user the `auth` variant logs in as: a key pattern and a category rule to check per command. */
 const BENCH_USER = { name: "bench", password: "bench-password" };
@@ -156,8 +158,10 @@ try {
           SLOTGATE_TLS_KEY: certs!.server.keyFile,
         });
         login.push("--tls", "--cacert", certs!.caFile);
+      } else if (variant === "nometrics") {
+        env.SLOTGATE_METRICS = "off";
       } else if (variant !== "plain") {
-        throw new Error(`unknown variant '${variant}' (plain, auth, tls)`);
+        throw new Error(`unknown variant '${variant}' (plain, nometrics, auth, tls)`);
       }
       proxy = spawn(bin!, args, { env: { ...process.env, ...env }, stdio: ["ignore", "inherit", "inherit"] });
       await ready(clientPort, variant === "auth" ? BENCH_USER : null, ca);
@@ -186,4 +190,20 @@ for (const r of results) {
   const ratio = r.rps / direct(r.target.endsWith("tls") ? "direct/tls" : "direct", r.test, r.pipeline);
   const cpu = r.cpuPerK === null ? "" : r.cpuPerK.toFixed(1);
   console.log(`${r.target.padEnd(22)} ${r.test.padEnd(5)} ${String(r.pipeline).padEnd(9)} ${r.rps.toFixed(0).padStart(12)} ${ratio.toFixed(2).padStart(10)} ${cpu.padStart(10)}`);
+}
+
+// The metrics' cost: slotgate with metrics on (plain) against off (nometrics), same run, same cluster.
+if (variants.includes("plain") && variants.includes("nometrics")) {
+  console.log(`\nmetrics overhead: metrics on (plain) vs off (nometrics)\n`);
+  console.log(`${"runtime".padEnd(8)} ${"test".padEnd(5)} ${"pipeline".padEnd(9)} ${"rps on/off".padStart(11)} ${"CPU µs/req on".padStart(14)} ${"off".padStart(6)} ${"CPU on/off".padStart(11)}`);
+  for (const runtime of runtimes) {
+    for (const on of results.filter((r) => r.target === `slotgate/${runtime}`)) {
+      const off = results.find((r) => r.target === `slotgate/${runtime}+nometrics` && r.test === on.test && r.pipeline === on.pipeline);
+      if (!off || on.cpuPerK === null || off.cpuPerK === null) continue;
+      // CPU ms per 1,000 requests is CPU µs per request.
+      console.log(
+        `${runtime.padEnd(8)} ${on.test.padEnd(5)} ${String(on.pipeline).padEnd(9)} ${(on.rps / off.rps).toFixed(3).padStart(11)} ${on.cpuPerK.toFixed(2).padStart(14)} ${off.cpuPerK.toFixed(2).padStart(6)} ${(on.cpuPerK / off.cpuPerK).toFixed(3).padStart(11)}`,
+      );
+    }
+  }
 }
