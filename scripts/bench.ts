@@ -17,6 +17,8 @@
  *
  * Options: --requests N (per unpipelined run, default 100000; pipelined runs use 5N)
  *          --runtimes node,bun,deno   --clients N (default 50)   --variants plain,nometrics,auth,tls
+ *          --rounds N (default 1): every variant N times per runtime, interleaved; the metrics
+ *          summary takes the median of the rounds (on a shared machine one run varies by ±30%)
  */
 import { spawn, execFile, type ChildProcess } from "node:child_process";
 import net from "node:net";
@@ -41,6 +43,7 @@ const requests = Number(option("requests", "100000"));
 const clients = Number(option("clients", "50"));
 const runtimes = option("runtimes", "node,bun,deno").split(",");
 const variants = option("variants", "plain,nometrics,auth,tls").split(",");
+const rounds = Number(option("rounds", "1"));
 
 /** The user the `auth` variant logs in as: a key pattern and a category rule to check per command. */
 const BENCH_USER = { name: "bench", password: "bench-password" };
@@ -136,7 +139,7 @@ try {
   const authFile = join(dir, "auth.json");
   writeFileSync(authFile, JSON.stringify(AUTH_CONFIG));
   for (const runtime of runtimes) {
-    for (const variant of variants) {
+    for (let round = 0; round < rounds; round++) for (const variant of variants) {
       const [bin, ...args] = SERVE[runtime]!;
       const port = await freePort();
       const env: Record<string, string> = { SLOTGATE_SEEDS: cluster.seeds.join(","), SLOTGATE_LISTEN: `127.0.0.1:${port}`, SLOTGATE_ADMIN_LISTEN: "off", SLOTGATE_LOG_LEVEL: "warn" };
@@ -192,14 +195,26 @@ for (const r of results) {
   console.log(`${r.target.padEnd(22)} ${r.test.padEnd(5)} ${String(r.pipeline).padEnd(9)} ${r.rps.toFixed(0).padStart(12)} ${ratio.toFixed(2).padStart(10)} ${cpu.padStart(10)}`);
 }
 
-// The metrics' cost: slotgate with metrics on (plain) against off (nometrics), same run, same cluster.
+// The metrics' cost: slotgate with metrics on (plain) against off (nometrics), same run, same
+// cluster; with several rounds, the median of each.
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+const medianOf = (target: string, test: string, pipeline: number): Result | undefined => {
+  const rows = results.filter((r) => r.target === target && r.test === test && r.pipeline === pipeline);
+  if (rows.length === 0) return undefined;
+  return { target, test, pipeline, rps: median(rows.map((r) => r.rps)), cpuPerK: rows.some((r) => r.cpuPerK === null) ? null : median(rows.map((r) => r.cpuPerK!)) };
+};
 if (variants.includes("plain") && variants.includes("nometrics")) {
-  console.log(`\nmetrics overhead: metrics on (plain) vs off (nometrics)\n`);
+  console.log(`\nmetrics overhead: metrics on (plain) vs off (nometrics)${rounds > 1 ? `, median of ${rounds} rounds` : ""}\n`);
   console.log(`${"runtime".padEnd(8)} ${"test".padEnd(5)} ${"pipeline".padEnd(9)} ${"rps on/off".padStart(11)} ${"CPU µs/req on".padStart(14)} ${"off".padStart(6)} ${"CPU on/off".padStart(11)}`);
   for (const runtime of runtimes) {
-    for (const on of results.filter((r) => r.target === `slotgate/${runtime}`)) {
-      const off = results.find((r) => r.target === `slotgate/${runtime}+nometrics` && r.test === on.test && r.pipeline === on.pipeline);
-      if (!off || on.cpuPerK === null || off.cpuPerK === null) continue;
+    for (const [test, pipeline] of [["SET", 1], ["GET", 1], ["SET", 16], ["GET", 16]] as const) {
+      const on = medianOf(`slotgate/${runtime}`, test, pipeline);
+      const off = medianOf(`slotgate/${runtime}+nometrics`, test, pipeline);
+      if (!on || !off || on.cpuPerK === null || off.cpuPerK === null) continue;
       // CPU ms per 1,000 requests is CPU µs per request.
       console.log(
         `${runtime.padEnd(8)} ${on.test.padEnd(5)} ${String(on.pipeline).padEnd(9)} ${(on.rps / off.rps).toFixed(3).padStart(11)} ${on.cpuPerK.toFixed(2).padStart(14)} ${off.cpuPerK.toFixed(2).padStart(6)} ${(on.cpuPerK / off.cpuPerK).toFixed(3).padStart(11)}`,

@@ -25,7 +25,7 @@
 import type { Conn, ConnHandlers } from "../../runtime.ts";
 import type { Scope, ScopedTimer } from "../../scope/scope.ts";
 import { Fifo } from "../../util/fifo.ts";
-import { Finished, ReplyQueue } from "./reply-queue.ts";
+import { ReplyQueue, Timings } from "./reply-queue.ts";
 import { UpstreamRequest, type Pending, type ReplySink } from "../../backend/request.ts";
 import type { SplitOwner } from "../multi/fanout.ts";
 import { internalError } from "../errors.ts";
@@ -53,6 +53,7 @@ import { commandInfo, type CommandInfo } from "../../commands/keys.ts";
 import { refusal, WRONGPASS } from "./access.ts";
 import type { ProxyMetrics } from "../../metrics/proxy-metrics.ts";
 import type { Slowlog } from "../../metrics/slowlog.ts";
+import type { CommandStats } from "../../metrics/commands.ts";
 
 export interface ClientLimits {
   maxBulkBytes: number;
@@ -147,9 +148,12 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
   readonly #host: SessionHost;
   readonly #parser: RequestParser;
   readonly #queue: ReplyQueue;
-  /** Metrics on: what the proxy counts, and the requests answered but not yet timed. */
+  /** Metrics on: what the proxy counts, and the requests in flight, to time when answered. */
   readonly #metrics: ProxyMetrics | null;
-  readonly #finished: Finished | null;
+  readonly #timings: Timings | null;
+  /** The last command name run and its stats entry: a pipeline of one command looks it up once. */
+  #lastName = "";
+  #lastStat: CommandStats | null = null;
   /** Requests parsed but not run yet, because `maxPendingRequests` were unanswered; in order. */
   readonly #held = new Fifo<Held>();
   /** What the client holds, kind by kind, and the window of its requests in flight. */
@@ -194,8 +198,8 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
     this.#scope = scope;
     this.#host = host;
     this.#metrics = host.metrics ?? null;
-    this.#finished = this.#metrics && new Finished();
-    this.#queue = new ReplyQueue(this.#finished);
+    this.#timings = this.#metrics && new Timings();
+    this.#queue = new ReplyQueue(this.#timings);
     this.#connectedAt = this.#lastInteraction = scope.runtime.now();
     this.login = host.auth ? host.auth.users.initialLogin : OPEN_LOGIN;
     host.auth?.add(this);
@@ -357,12 +361,12 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
     const metrics = this.#metrics;
     if (this.#refused(name, args)) {
       // Answered: not authenticated, or no permission (Redis's rejected_calls).
-      if (metrics !== null) metrics.command(name).rejected++;
+      if (metrics !== null) this.#statsOf(metrics, name).rejected++;
     } else {
       if (metrics !== null) {
         metrics.requests++;
         // Timed from the read of the bytes that carried it; its arguments kept for the slow log.
-        this.#queue.mark(metrics.command(name), this.#lastInteraction, metrics.slowlog.thresholdUs >= 0 ? args : null);
+        this.#queue.mark(this.#statsOf(metrics, name), this.#lastInteraction, metrics.slowlog.thresholdUs >= 0 ? args : null);
       }
       // RESET discards a transaction and its WATCH, as in Redis (pub/sub answers it below), and
       // logs the client out: it is `default` again if that needs no password, else no one.
@@ -683,7 +687,7 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
       const belowHighWater = conn.write(chunk);
       // Redis counts bytes sent as interaction too (CLIENT INFO's idle, and `timeout`).
       this.#lastInteraction = this.#scope.runtime.now();
-      if (this.#finished !== null) this.#timeFinished(this.#lastInteraction, chunk.length);
+      if (this.#timings !== null) this.#timeAnswered(this.#lastInteraction, chunk.length);
       this.#flow.socketBytes = conn.bufferedBytes;
       if (conn.bufferedBytes > this.#host.limits.maxClientOutputBytes) {
         this.#host.log.warn("client output buffer limit reached: closing the client", { id: this.id, bytes: conn.bufferedBytes });
@@ -708,22 +712,34 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
     this.#maybeResume();
   }
 
+  /** The stats entry of an upper-case command name (the last one's again without a lookup). */
+  #statsOf(metrics: ProxyMetrics, name: string): CommandStats {
+    if (name !== this.#lastName || this.#lastStat === null) {
+      this.#lastName = name;
+      this.#lastStat = metrics.command(name);
+    }
+    return this.#lastStat;
+  }
+
   /**
-   * The replies of the requests in `#finished` were just written, at `now`: each request's time
-   * through slotgate goes to its command's stats, and to the slow log when over its threshold.
+   * The replies of the answered requests in `#timings` were just written, at `now`: each
+   * request's time through slotgate goes to its command's stats, and to the slow log when over
+   * its threshold.
    */
-  #timeFinished(now: number, bytes: number): void {
+  #timeAnswered(now: number, bytes: number): void {
     const metrics = this.#metrics!;
-    const finished = this.#finished!;
+    const timings = this.#timings!;
     metrics.downstreamTxBytes += bytes;
     const slowlog = metrics.slowlog;
-    for (let i = 0; i < finished.count; i++) {
-      const usec = (now - finished.starts[i]!) * 1000;
-      finished.stats[i]!.record(usec, finished.failed[i]!);
-      const args = finished.args[i];
-      if (args && slowlog.wants(usec)) this.#logSlow(slowlog, Math.round(usec), args, finished.pendings[i]!);
+    for (let k = 0; k < timings.answered; k++) {
+      const stat = timings.stat(k);
+      if (stat === null) continue;
+      const usec = (now - timings.start(k)) * 1000;
+      stat.record(usec, timings.failed(k));
+      const args = timings.args(k);
+      if (args !== null && slowlog.wants(usec)) this.#logSlow(slowlog, Math.round(usec), args, timings.pending(k)!);
     }
-    finished.clear();
+    timings.release();
   }
 
   #logSlow(slowlog: Slowlog, durationUs: number, args: Uint8Array[], pending: Pending): void {

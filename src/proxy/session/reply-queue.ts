@@ -9,41 +9,105 @@
  * Each entry also carries the size of the request it answers (its frame is kept until then, for
  * redirects and retries): `requestBytes` is what the client's requests in flight hold.
  *
- * With metrics on (`Finished` given), a request's first entry also carries its command's stats
- * entry, when it was read and its arguments (`mark`); as its reply leaves the queue they move to
- * `Finished`, where the session times them when the reply is written. No allocation per request:
- * parallel ring buffers and arrays that are reused.
+ * With metrics on (`Timings` given), each request's first entry also takes a slot in the timings
+ * ring: its command's stats entry, when it was read, its arguments (`mark`); as its reply leaves
+ * the queue the slot is marked answered, and the session times the answered ones when it writes
+ * their replies. No allocation per request: the ring's arrays are reused.
  */
 import type { Pending } from "../../backend/request.ts";
 import { Fifo } from "../../util/fifo.ts";
 import { BANG, MINUS } from "../../resp/bytes.ts";
 import type { CommandStats } from "../../metrics/commands.ts";
 
-/** Requests whose replies left the queue and wait to be written, to be timed then. */
-export class Finished {
-  count = 0;
-  readonly stats: CommandStats[] = [];
-  readonly starts: number[] = [];
-  readonly failed: boolean[] = [];
-  readonly args: (Uint8Array[] | null)[] = [];
-  readonly pendings: Pending[] = [];
+/**
+ * A client's timed requests, oldest first, in a growable ring: `add` when a request's first
+ * entry is queued, `answer` as its reply leaves the queue (in the same order), and, once the
+ * answered ones' replies are written, read them (`stat(k)`... for k below `answered`) and
+ * `release` them.
+ */
+export class Timings {
+  #stats: (CommandStats | null)[] = new Array(16).fill(null);
+  #starts = new Float64Array(16);
+  #failed = new Uint8Array(16);
+  #args: (Uint8Array[] | null)[] = new Array(16).fill(null);
+  #pendings: (Pending | null)[] = new Array(16).fill(null);
+  #head = 0;
+  #length = 0;
+  /** Slots from the head whose replies left the queue. */
+  answered = 0;
 
-  add(stat: CommandStats, start: number, failed: boolean, args: Uint8Array[] | null, pending: Pending): void {
-    const i = this.count++;
-    this.stats[i] = stat;
-    this.starts[i] = start;
-    this.failed[i] = failed;
-    this.args[i] = args;
-    this.pendings[i] = pending;
+  add(stat: CommandStats | null, start: number, args: Uint8Array[] | null, pending: Pending): void {
+    if (this.#length === this.#starts.length) this.#grow();
+    const i = (this.#head + this.#length++) & (this.#starts.length - 1);
+    this.#stats[i] = stat;
+    this.#starts[i] = start;
+    this.#args[i] = stat === null ? null : args;
+    this.#pendings[i] = stat === null ? null : pending;
   }
 
-  /** Forget them (references dropped, arrays kept). */
-  clear(): void {
-    for (let i = 0; i < this.count; i++) {
-      this.args[i] = null;
-      this.pendings[i] = undefined as unknown as Pending;
+  answer(failed: boolean): void {
+    this.#failed[(this.#head + this.answered++) & (this.#starts.length - 1)] = failed ? 1 : 0;
+  }
+
+  #at(k: number): number {
+    return (this.#head + k) & (this.#starts.length - 1);
+  }
+
+  /** The command's stats of answered slot `k`; null for a request not timed (refused). */
+  stat(k: number): CommandStats | null {
+    return this.#stats[this.#at(k)]!;
+  }
+
+  start(k: number): number {
+    return this.#starts[this.#at(k)]!;
+  }
+
+  failed(k: number): boolean {
+    return this.#failed[this.#at(k)] === 1;
+  }
+
+  args(k: number): Uint8Array[] | null {
+    return this.#args[this.#at(k)]!;
+  }
+
+  pending(k: number): Pending | null {
+    return this.#pendings[this.#at(k)]!;
+  }
+
+  /** Drop the answered slots (their references too). */
+  release(): void {
+    for (let k = 0; k < this.answered; k++) {
+      const i = this.#at(k);
+      this.#stats[i] = null;
+      this.#args[i] = null;
+      this.#pendings[i] = null;
     }
-    this.count = 0;
+    this.#head = this.#at(this.answered);
+    this.#length -= this.answered;
+    this.answered = 0;
+  }
+
+  #grow(): void {
+    const size = this.#starts.length;
+    const stats = new Array<CommandStats | null>(size * 2).fill(null);
+    const starts = new Float64Array(size * 2);
+    const failed = new Uint8Array(size * 2);
+    const args = new Array<Uint8Array[] | null>(size * 2).fill(null);
+    const pendings = new Array<Pending | null>(size * 2).fill(null);
+    for (let k = 0; k < this.#length; k++) {
+      const i = this.#at(k);
+      stats[k] = this.#stats[i]!;
+      starts[k] = this.#starts[i]!;
+      failed[k] = this.#failed[i]!;
+      args[k] = this.#args[i]!;
+      pendings[k] = this.#pendings[i]!;
+    }
+    this.#stats = stats;
+    this.#starts = starts;
+    this.#failed = failed;
+    this.#args = args;
+    this.#pendings = pendings;
+    this.#head = 0;
   }
 }
 
@@ -56,17 +120,14 @@ export class ReplyQueue {
   #alone: Pending | null = null;
   /** Starts `#alone` once the replies owed before it are in. */
   #gate: (() => void) | null = null;
-  /** Metrics on: where timed entries go, and each entry's stats, read time and arguments. */
-  readonly #finished: Finished | null;
-  readonly #stats = new Fifo<CommandStats | null>();
-  readonly #starts = new Fifo<number>();
-  readonly #args = new Fifo<Uint8Array[] | null>();
+  /** Metrics on: each request's stats entry, read time and arguments, until timed. */
+  readonly #timings: Timings | null;
   #markStat: CommandStats | null = null;
   #markStart = 0;
   #markArgs: Uint8Array[] | null = null;
 
-  constructor(finished: Finished | null = null) {
-    this.#finished = finished;
+  constructor(timings: Timings | null = null) {
+    this.#timings = timings;
   }
 
   /**
@@ -98,17 +159,12 @@ export class ReplyQueue {
     this.#queue.push(pending);
     this.#sizes.push(requestBytes);
     this.#requestBytes += requestBytes;
-    if (this.#finished === null) return;
-    if (requestBytes > 0 && this.#markStat !== null) {
-      this.#stats.push(this.#markStat);
-      this.#starts.push(this.#markStart);
-      this.#args.push(this.#markArgs);
+    // A request's first entry (the one that carries its size) takes its timing slot; a refused
+    // request's has no stats entry (not marked).
+    if (this.#timings !== null && requestBytes > 0) {
+      this.#timings.add(this.#markStat, this.#markStart, this.#markArgs, pending);
       this.#markStat = null;
       this.#markArgs = null;
-    } else {
-      this.#stats.push(null);
-      this.#starts.push(0);
-      this.#args.push(null);
     }
   }
 
@@ -129,13 +185,9 @@ export class ReplyQueue {
     let head = this.#queue.peek();
     while (head !== undefined && head.reply !== null) {
       this.#queue.shift();
-      this.#requestBytes -= this.#sizes.shift()!;
-      if (this.#finished !== null) {
-        const stat = this.#stats.shift()!;
-        const start = this.#starts.shift()!;
-        const args = this.#args.shift()!;
-        if (stat !== null) this.#finished.add(stat, start, head.reply[0] === MINUS || head.reply[0] === BANG, args, head);
-      }
+      const size = this.#sizes.shift()!;
+      this.#requestBytes -= size;
+      if (size > 0 && this.#timings !== null) this.#timings.answer(head.reply[0] === MINUS || head.reply[0] === BANG);
       if (head === this.#alone) this.#alone = null;
       out.push(head.reply);
       bytes += head.reply.length;
