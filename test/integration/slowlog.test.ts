@@ -2,7 +2,8 @@
  * SLOWLOG answered by slotgate through a real Redis Cluster, with a 0 µs threshold so that every
  * request is logged: Redis's reply shape and truncation, the client's address and name, the
  * upstream node that answered (none for the proxy's own replies, `*` for a command split over
- * nodes), redis-cli reading it, and the threshold and length changed live through the admin API.
+ * nodes), redis-cli reading it, and the threshold and length changed live through the admin API
+ * (each change counted by the metrics).
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
@@ -100,5 +101,10 @@ describe("SLOWLOG", () => {
     const refused = await change(proxy, (d) => (d.metrics = false));
     assert.equal(refused.status, 409);
     assert.match(refused.body.errors.join("\n"), /metrics/);
+    // The changes are counted: two applied, one refused.
+    const scraped = await within(fetch(`http://127.0.0.1:${proxy.app.admin!.port}/metrics`).then((r) => r.text()), "GET /metrics");
+    assert.match(scraped, /^slotgate_config_apply_total 2$/m);
+    assert.match(scraped, /^slotgate_config_apply_failure_total 1$/m);
+    assert.match(scraped, /^slotgate_slowlog_length 2$/m);
   });
 });
