@@ -184,6 +184,23 @@ describe("metrics", () => {
     assert.equal(m.get('slotgate_command_total{command="ping"}'), 1);
   });
 
+  it("a command refused before running (NOAUTH) is a rejected call, not a call", SLOW, async () => {
+    const cluster = await fixture.get();
+    const proxy = await launchProxy(proxies, cluster.seeds, { SLOTGATE_REQUIREPASS: "metrics-pw" });
+    const raw = await RawClient.connect(proxy.port);
+    raws.push(raw);
+    raw.send(resp("GET", "r:1") + resp("AUTH", "metrics-pw") + resp("GET", "r:1"));
+    await raw.waitFor((text) => text.startsWith("-NOAUTH") && text.endsWith("+OK\r\n$-1\r\n"));
+    const m = samples((await scrape(proxy)).text);
+    assert.equal(m.get('slotgate_command_rejected_total{command="get"}'), 1);
+    assert.equal(m.get('slotgate_command_total{command="get"}'), 1);
+    assert.equal(m.get('slotgate_command_total{command="auth"}'), 1);
+    assert.equal(m.get("slotgate_downstream_rq_total"), 2, "the refused GET did not run");
+    raw.send(resp("INFO", "commandstats"));
+    await raw.waitFor((text) => text.includes("cmdstat_get:"));
+    assert.match(raw.received.toString(), /cmdstat_get:calls=1,usec=\d+,usec_per_call=[\d.]+,rejected_calls=1,failed_calls=0/);
+  });
+
   it("SLOTGATE_METRICS=off: no /metrics, INFO still answers, SLOWLOG is empty", SLOW, async () => {
     const cluster = await fixture.get();
     const proxy = await launchProxy(proxies, cluster.seeds, { SLOTGATE_METRICS: "off", SLOTGATE_SLOWLOG_THRESHOLD_US: "0" });
