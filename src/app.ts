@@ -7,7 +7,8 @@
 import type { ListenTls, Runtime } from "./runtime.ts";
 import { Scope } from "./scope/scope.ts";
 import type { Config, DownstreamTlsConfig } from "./config/schema.ts";
-import { createLogger, type Logger } from "./log.ts";
+import { createLogger, withStack, type Logger } from "./log.ts";
+import { isoTime } from "./util/iso-time.ts";
 import type { Cluster } from "./backends/cluster/cluster.ts";
 import { parseAddress } from "./util/address.ts";
 import { Router } from "./proxy/routing/router.ts";
@@ -53,10 +54,15 @@ export interface SlotgateOptions {
   commands?: CommandTable;
 }
 
-export async function startSlotgate(runtime: Runtime, config: Config, log: Logger = createLogger(config.logLevel), options: SlotgateOptions = {}): Promise<Slotgate> {
+/** The logger slotgate writes to stderr: the configured level and format, each line stamped with the wall clock. */
+export function processLogger(runtime: Runtime, config: Config, sink?: (line: string) => void): Logger {
+  return createLogger(config.logLevel, sink, { format: config.logFormat, time: () => isoTime(runtime.wallClock()) });
+}
+
+export async function startSlotgate(runtime: Runtime, config: Config, log: Logger = processLogger(runtime, config), options: SlotgateOptions = {}): Promise<Slotgate> {
   // One table per slotgate: what one instance learns never leaks into another.
   const commands = options.commands ?? new CommandTable();
-  const scope = Scope.root(runtime, "slotgate", (error, path) => log.error("task failed", { scope: path, error }));
+  const scope = Scope.root(runtime, "slotgate", (error, path) => log.error("task failed", { scope: path, ...withStack(error) }));
   const listen = parseAddress(config.listen, true)!;
   const tlsListen = config.tls && parseAddress(config.tls.listen, true)!;
   let tls: ListenTls | undefined;
@@ -71,6 +77,7 @@ export async function startSlotgate(runtime: Runtime, config: Config, log: Logge
   const control = new LiveConfig(scope.child("clusters"), config, log, {
     onLimits: (limits) => void (server.options.limits = limits),
     onLogLevel: (level) => log.setLevel?.(level),
+    onLogFormat: (format) => log.setFormat?.(format),
     onAuth: (next) => void auth.update(next),
     scopeTree: () => scope.inspect(),
   }, commands);
@@ -96,7 +103,7 @@ export async function startSlotgate(runtime: Runtime, config: Config, log: Logge
     await server.start();
     if (config.admin.listen !== "off") {
       const address = parseAddress(config.admin.listen, true)!;
-      admin = await startAdminServer(scope.child("admin"), { host: address.host, port: address.port, token: config.admin.token, control, version: VERSION });
+      admin = await startAdminServer(scope.child("admin"), { host: address.host, port: address.port, token: config.admin.token, control, version: VERSION, log });
     }
   } catch (error) {
     await scope.destroy().catch(() => {});

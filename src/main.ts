@@ -6,10 +6,9 @@
  * port's certificate files.
  */
 import type { Runtime } from "./runtime.ts";
-import { startSlotgate, VERSION } from "./app.ts";
+import { processLogger, startSlotgate, VERSION } from "./app.ts";
 import { loadConfig, ENV_VARIABLES } from "./config/load.ts";
 import { ConfigError } from "./errors.ts";
-import { createLogger } from "./log.ts";
 
 /** What an entry point provides from its process. */
 export interface ProcessHost {
@@ -67,7 +66,7 @@ export async function main(host: ProcessHost): Promise<void> {
     for (const problem of error.problems) host.printError(`slotgate: config: ${problem}`);
     return host.exit(2);
   }
-  const log = createLogger(config.logLevel, host.printError);
+  const log = processLogger(host.runtime, config, host.printError);
   let app;
   try {
     app = await startSlotgate(host.runtime, config, log);

@@ -24,6 +24,7 @@ export const ENV_VARIABLES: readonly { name: string; path: string; kind: Kind }[
   { name: "SLOTGATE_TLS_KEY", path: "tls.key", kind: "string" },
   { name: "SLOTGATE_TLS_CA", path: "tls.ca", kind: "string" },
   { name: "SLOTGATE_LOG_LEVEL", path: "logLevel", kind: "string" },
+  { name: "SLOTGATE_LOG_FORMAT", path: "logFormat", kind: "string" },
   { name: "SLOTGATE_SHUTDOWN_TIMEOUT_MS", path: "shutdownTimeoutMs", kind: "number" },
   { name: "SLOTGATE_ADMIN_LISTEN", path: "admin.listen", kind: "string" },
   { name: "SLOTGATE_ADMIN_TOKEN", path: "admin.token", kind: "string" },

@@ -263,6 +263,8 @@ export const ConfigSchema = v.pipe(
     listen: v.optional(listenAddress, "127.0.0.1:6380"),
     tls: v.optional(DownstreamTlsSchema),
     logLevel: v.optional(v.picklist(["debug", "info", "warn", "error", "silent"], "expected one of debug, info, warn, error, silent"), "info"),
+    /** `text` (one readable line an event) or `json` (one object a line, for log stores). */
+    logFormat: v.optional(v.picklist(["text", "json"], "expected text or json"), "text"),
     shutdownTimeoutMs: v.optional(int(0, HOUR_MS, "milliseconds"), 10_000),
     admin: v.optional(AdminSchema, {}),
     limits: v.optional(LimitsSchema, {}),

@@ -48,6 +48,7 @@ export interface ControlPlaneHooks {
   /** Limits and log level in force from now on (see ./live-fields.ts for what reads them when). */
   onLimits(limits: LimitsConfig): void;
   onLogLevel(level: Config["logLevel"]): void;
+  onLogFormat?(format: Config["logFormat"]): void;
   /** The configuration in force from now on, for its client users (`requirepass`, `users`). */
   onAuth?(config: Config): void;
   /** The whole scope tree, for `GET /debug/scopes`. */
@@ -222,6 +223,7 @@ export class LiveConfig implements ControlPlane {
     this.#config = next;
     this.#hooks.onLimits(next.limits);
     this.#hooks.onLogLevel(next.logLevel);
+    this.#hooks.onLogFormat?.(next.logFormat);
     this.#hooks.onAuth?.(next);
     for (const change of changes) this.#log.info(change);
     await Promise.all(

@@ -6,7 +6,7 @@
 import type { Conn, ConnHandlers, Listener, ListenTls } from "../runtime.ts";
 import type { Scope } from "../scope/scope.ts";
 import { listen } from "../scope/io.ts";
-import type { Logger } from "../log.ts";
+import { LogLimiter, type Logger } from "../log.ts";
 import { ClientSession, type ClientLimits } from "./session/client-session.ts";
 import type { Router } from "./routing/router.ts";
 import { DedicatedBudget } from "./own-conn/dedicated.ts";
@@ -40,8 +40,8 @@ export class ProxyServer {
   #nextId = 0;
   #connected = 0;
   #totalConnections = 0;
-  /** Connections are being refused for `maxClients` (logged once per run of refusals). */
-  #refusing = false;
+  /** Clients refused or closed by a limit: one line per limit a window, with the count (../log.ts). */
+  readonly limitLog: LogLimiter;
   /** Connections clients hold alone (blocked commands, transactions), over all clients. */
   readonly dedicated = new DedicatedBudget(() => this.options.limits.maxDedicatedConnections);
   /** What all clients hold in memory together, bounded by `maxClientsMemoryBytes` (read live). */
@@ -57,10 +57,11 @@ export class ProxyServer {
     readonly auth?: ClientAuth,
   ) {
     this.scope = parent.child("server");
+    this.limitLog = new LogLimiter(this.scope, log);
     // What evicted clients held is garbage once their sessions let go of it (on the next turn):
     // ask the runtime to collect it then, rather than whenever it would have on its own.
     const runtime = this.scope.runtime;
-    this.memory = new ClientsMemory(() => this.options.limits.maxClientsMemoryBytes, log, () => runtime.defer(() => runtime.collectGarbage?.()));
+    this.memory = new ClientsMemory(() => this.options.limits.maxClientsMemoryBytes, this.limitLog.logger("maxClientsMemoryBytes"), () => runtime.defer(() => runtime.collectGarbage?.()));
   }
 
   get port(): number {
@@ -97,9 +98,8 @@ export class ProxyServer {
       this.#totalConnections++;
       // The limit in force now: a live change applies to the next connection.
       if (this.#connected >= this.options.limits.maxClients || !this.scope.isOpen) {
-        if (!this.#refusing && this.scope.isOpen) {
-          this.#refusing = true;
-          this.log.warn("client refused", { addr: `${conn.remoteAddress}:${conn.remotePort}`, limit: "maxClients", max: this.options.limits.maxClients });
+        if (this.scope.isOpen) {
+          this.limitLog.warn("maxClients", "client refused", { addr: `${conn.remoteAddress}:${conn.remotePort}`, limit: "maxClients", max: this.options.limits.maxClients });
         }
         conn.write(new TextEncoder().encode("-ERR max number of clients reached\r\n"));
         // Closed fully once the error has left, even if the client never closes its side.
@@ -108,15 +108,13 @@ export class ProxyServer {
       }
       const scope = this.scope.child(`client ${id}`);
       this.#connected++;
-      scope.defer(() => {
-        this.#connected--;
-        this.#refusing = false;
-      });
+      scope.defer(() => void this.#connected--);
       const session = new ClientSession(scope, id, {
         router: this.router,
         // Limits in force when the client connected; a live change applies to new clients.
         limits: this.options.limits,
         log: this.log,
+        limitLog: this.limitLog,
         dedicated: this.dedicated,
         memory: this.memory,
         listenHost,

@@ -26,6 +26,7 @@ const SAMPLES: Record<string, (d: Record<string, any>) => void> = {
   "admin.listen": (d) => (d.admin.listen = "127.0.0.1:6391"),
   "admin.token": (d) => (d.admin.token = "another-token-5678"),
   logLevel: (d) => (d.logLevel = "debug"),
+  logFormat: (d) => (d.logFormat = "json"),
   shutdownTimeoutMs: (d) => (d.shutdownTimeoutMs = 1234),
   "limits.maxBulkBytes": (d) => (d.limits = { maxBulkBytes: 1000 }),
   "limits.maxArrayLength": (d) => (d.limits = { maxArrayLength: 10 }),

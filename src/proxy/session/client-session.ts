@@ -40,7 +40,7 @@ import { errorReply } from "../../resp/replies.ts";
 import { concatBytes } from "../../resp/encode.ts";
 import type { Router, Target } from "../routing/router.ts";
 import type { Backend } from "../../backend/contract.ts";
-import type { Logger } from "../../log.ts";
+import { withStack, type LogFields, type Logger, type LogLimiter } from "../../log.ts";
 import { Blocker } from "../own-conn/blocking.ts";
 import { Transaction, type TransactionHost } from "../own-conn/transaction.ts";
 import type { DedicatedBudget } from "../own-conn/dedicated.ts";
@@ -79,6 +79,8 @@ export interface SessionHost {
   readonly router: Router;
   readonly limits: ClientLimits;
   readonly log: Logger;
+  /** Where a client closed by a limit is logged, one line per limit a window (absent: `log`, every time). */
+  readonly limitLog?: LogLimiter;
   /** Bounds the connections clients hold alone, over all clients. */
   readonly dedicated: DedicatedBudget;
   /** Bounds the memory of all clients together. */
@@ -294,7 +296,7 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
   #queryBufferFull(error: FrameTooBigError): string {
     // What was held for the unfinished request goes now (held requests before it are still run).
     this.#parser.reset();
-    this.#host.log.warn("Closing client that reached max query buffer length", { id: this.id, bytes: error.bytes, limit: "maxQueryBufferBytes", maxBytes: error.limit });
+    this.#limitReached("maxQueryBufferBytes", "Closing client that reached max query buffer length", { bytes: error.bytes, maxBytes: error.limit });
     return `Protocol error: query buffer limit reached (maxQueryBufferBytes ${error.limit})`;
   }
 
@@ -310,6 +312,13 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
     this.#host.log.info("client disconnected", { ...this.#logFields(), reason: "idle", limit: "clientIdleTimeoutSeconds", seconds: idleMs / 1000 });
     // Nothing is owed or queued: nothing is lost by closing at once.
     this.#conn?.destroy();
+  }
+
+  /** This client is closed by `limit`: logged with its address, rate-limited per limit. */
+  #limitReached(limit: string, message: string, fields: LogFields): void {
+    const all = { ...this.#logFields(), limit, ...fields };
+    if (this.#host.limitLog) this.#host.limitLog.warn(limit, message, all);
+    else this.#host.log.warn(message, all);
   }
 
   #logFields(): Record<string, string | number> {
@@ -529,7 +538,7 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
   push(frame: Uint8Array): void {
     if (this.#closed || this.#closeWhenFlushed) return;
     if (this.#queue.length > 0 && (this.#pushBacklog += frame.length) > this.#host.limits.maxClientOutputBytes) {
-      this.#host.log.warn("client output buffer limit reached by messages: closing the client", { id: this.id, bytes: this.#pushBacklog });
+      this.#limitReached("maxClientOutputBytes", "client output buffer limit reached by messages: closing the client", { bytes: this.#pushBacklog });
       this.#conn?.destroy();
       return;
     }
@@ -608,7 +617,7 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
   fault(error: Error): void {
     if (this.#faulted) return;
     this.#faulted = true;
-    this.#host.log.error("internal error: closing the client", { id: this.id, error: error.stack ?? error.message });
+    this.#host.log.error("internal error: closing the client", { id: this.id, ...withStack(error) });
     const conn = this.#conn;
     this.#closeWhenFlushed = true;
     this.#pauseReading();
@@ -665,7 +674,7 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
       this.#lastInteraction = this.#scope.runtime.now();
       this.#flow.socketBytes = conn.bufferedBytes;
       if (conn.bufferedBytes > this.#host.limits.maxClientOutputBytes) {
-        this.#host.log.warn("client output buffer limit reached: closing the client", { id: this.id, bytes: conn.bufferedBytes });
+        this.#limitReached("maxClientOutputBytes", "client output buffer limit reached: closing the client", { bytes: conn.bufferedBytes });
         conn.destroy();
         return;
       }
