@@ -478,6 +478,8 @@ export class Cluster implements Backend {
       return;
     }
     const changes = mapChanges(previous, this.#topology);
+    // Ranges split or merged with the same owners: nothing moved.
+    if (changes.moved === 0) return;
     for (const failover of changes.failovers) {
       this.#log.warn("failover seen", { cluster: this.name, primary: failover.primary, was: failover.was, slots: failover.slots, from });
     }
