@@ -10,6 +10,7 @@ import { createLogger, LogLimiter, REPEAT_WINDOW_MS } from "../../src/log.ts";
 import { Scope } from "../../src/scope/scope.ts";
 import { mapChanges } from "../../src/backends/cluster/map-changes.ts";
 import type { Topology } from "../../src/backends/cluster/topology.ts";
+import { ClientsMemory } from "../../src/proxy/session/clients-memory.ts";
 import { ManualRuntime } from "../support/manual-runtime.ts";
 
 function setup() {
@@ -96,6 +97,22 @@ describe("LogLimiter", () => {
     limiter.warn("late", "late event");
     await rt.advance(REPEAT_WINDOW_MS);
     assert.equal(lines.filter((l) => l === "WARN late event").length, 2);
+    await root.close();
+  });
+});
+
+describe("clients evicted by maxClientsMemoryBytes", () => {
+  it("are one line with the client's address, then a count", async () => {
+    const { rt, root, lines, limiter } = setup();
+    const memory = new ClientsMemory(() => 100, limiter.logger("maxClientsMemoryBytes"));
+    const users = [1, 2, 3].map((id) => ({ id, addr: `127.0.0.1:${50_000 + id}`, evict: () => memory.remove(users[id - 1]!) }));
+    for (const user of users) memory.set(user, 150);
+    assert.equal(memory.evicted, 3);
+    await rt.advance(REPEAT_WINDOW_MS);
+    assert.deepEqual(lines, [
+      "WARN client disconnected: maxmemory-clients reached limit=maxClientsMemoryBytes id=1 bytes=150 totalBytes=150 maxBytes=100 addr=127.0.0.1:50001",
+      "WARN client disconnected: maxmemory-clients reached limit=maxClientsMemoryBytes id=3 bytes=150 totalBytes=150 maxBytes=100 addr=127.0.0.1:50003 repeated=2",
+    ]);
     await root.close();
   });
 });

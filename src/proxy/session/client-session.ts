@@ -321,6 +321,12 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
     else this.#host.log.warn(message, all);
   }
 
+  /** The client's `host:port` (undefined before it is attached). */
+  get addr(): string | undefined {
+    const conn = this.#conn;
+    return conn ? `${conn.remoteAddress}:${conn.remotePort}` : undefined;
+  }
+
   #logFields(): Record<string, string | number> {
     const conn = this.#conn;
     return conn ? { id: this.id, addr: `${conn.remoteAddress}:${conn.remotePort}` } : { id: this.id };
