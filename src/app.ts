@@ -139,11 +139,11 @@ export async function startSlotgate(runtime: Runtime, config: Config, log: Logge
   const shutdown = (why: string): Promise<void> => {
     stopping ??= (async () => {
       shuttingDown = true;
-      const { shutdownDelayMs, shutdownTimeoutMs } = control.config();
+      const { shutdownDelayMs } = control.config();
       log.info("shutting down: /readyz answers 503; clients are still served", { why, delayMs: shutdownDelayMs });
       // Rejected when close() begins meanwhile (a test, say): then it is under way already.
       if (shutdownDelayMs > 0 && !closing) await sleep(scope, shutdownDelayMs).catch(() => {});
-      log.info("shutting down: no longer accepting clients; draining in-flight requests", { timeoutMs: shutdownTimeoutMs });
+      log.info("shutting down: no longer accepting clients; draining in-flight requests", { timeoutMs: control.config().shutdownTimeoutMs });
       await close();
       log.info("shut down");
     })();

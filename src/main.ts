@@ -46,7 +46,7 @@ Usage: slotgate [--help] [--version]
 Clients speak plain RESP to one address; slotgate learns the cluster's slot map and
 routes every command to the node that owns its key.
 
-  --check-config      load the configuration as a start would, print "slotgate: config OK"
+  --check-config, -t  load the configuration as a start would, print "slotgate: config OK"
                       and exit 0, or print each problem and exit 2; opens no socket
   --from-twemproxy F  print the slotgate configuration equivalent to twemproxy's file F
                       (warnings on stderr; exit 2 when keys would move)

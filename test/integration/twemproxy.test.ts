@@ -40,9 +40,8 @@ describe(`--from-twemproxy on the ${detectRuntime()} entry point, against nutcra
   let file = "";
   const ports = { app: 0, tagged: 0 };
 
-  before(async () => {
-    dir = mkdtempSync(join(tmpdir(), "slotgate-twemproxy-"));
-    for (let i = 0; i < 3; i++) servers.push(await startStandaloneRedis());
+  /** Start nutcracker on fresh ports; false when its ports turned out not to be its own. */
+  async function startNutcracker(): Promise<boolean> {
     ports.app = await freePort();
     ports.tagged = await freePort();
     const [a, b, c] = servers.map((s) => `127.0.0.1:${s.port}`);
@@ -74,8 +73,29 @@ tagged:
 `,
     );
     const stats = await freePort();
-    nutcracker = spawn("nutcracker", ["-c", file, "-s", String(stats), "-a", "127.0.0.1", "-o", join(dir, "nutcracker.log")], { stdio: "ignore" });
-    await until(async () => (await accepts(ports.app)) && (await accepts(ports.tagged)), "nutcracker to listen");
+    const child = spawn("nutcracker", ["-c", file, "-s", String(stats), "-a", "127.0.0.1", "-o", join(dir, "nutcracker.log")], { stdio: "ignore" });
+    nutcracker = child;
+    await until(async () => child.exitCode !== null || ((await accepts(ports.app)) && (await accepts(ports.tagged))), "nutcracker to listen");
+    // The machine is shared: a port found free may have been taken by another process meanwhile.
+    // A key written through each port must land on these servers.
+    let ours = child.exitCode === null;
+    if (ours) {
+      for (const port of [ports.app, ports.tagged]) await pipeline(port, [["SET", `probe:${port}`, "1"]], (t) => t.endsWith("\r\n"));
+      let total = 0;
+      for (const server of servers) total += Number(await server.command("DBSIZE"));
+      ours = total === 2;
+    }
+    for (const server of servers) await server.command("FLUSHALL");
+    if (!ours) child.kill("SIGKILL");
+    return ours;
+  }
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), "slotgate-twemproxy-"));
+    for (let i = 0; i < 3; i++) servers.push(await startStandaloneRedis());
+    for (let attempt = 1; !(await startNutcracker()); attempt++) {
+      if (attempt >= 5) throw new Error("nutcracker did not start on ports of its own");
+    }
   });
 
   after(async () => {
@@ -84,9 +104,20 @@ tagged:
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
+  // Keys that differ in every byte: twemproxy's fnv1a_64 keeps only the low 32 bits, which for
+  // keys differing only in their last bytes fall in a narrow arc of the ring (on one server).
+  const word = (i: number) => {
+    let x = (i + 1) * 2654435761;
+    let out = "";
+    for (let n = 0; n < 10; n++) {
+      x = (x * 1103515245 + 12345) % 2147483648;
+      out += String.fromCharCode(97 + (x % 26));
+    }
+    return out;
+  };
   for (const [pool, format, key] of [
-    ["app", "json", (i: number) => `app:key:${i}`],
-    ["tagged", "yaml", (i: number) => `{user${i % 37}}:tagged:${i}`],
+    ["app", "json", (i: number) => `${word(i)}:app:${i}`],
+    ["tagged", "yaml", (i: number) => `{${word(i % 37)}}:tagged:${i}`],
   ] as const) {
     it(`pool '${pool}' (${format}): every key written through twemproxy is read through slotgate`, SLOW, async () => {
       const converted = await startEntry(["--from-twemproxy", file, "--pool", pool, "--format", format], {}).done;
@@ -117,4 +148,29 @@ tagged:
       }
     });
   }
+});
+
+describe(`--from-twemproxy refusals on the ${detectRuntime()} entry point`, () => {
+  it("settings that would move keys: each named on stderr, nothing on stdout, exit 2; warnings alone exit 0", SLOW, async () => {
+    const dir = mkdtempSync(join(tmpdir(), "slotgate-twemproxy-"));
+    try {
+      const bad = join(dir, "bad.yml");
+      writeFileSync(bad, "p:\n  listen: 127.0.0.1:22121\n  redis: true\n  hash: murmur\n  distribution: modula\n  servers:\n   - 127.0.0.1:6379:1\n");
+      const refused = await startEntry(["--from-twemproxy", bad], {}).done;
+      assert.equal(refused.code, 2);
+      assert.equal(refused.stdout, "");
+      assert.deepEqual(refused.stderr.trim().split("\n"), [
+        `slotgate: ${bad}: pool 'p': hash: murmur: slotgate has no such hash; slotgate hashes keys with fnv1a_64, fnv1_64, fnv1a_32, fnv1_32, md5, and any other would move keys`,
+        `slotgate: ${bad}: pool 'p': distribution: modula: slotgate places keys only by ketama, and any other would move keys`,
+      ]);
+      const warned = join(dir, "warned.yml");
+      writeFileSync(warned, "p:\n  listen: 127.0.0.1:22121\n  redis: true\n  auto_eject_hosts: true\n  servers:\n   - 127.0.0.1:6379:1\n");
+      const converted = await startEntry(["--from-twemproxy", warned], {}).done;
+      assert.equal(converted.code, 0, converted.stderr);
+      assert.match(converted.stderr, /^slotgate: warning: pool 'p': auto_eject_hosts: true: not carried over: slotgate never ejects a server/);
+      assert.deepEqual(JSON.parse(converted.stdout), { listen: "127.0.0.1:22121", clusters: { p: { type: "standalone", servers: ["127.0.0.1:6379"] } }, catchAll: "p" });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
