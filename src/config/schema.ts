@@ -264,6 +264,8 @@ export const ConfigSchema = v.pipe(
     tls: v.optional(DownstreamTlsSchema),
     logLevel: v.optional(v.picklist(["debug", "info", "warn", "error", "silent"], "expected one of debug, info, warn, error, silent"), "info"),
     shutdownTimeoutMs: v.optional(int(0, HOUR_MS, "milliseconds"), 10_000),
+    /** On SIGINT/SIGTERM, how long /readyz answers 503 while clients are still served, before accepting stops. */
+    shutdownDelayMs: v.optional(int(0, HOUR_MS, "milliseconds"), 0),
     admin: v.optional(AdminSchema, {}),
     limits: v.optional(LimitsSchema, {}),
     clusterDefaults: v.optional(ClusterDefaultsSchema, {}),
