@@ -126,13 +126,17 @@ export async function startSlotgate(runtime: Runtime, config: Config, log: Logge
     shuttingDown = true;
     // The timeout in force when the shutdown begins: it may have changed live since the start.
     const { shutdownTimeoutMs } = control.config();
+    // One budget for the whole shutdown: once the clients are gone, what the clusters still have
+    // in flight is owed to nobody, so their drain gets only what is left of it.
+    const started = runtime.now();
+    const left = () => Math.max(0, shutdownTimeoutMs - (runtime.now() - started));
     // The server drains first, while the clusters still answer its in-flight requests.
     closing ??= server
       .close(shutdownTimeoutMs)
       .catch((error) => log.error("server teardown failed", { error }))
       .then(() => log.info("shutting down: clients drained; closing upstream connections"))
-      .then(() => control.closeAll())
-      .then(() => scope.close({ deadlineMs: shutdownTimeoutMs }));
+      .then(() => control.closeAll(left()))
+      .then(() => scope.close({ deadlineMs: left() }));
     return closing;
   };
   let stopping: Promise<void> | null = null;
