@@ -2,7 +2,7 @@
  * The npm package as a user gets it: `npm pack` (whose prepack runs `npm run build`), the tarball
  * installed with npm into an empty folder, then its bin, `npx slotgate`, `bunx slotgate`,
  * `bunx --bun slotgate` and `deno run -A npm:slotgate` from that folder, each in front of a real
- * cluster. Whichever runtime runs this file, all four are checked (Bun and Deno are the ones in
+ * cluster. Whichever runtime runs this file, all five are checked (Bun and Deno are the ones in
  * this checkout's node_modules/.bin).
  */
 import assert from "node:assert/strict";
