@@ -84,7 +84,7 @@ describe(`the npm package (test run on ${detectRuntime()})`, () => {
     const { app } = await installed.get();
     const run = await checkServes(["npx", "--no-install", "slotgate"], app, await cluster.get(), "npx", { signalGroup: true });
     assert.match(run.output, /runtime=node/);
-    assert.match(run.output, /shutting down signal=SIGTERM/);
+    assert.match(run.output, /shutting down: .*why=SIGTERM[\s\S]*INFO shut down/);
   });
 
   it("bunx slotgate honours the bin's node shebang and serves on Node", SLOW, async () => {
