@@ -104,6 +104,22 @@ describe(`the image's steps on ${RUNTIME}`, () => {
     assert.match(run.output, /SLOTGATE_LISTEN="0\.0\.0\.0:\d+": is not a loopback address and no client authentication is configured/);
   });
 
+  it("health tells alive from ready: /healthz answers while /readyz fails with no reachable seed", SKIP, async () => {
+    await installed.get();
+    const [port, adminPort, deadSeed] = [await freePort(), await freePort(), await freePort()];
+    const admin = { SLOTGATE_ADMIN_LISTEN: `127.0.0.1:${adminPort}` };
+    const proxy = script(["run"], { IMAGE_APP_DIR: app, SLOTGATE_LISTEN: `127.0.0.1:${port}`, ...admin, SLOTGATE_SEEDS: `127.0.0.1:${deadSeed}` });
+    try {
+      const health = async (...path: string[]) => (await script(["health", ...path], admin).exit).code;
+      await until(`/healthz through the image script; output:\n${proxy.output()}`, async () => (await health()) === 0, 120_000);
+      assert.equal(await health("/readyz"), 1, "not ready: no slot map");
+      process.kill(proxy.child.pid!, "SIGTERM");
+      assert.equal((await within(proxy.exit, "exit after SIGTERM", 60_000)).code, 0, proxy.output());
+    } finally {
+      proxy.child.kill("SIGKILL");
+    }
+  });
+
   it("run serves a real cluster configured by env vars and secret files only, and exits 0 on SIGTERM", SKIP, async () => {
     await installed.get();
     const { seeds } = await cluster.get();
