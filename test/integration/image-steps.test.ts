@@ -15,6 +15,7 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { after, describe, it } from "node:test";
 import { Redis } from "ioredis";
+import { parseAllDocuments } from "yaml";
 import { detectRuntime } from "../../adapters/current.ts";
 import { freePort } from "../../scripts/free-port.ts";
 import { startLocalCluster } from "../../scripts/local-cluster.ts";
@@ -102,6 +103,23 @@ describe(`the image's steps on ${RUNTIME}`, () => {
     const run = await script(["run"], { IMAGE_APP_DIR: app, ...env }).exit;
     assert.equal(run.code, 2, run.output);
     assert.match(run.output, /SLOTGATE_LISTEN="0\.0\.0\.0:\d+": is not a loopback address and no client authentication is configured/);
+  });
+
+  it("run passes its arguments: --check-config accepts the Kubernetes ConfigMap with the Secret's files", SKIP, async () => {
+    await installed.get();
+    const docs = (name: string) => parseAllDocuments(readFileSync(join(ROOT, "deploy/kubernetes", name), "utf8"), { version: "1.1" }).map((d) => d.toJS());
+    const configMap = docs("configmap.yaml")[0] as { data: Record<string, string> };
+    const secret = docs("secret.yaml")[0] as { stringData: Record<string, string> };
+    const secrets = join(dir, "k8s-secrets");
+    mkdirSync(secrets, { recursive: true });
+    const env: Record<string, string> = { ...configMap.data };
+    for (const [key, value] of Object.entries(secret.stringData)) writeFileSync(join(secrets, key), value);
+    env.SLOTGATE_REQUIREPASS_FILE = join(secrets, "requirepass");
+    env.SLOTGATE_ADMIN_TOKEN_FILE = join(secrets, "admin-token");
+    env.SLOTGATE_UPSTREAM_PASSWORD_FILE = join(secrets, "redis-password");
+    const check = await script(["run", "--check-config"], { IMAGE_APP_DIR: app, ...env }).exit;
+    assert.equal(check.code, 0, check.output);
+    assert.match(check.output, /config OK/);
   });
 
   it("health tells alive from ready: /healthz answers while /readyz fails with no reachable seed", SKIP, async () => {

@@ -20,21 +20,31 @@ import { describe, it } from "node:test";
 import { Ajv2019 } from "ajv/dist/2019.js";
 import ts from "typescript";
 import { parseAllDocuments } from "yaml";
-import { ENV_VARIABLES } from "../../src/config/load.ts";
+import { ENV_VARIABLES, loadConfig } from "../../src/config/load.ts";
+import { ConfigError } from "../../src/errors.ts";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "../..");
 const read = (path: string) => readFileSync(join(ROOT, path), "utf8");
 const IMAGE_SCRIPT = "deploy/image/slotgate-image.sh";
 const K8S_DIR = "deploy/kubernetes";
 
-/** Variables slotgate reads: the configuration table, plus the two about the file itself. */
-const KNOWN = new Set([...ENV_VARIABLES.map((v) => v.name), "SLOTGATE_CONFIG", "SLOTGATE_CONFIG_WATCH"]);
+/** Variables slotgate reads: the configuration table, plus those about the file and the check. */
+const KNOWN = new Set([...ENV_VARIABLES.map((v) => v.name), "SLOTGATE_CONFIG", "SLOTGATE_CONFIG_WATCH", "SLOTGATE_CHECK"]);
+const isKnownVariable = (name: string) => KNOWN.has(name);
+
 /**
- * Variables the manifests use that come with features on other branches (issue 13). While this
- * tree lacks one, it is accepted here; once it lands it is checked like any other.
+ * Load `env` as slotgate would at start (protected mode included); `*_FILE` variables read
+ * `files`. Returns the problems, [] when it would start.
  */
-const COMING = new Set(["SLOTGATE_SHUTDOWN_DELAY_MS"]);
-const isKnownVariable = (name: string) => KNOWN.has(name) || COMING.has(name);
+function configProblems(env: Record<string, string>, files: Record<string, string>): string[] {
+  try {
+    loadConfig({ env, readFile: (path) => files[path] ?? assert.fail(`no file ${path} in the manifests`) });
+    return [];
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+}
 
 /** A parsed YAML document: its shape is what the schemas check. */
 type Json = Record<string, any>;
@@ -139,6 +149,14 @@ const envPairs = (args: string) => [...args.matchAll(/([A-Z_][A-Z0-9_]*)=(\S+)/g
 const portOf = (address: string) => Number(address.slice(address.lastIndexOf(":") + 1));
 const execForm = (args: string) => JSON.parse(args.replace(/^CMD\s+/, "")) as string[];
 
+/** The ENV of the Dockerfile's final stage (the image's defaults). */
+function imageEnv(): Map<string, string> {
+  const steps = dockerfile();
+  const final = steps.slice(steps.map((s) => s.op).lastIndexOf("FROM"));
+  return new Map(final.filter((s) => s.op === "ENV").flatMap((s) => envPairs(s.args)));
+}
+const imageSlotgateEnv = () => Object.fromEntries([...imageEnv()].filter(([k]) => k.startsWith("SLOTGATE_")));
+
 /** Whether .dockerignore keeps `path` out of the build context (its patterns: names and `*.ext`). */
 function dockerignored(path: string): boolean {
   const patterns = read(".dockerignore")
@@ -153,7 +171,7 @@ function dockerignored(path: string): boolean {
 describe("the Dockerfile", () => {
   const steps = dockerfile();
   const final = steps.slice(steps.map((s) => s.op).lastIndexOf("FROM"));
-  const env = new Map(final.filter((s) => s.op === "ENV").flatMap((s) => envPairs(s.args)));
+  const env = imageEnv();
 
   it("ARG RUNTIME picks one of three final stages, node by default", () => {
     const arg = steps.find((s) => s.op === "ARG" && s.args.startsWith("RUNTIME="));
@@ -264,6 +282,17 @@ describe("deploy/compose.yaml", () => {
     assert.deepEqual(slotgate.healthcheck.test, ["CMD", "sh", "/usr/local/bin/slotgate-image.sh", "health", "/readyz"]);
     assert.ok(read("Dockerfile").includes(`${IMAGE_SCRIPT} /usr/local/bin/slotgate-image.sh`), "where the Dockerfile puts the script");
   });
+
+  it("slotgate would start with its environment on the image's defaults, and not without its password", () => {
+    const slotgate = services.slotgate!;
+    const files = Object.fromEntries(
+      (slotgate.secrets as string[]).map((name) => [`/run/secrets/${name}`, readFileSync(join(ROOT, "deploy", compose!.secrets[name].file), "utf8")]),
+    );
+    const env = { ...imageSlotgateEnv(), ...(slotgate.environment as Record<string, string>) };
+    assert.deepEqual(configProblems(env, files), []);
+    const { SLOTGATE_REQUIREPASS_FILE: _, ...unprotected } = env;
+    assert.match(configProblems(unprotected, files).join("\n"), /is not a loopback address and no client authentication is configured/);
+  });
 });
 
 // --- Kubernetes ----------------------------------------------------------------------------
@@ -344,6 +373,15 @@ describe("deploy/kubernetes", () => {
     }
     assert.ok(!("SLOTGATE_ALLOW_UNPROTECTED" in config), "protected mode stays on");
     for (const value of Object.values(secret.stringData as Record<string, string>)) assert.match(value, /^EXAMPLE-/, "example values say so");
+  });
+
+  it("slotgate would start with the ConfigMap and the Secret's files on the image's defaults", () => {
+    const container = byKind("Deployment").spec.template.spec.containers[0];
+    const secret = byKind("Secret").stringData as Record<string, string>;
+    const mount = container.volumeMounts.find((m: Json) => m.name === "secrets").mountPath as string;
+    const files = Object.fromEntries(Object.entries(secret).map(([key, value]) => [`${mount}/${key}`, value]));
+    const env = { ...imageSlotgateEnv(), ...byKind("ConfigMap").data, ...Object.fromEntries(container.env.map((e: Json) => [e.name, e.value])) };
+    assert.deepEqual(configProblems(env, files), []);
   });
 
   it("the grace period covers the shutdown delay and the drain; memory covers the clients' budget", () => {
