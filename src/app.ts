@@ -1,8 +1,10 @@
 /**
  * The composition root: given a runtime and a configuration, start the clusters, the client
  * listener and the admin API under one root scope. `close()` stops accepting, drains in-flight
- * requests for up to `shutdownTimeoutMs`, then cancels everything; it resolves when nothing is
- * left running.
+ * requests for up to `shutdownTimeoutMs` (blocked commands and subscribers are answered
+ * `-ERR slotgate is shutting down` at once), then cancels everything; it resolves when nothing is
+ * left running. `shutdown()`, what a signal starts, first turns `/readyz` to 503 and keeps serving
+ * for `shutdownDelayMs`, so load balancers withdraw the endpoint before the port closes.
  */
 import type { ListenTls, Runtime } from "./runtime.ts";
 import { Scope } from "./scope/scope.ts";
@@ -18,6 +20,7 @@ import { LiveConfig } from "./control/control-plane.ts";
 import { startAdminServer, type AdminServer } from "./admin/server.ts";
 import { CommandTable } from "./commands/keys.ts";
 import { ClientAuth } from "./acl/client-auth.ts";
+import { sleep } from "./scope/time.ts";
 
 export const VERSION = "0.2.0";
 
@@ -42,6 +45,14 @@ export interface Slotgate {
   readonly commands: CommandTable;
   /** Resolves once every routed backend is ready (a complete slot map; every server of a pool answered PING). */
   ready(): Promise<void>;
+  /** True once `shutdown()` or `close()` began: `/readyz` answers 503 from then on. */
+  readonly shuttingDown: boolean;
+  /**
+   * The graceful shutdown (SIGTERM, SIGINT): `/readyz` answers 503 at once; clients are still
+   * served, new ones accepted, for `shutdownDelayMs` (read now: it may have changed live); then
+   * `close()`. Each step is logged at info. Idempotent: a second call returns the same promise.
+   */
+  shutdown(why: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -99,11 +110,12 @@ export async function startSlotgate(runtime: Runtime, config: Config, log: Logge
     auth,
   );
   let admin: AdminServer | null = null;
+  let shuttingDown = false;
   try {
     await server.start();
     if (config.admin.listen !== "off") {
       const address = parseAddress(config.admin.listen, true)!;
-      admin = await startAdminServer(scope.child("admin"), { host: address.host, port: address.port, token: config.admin.token, control, version: VERSION, log });
+      admin = await startAdminServer(scope.child("admin"), { host: address.host, port: address.port, token: config.admin.token, control, version: VERSION, shuttingDown: () => shuttingDown, log });
     }
   } catch (error) {
     await scope.destroy().catch(() => {});
@@ -117,6 +129,37 @@ export async function startSlotgate(runtime: Runtime, config: Config, log: Logge
     clusters: Object.keys(config.clusters).join(","),
   });
   let closing: Promise<void> | null = null;
+  const close = (): Promise<void> => {
+    shuttingDown = true;
+    // The timeout in force when the shutdown begins: it may have changed live since the start.
+    const { shutdownTimeoutMs } = control.config();
+    // One budget for the whole shutdown: once the clients are gone, what the clusters still have
+    // in flight is owed to nobody, so their drain gets only what is left of it.
+    const started = runtime.now();
+    const left = () => Math.max(0, shutdownTimeoutMs - (runtime.now() - started));
+    // The server drains first, while the clusters still answer its in-flight requests.
+    closing ??= server
+      .close(shutdownTimeoutMs)
+      .catch((error) => log.error("server teardown failed", { error }))
+      .then(() => log.info("shutting down: clients drained; closing upstream connections"))
+      .then(() => control.closeAll(left()))
+      .then(() => scope.close({ deadlineMs: left() }));
+    return closing;
+  };
+  let stopping: Promise<void> | null = null;
+  const shutdown = (why: string): Promise<void> => {
+    stopping ??= (async () => {
+      shuttingDown = true;
+      const { shutdownDelayMs } = control.config();
+      log.info("shutting down: /readyz answers 503; clients are still served", { why, delayMs: shutdownDelayMs });
+      // Rejected when close() begins meanwhile (a test, say): then it is under way already.
+      if (shutdownDelayMs > 0 && !closing) await sleep(scope, shutdownDelayMs).catch(() => {});
+      log.info("shutting down: no longer accepting clients; draining in-flight requests", { timeoutMs: control.config().shutdownTimeoutMs });
+      await close();
+      log.info("shut down");
+    })();
+    return stopping;
+  };
   return {
     scope,
     control,
@@ -151,17 +194,11 @@ export async function startSlotgate(runtime: Runtime, config: Config, log: Logge
     async ready() {
       for (const backend of control.table.backends()) await backend.ready;
     },
-    close() {
-      // The timeout in force when the shutdown begins: it may have changed live since the start.
-      const { shutdownTimeoutMs } = control.config();
-      // The server drains first, while the clusters still answer its in-flight requests.
-      closing ??= server
-        .close(shutdownTimeoutMs)
-        .catch((error) => log.error("server teardown failed", { error }))
-        .then(() => control.closeAll())
-        .then(() => scope.close({ deadlineMs: shutdownTimeoutMs }));
-      return closing;
+    get shuttingDown() {
+      return shuttingDown;
     },
+    shutdown,
+    close,
   };
 }
 

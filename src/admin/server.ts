@@ -19,6 +19,8 @@ export interface AdminServerOptions {
   version: string;
   /** Largest accepted request body (default 1 MiB). */
   maxBodyBytes?: number;
+  /** True once slotgate began shutting down (`/readyz` answers 503). */
+  shuttingDown?: () => boolean;
   /** Where a refused change is logged, with why (an applied one is logged by the control plane). */
   log?: Logger;
 }
@@ -50,6 +52,7 @@ export async function startAdminServer(scope: Scope, options: AdminServerOptions
     token: options.token || undefined,
     version: options.version,
     maxBodyBytes: options.maxBodyBytes,
+    shuttingDown: options.shuttingDown,
   });
   if (!scope.isOpen) throw new ScopeClosedError(scope.path, `serve the admin API on ${wanted}`);
   const server = await scope.runtime.serveHttp({ host: options.host, port: options.port }, (request) => app.fetch(request));

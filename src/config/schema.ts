@@ -266,6 +266,8 @@ export const ConfigSchema = v.pipe(
     /** `text` (one readable line an event) or `json` (one object a line, for log stores). */
     logFormat: v.optional(v.picklist(["text", "json"], "expected text or json"), "text"),
     shutdownTimeoutMs: v.optional(int(0, HOUR_MS, "milliseconds"), 10_000),
+    /** On SIGINT/SIGTERM, how long /readyz answers 503 while clients are still served, before accepting stops. */
+    shutdownDelayMs: v.optional(int(0, HOUR_MS, "milliseconds"), 0),
     admin: v.optional(AdminSchema, {}),
     limits: v.optional(LimitsSchema, {}),
     clusterDefaults: v.optional(ClusterDefaultsSchema, {}),

@@ -287,8 +287,9 @@ export class LiveConfig implements ControlPlane {
   }
 
   /** Close every cluster (shutdown): in-flight requests may finish until each one's drain timeout. */
-  async closeAll(): Promise<void> {
-    await Promise.all([...this.#entries].map(([name, entry]) => entry.backend.close(entry.drainTimeoutMs, `slotgate is shutting down (cluster '${name}')`).catch(() => {})));
+  /** Close every backend; each drains for its `drainTimeoutMs`, but never past `deadlineMs`. */
+  async closeAll(deadlineMs = Infinity): Promise<void> {
+    await Promise.all([...this.#entries].map(([name, entry]) => entry.backend.close(Math.min(entry.drainTimeoutMs, deadlineMs), `slotgate is shutting down (cluster '${name}')`).catch(() => {})));
   }
 }
 

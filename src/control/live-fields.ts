@@ -67,6 +67,7 @@ export const LIVE_FIELDS: Rules<Config> = {
   logLevel: { kind: "live", applies: "at once, from the next log line" },
   logFormat: { kind: "live", applies: "at once, from the next log line" },
   shutdownTimeoutMs: { kind: "live", applies: "to the next shutdown (SIGINT, SIGTERM): read when it begins" },
+  shutdownDelayMs: { kind: "live", applies: "to the next shutdown (SIGINT, SIGTERM): read when it begins" },
   limits: { kind: "fields", fields: LIMITS },
   clusterDefaults: { kind: "live", applies: "every cluster that inherits a changed knob is replaced (a cluster that sets the knob itself is not)" },
   clusters: { kind: "live", applies: "each cluster is added, replaced or removed as described above", listed: "per cluster" },

@@ -28,6 +28,7 @@ const SAMPLES: Record<string, (d: Record<string, any>) => void> = {
   logLevel: (d) => (d.logLevel = "debug"),
   logFormat: (d) => (d.logFormat = "json"),
   shutdownTimeoutMs: (d) => (d.shutdownTimeoutMs = 1234),
+  shutdownDelayMs: (d) => (d.shutdownDelayMs = 5000),
   "limits.maxBulkBytes": (d) => (d.limits = { maxBulkBytes: 1000 }),
   "limits.maxArrayLength": (d) => (d.limits = { maxArrayLength: 10 }),
   "limits.maxPendingRequests": (d) => (d.limits = { maxPendingRequests: 10 }),

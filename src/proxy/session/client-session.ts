@@ -52,6 +52,9 @@ import { OPEN_LOGIN, Users, type Login } from "../../acl/users.ts";
 import { commandInfo, type CommandInfo } from "../../commands/keys.ts";
 import { refusal, WRONGPASS } from "./access.ts";
 
+/** What a blocked command or a subscriber is told when slotgate shuts down (`-ERR ...`). */
+const SHUTTING_DOWN = "slotgate is shutting down";
+
 export interface ClientLimits {
   maxBulkBytes: number;
   maxArrayLength: number;
@@ -202,9 +205,15 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
     this.#flush = scope.guard(() => this.#write());
     const idleMs = (host.limits.clientIdleTimeoutSeconds ?? 0) * 1000;
     if (idleMs > 0) watchIdle(scope, idleMs, () => (this.#busy() ? null : this.#lastInteraction), () => this.#closeIdle(idleMs));
-    // Graceful shutdown: stop reading, let owed replies arrive and be written.
+    // Graceful shutdown: stop reading, let owed replies arrive and be written. A blocked command
+    // or a subscription would hold the drain until its deadline and then lose the connection
+    // unannounced: they are answered with an error at once, and the client is closed.
     scope.onDrain(() => {
       this.#pauseReading();
+      if (!this.#closed) {
+        this.#blocker?.close(SHUTTING_DOWN);
+        if (this.pubsub !== null) this.replyAndClose(errorReply(SHUTTING_DOWN));
+      }
       return this.#whenIdle();
     });
     // Connections of the client's own go with it: Redis forgets a blocked command or a
