@@ -318,7 +318,10 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
   }
 
   #closeIdle(idleMs: number): void {
-    this.#host.log.info("client disconnected", { ...this.#logFields(), reason: "idle", limit: "clientIdleTimeoutSeconds", seconds: idleMs / 1000 });
+    // Thousands of idle clients may time out together: rate-limited like the other limits.
+    const fields = { ...this.#logFields(), reason: "idle", limit: "clientIdleTimeoutSeconds", seconds: idleMs / 1000 };
+    if (this.#host.limitLog) this.#host.limitLog.info("clientIdleTimeoutSeconds", "client disconnected", fields);
+    else this.#host.log.info("client disconnected", fields);
     // Nothing is owed or queued: nothing is lost by closing at once.
     this.#conn?.destroy();
   }
