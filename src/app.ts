@@ -1,13 +1,16 @@
 /**
  * The composition root: given a runtime and a configuration, start the clusters, the client
  * listener and the admin API under one root scope. `close()` stops accepting, drains in-flight
- * requests for up to `shutdownTimeoutMs`, then cancels everything; it resolves when nothing is
- * left running.
+ * requests for up to `shutdownTimeoutMs` (blocked commands and subscribers are answered
+ * `-ERR slotgate is shutting down` at once), then cancels everything; it resolves when nothing is
+ * left running. `shutdown()`, what a signal starts, first turns `/readyz` to 503 and keeps serving
+ * for `shutdownDelayMs`, so load balancers withdraw the endpoint before the port closes.
  */
 import type { ListenTls, Runtime } from "./runtime.ts";
 import { Scope } from "./scope/scope.ts";
 import type { Config, DownstreamTlsConfig } from "./config/schema.ts";
-import { createLogger, type Logger } from "./log.ts";
+import { createLogger, withStack, type Logger } from "./log.ts";
+import { isoTime } from "./util/iso-time.ts";
 import type { Cluster } from "./backends/cluster/cluster.ts";
 import { parseAddress } from "./util/address.ts";
 import { Router } from "./proxy/routing/router.ts";
@@ -20,6 +23,7 @@ import { ClientAuth } from "./acl/client-auth.ts";
 import { ProxyMetrics, probeLoopLag } from "./metrics/proxy-metrics.ts";
 import { scrape, type ClusterSample } from "./metrics/scrape.ts";
 import { commandstatsLines, statsLines } from "./metrics/info.ts";
+import { sleep } from "./scope/time.ts";
 
 export const VERSION = "0.2.0";
 
@@ -48,6 +52,14 @@ export interface Slotgate {
   readonly metrics: ProxyMetrics | null;
   /** One Prometheus scrape (`GET /metrics`): the text and its content type; null when metrics are off. */
   scrape(openMetrics: boolean): { body: string; contentType: string } | null;
+  /** True once `shutdown()` or `close()` began: `/readyz` answers 503 from then on. */
+  readonly shuttingDown: boolean;
+  /**
+   * The graceful shutdown (SIGTERM, SIGINT): `/readyz` answers 503 at once; clients are still
+   * served, new ones accepted, for `shutdownDelayMs` (read now: it may have changed live); then
+   * `close()`. Each step is logged at info. Idempotent: a second call returns the same promise.
+   */
+  shutdown(why: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -60,10 +72,15 @@ export interface SlotgateOptions {
   commands?: CommandTable;
 }
 
-export async function startSlotgate(runtime: Runtime, config: Config, log: Logger = createLogger(config.logLevel), options: SlotgateOptions = {}): Promise<Slotgate> {
+/** The logger slotgate writes to stderr: the configured level and format, each line stamped with the wall clock. */
+export function processLogger(runtime: Runtime, config: Config, sink?: (line: string) => void): Logger {
+  return createLogger(config.logLevel, sink, { format: config.logFormat, time: () => isoTime(runtime.wallClock()) });
+}
+
+export async function startSlotgate(runtime: Runtime, config: Config, log: Logger = processLogger(runtime, config), options: SlotgateOptions = {}): Promise<Slotgate> {
   // One table per slotgate: what one instance learns never leaks into another.
   const commands = options.commands ?? new CommandTable();
-  const scope = Scope.root(runtime, "slotgate", (error, path) => log.error("task failed", { scope: path, error }));
+  const scope = Scope.root(runtime, "slotgate", (error, path) => log.error("task failed", { scope: path, ...withStack(error) }));
   const listen = parseAddress(config.listen, true)!;
   const tlsListen = config.tls && parseAddress(config.tls.listen, true)!;
   let tls: ListenTls | undefined;
@@ -84,6 +101,7 @@ export async function startSlotgate(runtime: Runtime, config: Config, log: Logge
   const control = new LiveConfig(scope.child("clusters"), config, log, {
     onLimits: (limits) => void (server.options.limits = limits),
     onLogLevel: (level) => log.setLevel?.(level),
+    onLogFormat: (format) => log.setFormat?.(format),
     onAuth: (next) => void auth.update(next),
     scopeTree: () => scope.inspect(),
     onMetrics: (next) => metrics?.update(next),
@@ -111,6 +129,7 @@ export async function startSlotgate(runtime: Runtime, config: Config, log: Logge
     auth,
   );
   let admin: AdminServer | null = null;
+  let shuttingDown = false;
   try {
     await server.start();
     if (config.admin.listen !== "off") {
@@ -121,6 +140,8 @@ export async function startSlotgate(runtime: Runtime, config: Config, log: Logge
         token: config.admin.token,
         control,
         version: VERSION,
+        shuttingDown: () => shuttingDown,
+        log,
         ...(metrics && { metrics: (openMetrics: boolean) => scrapeNow(openMetrics)! }),
       });
     }
@@ -149,6 +170,37 @@ export async function startSlotgate(runtime: Runtime, config: Config, log: Logge
       memory: runtime.memoryUsage?.() ?? null,
     }, openMetrics);
   }
+  const close = (): Promise<void> => {
+    shuttingDown = true;
+    // The timeout in force when the shutdown begins: it may have changed live since the start.
+    const { shutdownTimeoutMs } = control.config();
+    // One budget for the whole shutdown: once the clients are gone, what the clusters still have
+    // in flight is owed to nobody, so their drain gets only what is left of it.
+    const started = runtime.now();
+    const left = () => Math.max(0, shutdownTimeoutMs - (runtime.now() - started));
+    // The server drains first, while the clusters still answer its in-flight requests.
+    closing ??= server
+      .close(shutdownTimeoutMs)
+      .catch((error) => log.error("server teardown failed", { error }))
+      .then(() => log.info("shutting down: clients drained; closing upstream connections"))
+      .then(() => control.closeAll(left()))
+      .then(() => scope.close({ deadlineMs: left() }));
+    return closing;
+  };
+  let stopping: Promise<void> | null = null;
+  const shutdown = (why: string): Promise<void> => {
+    stopping ??= (async () => {
+      shuttingDown = true;
+      const { shutdownDelayMs } = control.config();
+      log.info("shutting down: /readyz answers 503; clients are still served", { why, delayMs: shutdownDelayMs });
+      // Rejected when close() begins meanwhile (a test, say): then it is under way already.
+      if (shutdownDelayMs > 0 && !closing) await sleep(scope, shutdownDelayMs).catch(() => {});
+      log.info("shutting down: no longer accepting clients; draining in-flight requests", { timeoutMs: control.config().shutdownTimeoutMs });
+      await close();
+      log.info("shut down");
+    })();
+    return stopping;
+  };
   return {
     metrics,
     scrape: scrapeNow,
@@ -185,17 +237,11 @@ export async function startSlotgate(runtime: Runtime, config: Config, log: Logge
     async ready() {
       for (const backend of control.table.backends()) await backend.ready;
     },
-    close() {
-      // The timeout in force when the shutdown begins: it may have changed live since the start.
-      const { shutdownTimeoutMs } = control.config();
-      // The server drains first, while the clusters still answer its in-flight requests.
-      closing ??= server
-        .close(shutdownTimeoutMs)
-        .catch((error) => log.error("server teardown failed", { error }))
-        .then(() => control.closeAll())
-        .then(() => scope.close({ deadlineMs: shutdownTimeoutMs }));
-      return closing;
+    get shuttingDown() {
+      return shuttingDown;
     },
+    shutdown,
+    close,
   };
 }
 

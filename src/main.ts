@@ -1,15 +1,23 @@
 /**
  * The program every entry point runs (`adapters/<runtime>/main.ts` supply the process): parse the
  * command line, load the configuration (exit 2 with one line per problem), start slotgate, and on
- * SIGINT or SIGTERM close it — stop accepting, drain in-flight requests (bounded by
- * `shutdownTimeoutMs`) — then exit 0. SIGHUP and file changes re-read the config file and the TLS
- * port's certificate files.
+ * SIGINT or SIGTERM shut it down — `/readyz` answers 503 at once, clients are still served for
+ * `shutdownDelayMs`, then accepting stops and in-flight requests drain (bounded by
+ * `shutdownTimeoutMs`) — then exit 0. A second SIGINT or SIGTERM exits at once, 130 or 143
+ * (128 + the signal's number, as a shell reports a process killed by it). SIGHUP and file changes
+ * re-read the config file and the TLS port's certificate files.
+ *
+ * Two commands start nothing: `--check-config` (or `SLOTGATE_CHECK=1`) loads the configuration
+ * exactly as a start would and exits 0 or 2; `--from-twemproxy FILE` prints the configuration
+ * equivalent to a twemproxy one (./config/twemproxy.ts).
  */
 import type { Runtime } from "./runtime.ts";
-import { startSlotgate, VERSION } from "./app.ts";
+import { processLogger, startSlotgate, VERSION } from "./app.ts";
 import { loadConfig, ENV_VARIABLES } from "./config/load.ts";
+import { validateConfig } from "./config/load.ts";
+import type { Config } from "./config/schema.ts";
+import { fromTwemproxy, renderConfig } from "./config/twemproxy.ts";
 import { ConfigError } from "./errors.ts";
-import { createLogger } from "./log.ts";
 
 /** What an entry point provides from its process. */
 export interface ProcessHost {
@@ -31,19 +39,36 @@ export interface ProcessHost {
 export const USAGE = `slotgate ${VERSION} — a Redis Cluster proxy
 
 Usage: slotgate [--help] [--version]
+       slotgate --check-config
+       slotgate --from-twemproxy nutcracker.yml [--pool NAME] [--format json|yaml]
 
 Clients speak plain RESP to one address; slotgate learns the cluster's slot map and
 routes every command to the node that owns its key.
 
-Configuration comes from environment variables, and from a JSON file named by
-SLOTGATE_CONFIG (variables override the file). Variables:
+  --check-config, -t  load the configuration as a start would, print "slotgate: config OK"
+                      and exit 0, or print each problem and exit 2; opens no socket
+  --from-twemproxy F  print the slotgate configuration equivalent to twemproxy's file F
+                      (warnings on stderr; exit 2 when keys would move)
+  --pool NAME         with --from-twemproxy: convert only that pool
+  --format json|yaml  with --from-twemproxy: the output's format (default json)
+
+Configuration comes from environment variables, and from a JSON or YAML file (.yaml/.yml)
+named by SLOTGATE_CONFIG (variables override the file). Variables:
 ${ENV_VARIABLES.map((v) => `  ${v.name.padEnd(40)} ${v.path}`).join("\n")}
-  ${"SLOTGATE_CONFIG".padEnd(40)} path of a JSON config file (re-read on SIGHUP)
+  ${"SLOTGATE_CONFIG".padEnd(40)} path of a JSON or YAML config file (re-read on SIGHUP)
   ${"SLOTGATE_CONFIG_WATCH".padEnd(40)} "off": do not re-read the file when it changes
+  ${"SLOTGATE_CHECK".padEnd(40)} "1": check the configuration and exit, as --check-config
+
+On SIGTERM or SIGINT: /readyz answers 503, clients are served for shutdownDelayMs, then
+accepting stops and in-flight requests drain (shutdownTimeoutMs); exit 0. A second signal
+exits at once (130 for SIGINT, 143 for SIGTERM).
 
 Example:
   SLOTGATE_SEEDS=127.0.0.1:7000,127.0.0.1:7001 slotgate
 `;
+
+/** Exit code of a second signal: 128 + its number, as a shell reports a process killed by it. */
+const FORCED_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
 
 export async function main(host: ProcessHost): Promise<void> {
   if (host.args.includes("--help") || host.args.includes("-h")) {
@@ -54,11 +79,13 @@ export async function main(host: ProcessHost): Promise<void> {
     host.print(VERSION);
     return host.exit(0);
   }
-  const unknown = host.args.filter((a) => a !== "");
-  if (unknown.length > 0) {
-    host.printError(`slotgate: unknown argument '${unknown[0]}' (see --help)`);
+  const options = parseArgs(host.args);
+  if (typeof options === "string") {
+    host.printError(`slotgate: ${options} (see --help)`);
     return host.exit(2);
   }
+  if (options.fromTwemproxy !== undefined) return host.exit(convertTwemproxy(host, options.fromTwemproxy, options));
+  if (options.checkConfig || host.env.SLOTGATE_CHECK === "1") return host.exit(checkConfig(host));
   let config;
   try {
     config = loadConfig({ env: host.env, readFile: host.readFile });
@@ -67,7 +94,7 @@ export async function main(host: ProcessHost): Promise<void> {
     for (const problem of error.problems) host.printError(`slotgate: config: ${problem}`);
     return host.exit(2);
   }
-  const log = createLogger(config.logLevel, host.printError);
+  const log = processLogger(host.runtime, config, host.printError);
   let app;
   try {
     app = await startSlotgate(host.runtime, config, log);
@@ -108,11 +135,13 @@ export async function main(host: ProcessHost): Promise<void> {
   const unwatch = () => unwatchers.forEach((stop) => stop());
   let stopping = false;
   host.onShutdownSignal((signal) => {
-    if (stopping) return;
+    if (stopping) {
+      log.warn("second signal during shutdown: exiting at once", { signal });
+      return host.exit(FORCED_EXIT[signal] ?? 1);
+    }
     stopping = true;
     unwatch();
-    log.info("shutting down", { signal });
-    running.close().then(
+    running.shutdown(signal).then(
       () => host.exit(0),
       (error) => {
         log.error("shutdown finished with errors", { error });
@@ -120,6 +149,127 @@ export async function main(host: ProcessHost): Promise<void> {
       },
     );
   });
+}
+
+interface Options {
+  checkConfig: boolean;
+  fromTwemproxy?: string;
+  pool?: string;
+  format: "json" | "yaml";
+}
+
+/** The command line (--help and --version are handled before), or what is wrong with it. */
+function parseArgs(args: string[]): Options | string {
+  const options: Options = { checkConfig: false, format: "json" };
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const value = () => {
+      const next = args[i + 1];
+      if (next === undefined || next.startsWith("--")) return null;
+      i++;
+      return next;
+    };
+    if (arg === "") continue;
+    if (arg === "--check-config" || arg === "-t") options.checkConfig = true;
+    else if (arg === "--from-twemproxy" || arg === "--pool" || arg === "--format") {
+      const given = value();
+      if (given === null) return `${arg} needs a value`;
+      if (arg === "--from-twemproxy") options.fromTwemproxy = given;
+      else if (arg === "--pool") options.pool = given;
+      else if (given === "json" || given === "yaml") options.format = given;
+      else return `--format ${given}: expected json or yaml`;
+    } else return `unknown argument '${arg}'`;
+  }
+  if ((options.pool !== undefined || options.format !== "json") && options.fromTwemproxy === undefined) return "--pool and --format go with --from-twemproxy";
+  return options;
+}
+
+/**
+ * `--check-config`: the configuration as a start would load it (variables, the file, files named
+ * by *_FILE variables), plus the files a start reads next (TLS certificates, keys, CAs) and the
+ * admin token's form. Opens no socket. Returns the exit code.
+ */
+function checkConfig(host: ProcessHost): number {
+  let config: Config;
+  try {
+    config = loadConfig({ env: host.env, readFile: host.readFile });
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    for (const problem of error.problems) host.printError(`slotgate: config: ${problem}`);
+    return 2;
+  }
+  const problems: string[] = [];
+  for (const [what, path] of filesOf(config)) {
+    try {
+      host.readFile(path);
+    } catch (error) {
+      problems.push(`${what} ${path}: cannot read the file: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+  if (config.admin.token !== undefined && !/^[\x21-\x7e]+$/.test(config.admin.token)) {
+    problems.push("admin.token: expected printable ASCII characters without spaces (it travels in an HTTP header)");
+  }
+  if (problems.length > 0) {
+    for (const problem of problems) host.printError(`slotgate: config: ${problem}`);
+    return 2;
+  }
+  host.print("slotgate: config OK");
+  host.print(`slotgate: ${summary(config)}`);
+  return 0;
+}
+
+/** Every file a start reads after the configuration, with the field naming it. */
+function filesOf(config: Config): [string, string][] {
+  const files: [string, string][] = [];
+  const tls = (at: string, t: { cert?: string; key?: string; ca?: string } | undefined) => {
+    for (const field of ["cert", "key", "ca"] as const) {
+      const path = t?.[field];
+      if (path !== undefined) files.push([`${at}.${field}`, path]);
+    }
+  };
+  tls("tls", config.tls);
+  tls("clusterDefaults.tls", config.clusterDefaults.tls?.enabled ? config.clusterDefaults.tls : undefined);
+  for (const [name, cluster] of Object.entries(config.clusters)) tls(`clusters.${name}.tls`, cluster.tls?.enabled ? cluster.tls : undefined);
+  return files;
+}
+
+/** One line: where slotgate would listen, and what it would serve. */
+function summary(config: Config): string {
+  const clusters = Object.entries(config.clusters).map(([name, c]) =>
+    c.type === "standalone" ? `${name} (standalone, ${c.servers.length} servers)` : `${name} (cluster, ${c.seeds.length} seeds)`,
+  );
+  const routes = config.routes.length > 0 ? `, ${config.routes.length} routes` : "";
+  const catchAll = config.catchAll !== undefined ? `, catch-all ${config.catchAll}` : "";
+  return `listen ${config.listen}${config.tls ? `, tls ${config.tls.listen}` : ""}, admin ${config.admin.listen}; clusters ${clusters.join(", ")}${routes}${catchAll}`;
+}
+
+/** `--from-twemproxy FILE`: print the equivalent configuration; returns the exit code. */
+function convertTwemproxy(host: ProcessHost, file: string, options: Options): number {
+  let text: string;
+  try {
+    text = host.readFile(file);
+  } catch (error) {
+    host.printError(`slotgate: ${file}: cannot read the file: ${error instanceof Error ? error.message : String(error)}`);
+    return 2;
+  }
+  const result = fromTwemproxy(text, options.pool === undefined ? {} : { pool: options.pool });
+  for (const warning of result.warnings) host.printError(`slotgate: warning: ${warning}`);
+  const errors = [...result.errors];
+  if (result.document) {
+    // What is printed must start slotgate as it is.
+    try {
+      validateConfig(result.document);
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      errors.push(...error.problems);
+    }
+  }
+  if (errors.length > 0 || !result.document) {
+    for (const error of errors) host.printError(`slotgate: ${file}: ${error}`);
+    return 2;
+  }
+  host.print(renderConfig(result.document, options.format));
+  return 0;
 }
 
 /** Coalesce bursts (an editor saving writes a file several times) into one reload 100 ms later. */

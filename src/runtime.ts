@@ -109,7 +109,7 @@ export interface ListenOptions {
   /**
    * Accept TLS only. The handshake runs before `accept` is called, so a client that fails it (no
    * certificate when `ca` asks for one, a certificate from another CA) never reaches `accept`.
-   * A runtime that cannot honour an option (Deno: `ca`, `minVersion: "TLSv1.3"`) rejects `listen`.
+   * A runtime that cannot honour an option rejects `listen` saying so (all three honour all).
    */
   tls?: ListenTls;
 }

@@ -7,10 +7,12 @@
  * rejection.
  *
  * TLS is Deno's own (`Deno.startTls`, `Deno.connectTls`, `Deno.listenTls`, on rustls): a
- * `Deno.TlsConn` reads and writes like a TCP one, so the same `DenoConn` carries it. What rustls
- * through Deno cannot do is refused by `connect`/`listen` with a `TlsError` saying so: skipping
- * verification (`insecure`), requiring client certificates on a listener (`ca`), a TLS 1.3
- * minimum, and a client certificate together with a `servername` other than the host.
+ * `Deno.TlsConn` reads and writes like a TCP one, so the same `DenoConn` carries it. Deno's TLS
+ * API has no option for four things slotgate offers: requiring client certificates on a listener
+ * (`ca`), a TLS 1.3 minimum, skipping verification (`insecure`), and a client certificate sent
+ * with a `servername` other than the host. Only a listener or connection that asks for one of
+ * them is served by Deno's built-in `node:tls` (the Node adapter's code, running on Deno's own
+ * rustls underneath); every other socket stays on the native API.
  */
 import type { Conn, ConnHandlers, ConnectOptions, ConnectTls, Listener, ListenOptions, ListenTls } from "../../src/runtime.ts";
 import { raceAbort } from "../shared/abort.ts";
@@ -18,6 +20,7 @@ import { ByteQueue } from "../shared/byte-queue.ts";
 import { AbortError, TlsError } from "../shared/errors.ts";
 import { HIGH_WATER_MARK_BYTES } from "../shared/high-water-mark.ts";
 import { defer } from "./timers.ts";
+import { connect as connectNodeTls, listen as listenNodeTls } from "../node/net.ts";
 
 /** How long an accepted TLS client may take over its handshake (Node's default is 120 s; 30 s is plenty). */
 const HANDSHAKE_TIMEOUT_MS = 30_000;
@@ -208,7 +211,10 @@ export async function connect(options: ConnectOptions, handlers: ConnHandlers): 
   // A private controller cancels Deno's pending connect op on abort, and is never aborted once
   // connected, so the caller's signal has no say over the established connection.
   const secure = options.tls;
-  if (secure) checkConnectTls(secure, host);
+  if (secure) {
+    checkConnectTls(secure, host);
+    if (needsNodeTls(secure, host)) return connectNodeTls(options, handlers);
+  }
   if (secure?.cert !== undefined) return startConn(await connectWithCertificate(host, port, secure, signal), handlers);
   const cancel = new AbortController();
   const onAbort = () => cancel.abort();
@@ -232,16 +238,18 @@ export async function connect(options: ConnectOptions, handlers: ConnHandlers): 
   return startConn(await handshake(upgrading, `${host}:${port}`, signal), handlers);
 }
 
-/** Options Deno's TLS cannot honour are refused, never silently dropped. */
 function checkConnectTls(secure: ConnectTls, host: string): void {
-  const refuse = (why: string) => {
-    throw new TlsError(host, new Error(why));
-  };
-  if (secure.insecure) refuse("Deno cannot skip certificate verification (insecure); trust the server's CA with `ca` instead");
-  if (secure.cert !== undefined && secure.servername !== undefined && secure.servername !== host) {
-    refuse("Deno cannot send a client certificate with a servername other than the host connected to");
-  }
-  if ((secure.cert === undefined) !== (secure.key === undefined)) refuse("a client certificate needs both cert and key");
+  if ((secure.cert === undefined) !== (secure.key === undefined)) throw new TlsError(host, new Error("a client certificate needs both cert and key"));
+}
+
+/** What `Deno.connectTls`/`Deno.startTls` cannot express: no verification, or a client certificate for another name. */
+function needsNodeTls(secure: ConnectTls, host: string): boolean {
+  return secure.insecure === true || (secure.cert !== undefined && secure.servername !== undefined && secure.servername !== host);
+}
+
+/** What `Deno.listenTls` cannot express: client certificates required, or TLS 1.2 refused. */
+function listenNeedsNodeTls(secure: ListenTls | undefined): boolean {
+  return secure !== undefined && (secure.ca !== undefined || secure.minVersion === "TLSv1.3");
 }
 
 /** mTLS: only `Deno.connectTls` takes a client certificate (it verifies the name `host`). */
@@ -350,10 +358,10 @@ function adopt(socket: Deno.TcpConn | Deno.TlsConn, accept: (conn: Conn) => Conn
 
 /** Listens on `host:port` (port 0 picks one); `accept` supplies each accepted connection's handlers. */
 export async function listen(options: ListenOptions, accept: (conn: Conn) => ConnHandlers): Promise<Listener> {
+  if (listenNeedsNodeTls(options.tls)) return listenNodeTls(options, accept);
   /** `named`: the port errors name (a throwaway check listens on 0 for the real port's sake). */
   const open = (port: number, secure: ListenTls | undefined, named = port): Deno.Listener<Deno.TcpConn | Deno.TlsConn> => {
     if (!secure) return Deno.listen({ hostname: options.host, port, transport: "tcp" });
-    checkListenTls(secure, `listener ${options.host}:${named}`);
     try {
       return Deno.listenTls({ hostname: options.host, port, transport: "tcp", cert: secure.cert, key: secure.key });
     } catch (e) {
@@ -395,7 +403,9 @@ export async function listen(options: ListenOptions, accept: (conn: Conn) => Con
         // Deno.listenTls has no way to change its certificate: check the new material on a
         // throwaway listener, then reopen the port with it. Accepted connections are separate
         // resources and stay up; a connect in between may be refused.
-        checkListenTls(next, `listener ${options.host}:${port}`);
+        if (listenNeedsNodeTls(next)) {
+          throw new TlsError(`listener ${options.host}:${port}`, new Error("client certificates or a TLS 1.3 minimum cannot be added to a running listener; restart slotgate"));
+        }
         await start(0, next, port).stop();
         await current.stop();
         try {
@@ -408,9 +418,4 @@ export async function listen(options: ListenOptions, accept: (conn: Conn) => Con
       },
     }),
   };
-}
-
-function checkListenTls(secure: ListenTls, where: string): void {
-  if (secure.ca !== undefined) throw new TlsError(where, new Error("Deno cannot require client certificates (Deno.listenTls has no client authentication)"));
-  if (secure.minVersion === "TLSv1.3") throw new TlsError(where, new Error("Deno cannot set a minimum TLS version (it accepts TLS 1.2 and 1.3)"));
 }

@@ -7,7 +7,7 @@
  * | route                              | answer                                                        |
  * |------------------------------------|---------------------------------------------------------------|
  * | `GET /healthz`            (open)   | 200 `{ status: "ok" }`: the process is alive                  |
- * | `GET /readyz`             (open)   | 200 `{ ready: true, notReady: [] }` or 503 `{ ready: false, notReady, reasons }` |
+ * | `GET /readyz`             (open)   | 200 `{ ready: true, notReady: [] }` or 503 `{ ready: false, notReady, reasons }`; 503 `{ ready: false, reason: "shutting down", notReady }` once shutdown began |
  * | `GET /version`                     | 200 `{ name: "slotgate", version }`                           |
  * | `GET /config`                      | 200 the configuration document in force, secrets redacted     |
  * | `PUT /config`                      | replace the whole document: 200 `{ changes }`, or 400/404/409 `{ errors }` |
@@ -62,6 +62,8 @@ export interface AdminAppOptions {
   version: string;
   /** Largest accepted request body in bytes (default 1 MiB). */
   maxBodyBytes?: number;
+  /** True once slotgate began shutting down: `/readyz` answers 503 from then on, whatever the clusters say. */
+  shuttingDown?: () => boolean;
   /** One Prometheus scrape for `GET /metrics`; absent: metrics are off (the route answers 404). */
   metrics?: MetricsScrape | undefined;
 }
@@ -134,6 +136,8 @@ export function createAdminApp(control: ControlPlane, options: AdminAppOptions):
       methods: {
         GET: () => {
           const { ready, notReady, reasons } = control.ready();
+          // Load balancers and Kubernetes withdraw the endpoint while clients are still served.
+          if (options.shuttingDown?.()) return json({ ready: false, reason: "shutting down", notReady }, 503);
           // `reasons` only when some cluster says why (refused credentials, an unreachable server...).
           const said = reasons !== undefined && Object.keys(reasons).length > 0;
           return json(said ? { ready, notReady, reasons } : { ready, notReady }, ready ? 200 : 503);

@@ -2,7 +2,8 @@
  * Serves the admin API (src/admin/app.ts) over HTTP through the scope's runtime. The server is
  * owned by the scope: closing the scope stops it. Without a token it only listens on loopback.
  */
-import type { ControlPlane } from "../control/types.ts";
+import type { ChangeResult, ControlPlane } from "../control/types.ts";
+import type { Logger } from "../log.ts";
 import { ScopeClosedError } from "../errors.ts";
 import type { Scope } from "../scope/scope.ts";
 import { createAdminApp, isLoopbackHost, type MetricsScrape } from "./app.ts";
@@ -18,6 +19,10 @@ export interface AdminServerOptions {
   version: string;
   /** Largest accepted request body (default 1 MiB). */
   maxBodyBytes?: number;
+  /** True once slotgate began shutting down (`/readyz` answers 503). */
+  shuttingDown?: () => boolean;
+  /** Where a refused change is logged, with why (an applied one is logged by the control plane). */
+  log?: Logger;
   /** One Prometheus scrape for `GET /metrics`; absent: metrics are off (404). */
   metrics?: MetricsScrape;
 }
@@ -44,10 +49,12 @@ export async function startAdminServer(scope: Scope, options: AdminServerOptions
       `SLOTGATE_ADMIN_LISTEN=${wanted} is not a loopback address: set SLOTGATE_ADMIN_TOKEN to expose the admin API`,
     );
   }
-  const app = createAdminApp(options.control, {
+  const control = options.log ? loggingRefusals(options.control, options.log) : options.control;
+  const app = createAdminApp(control, {
     token: options.token || undefined,
     version: options.version,
     maxBodyBytes: options.maxBodyBytes,
+    shuttingDown: options.shuttingDown,
     metrics: options.metrics,
   });
   if (!scope.isOpen) throw new ScopeClosedError(scope.path, `serve the admin API on ${wanted}`);
@@ -65,5 +72,23 @@ export async function startAdminServer(scope: Scope, options: AdminServerOptions
       owned.release();
       return server.close();
     },
+  };
+}
+
+/** The control plane, logging each change it refuses: which request, its status, and why. */
+function loggingRefusals(control: ControlPlane, log: Logger): ControlPlane {
+  const logged = (request: string) => (result: ChangeResult) => {
+    if (!result.ok) log.warn("config change refused", { via: "admin API", request, status: result.status, problems: result.problems.join("; ") });
+    return result;
+  };
+  return {
+    config: () => control.config(),
+    replaceConfig: (document) => control.replaceConfig(document).then(logged("PUT /config")),
+    putCluster: (name, document) => control.putCluster(name, document).then(logged(`PUT /clusters/${name}`)),
+    deleteCluster: (name, force) => control.deleteCluster(name, force).then(logged(`DELETE /clusters/${name}${force ? "?force=true" : ""}`)),
+    clusters: () => control.clusters(),
+    cluster: (name) => control.cluster(name),
+    scopes: () => control.scopes(),
+    ready: () => control.ready(),
   };
 }

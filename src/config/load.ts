@@ -1,10 +1,11 @@
 /**
- * Build the configuration from environment variables and an optional JSON file: the file
- * (`SLOTGATE_CONFIG`) is read first, then each variable that is set overrides its field. Every
+ * Build the configuration from environment variables and an optional file, JSON or YAML (by its
+ * extension: `.yaml`/`.yml` is YAML, anything else JSON): the file (`SLOTGATE_CONFIG`) is read first, then each variable that is set overrides its field. Every
  * problem becomes one line naming the variable or field, the value and what is expected; the
  * caller exits with code 2 and starts nothing.
  */
 import * as v from "valibot";
+import { parseDocument } from "yaml";
 import { ConfigError } from "../errors.ts";
 import { ClusterSchema, ConfigSchema, withClusterType, type ClusterDocument, type Config } from "./schema.ts";
 import { isSecretPath, REDACTED } from "./secrets.ts";
@@ -24,7 +25,9 @@ export const ENV_VARIABLES: readonly { name: string; path: string; kind: Kind }[
   { name: "SLOTGATE_TLS_KEY", path: "tls.key", kind: "string" },
   { name: "SLOTGATE_TLS_CA", path: "tls.ca", kind: "string" },
   { name: "SLOTGATE_LOG_LEVEL", path: "logLevel", kind: "string" },
+  { name: "SLOTGATE_LOG_FORMAT", path: "logFormat", kind: "string" },
   { name: "SLOTGATE_SHUTDOWN_TIMEOUT_MS", path: "shutdownTimeoutMs", kind: "number" },
+  { name: "SLOTGATE_SHUTDOWN_DELAY_MS", path: "shutdownDelayMs", kind: "number" },
   { name: "SLOTGATE_ADMIN_LISTEN", path: "admin.listen", kind: "string" },
   { name: "SLOTGATE_ADMIN_TOKEN", path: "admin.token", kind: "string" },
   { name: "SLOTGATE_ADMIN_TOKEN_FILE", path: "admin.token", kind: "file" },
@@ -71,7 +74,7 @@ export const ENV_VARIABLES: readonly { name: string; path: string; kind: Kind }[
 ];
 
 /** Read by the entry points, not part of the document. */
-const META_VARIABLES = new Set(["SLOTGATE_CONFIG", "SLOTGATE_CONFIG_WATCH"]);
+const META_VARIABLES = new Set(["SLOTGATE_CONFIG", "SLOTGATE_CONFIG_WATCH", "SLOTGATE_CHECK"]);
 
 export interface ConfigSources {
   env: Record<string, string | undefined>;
@@ -85,12 +88,17 @@ export function loadConfig(sources: ConfigSources): Config {
   let document: Record<string, unknown> = {};
   const file = sources.env.SLOTGATE_CONFIG;
   if (file) {
+    let text: string | null = null;
     try {
-      const parsed: unknown = JSON.parse(sources.readFile(file));
-      if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) problems.push(`${file}: expected a JSON object`);
-      else document = parsed as Record<string, unknown>;
+      text = sources.readFile(file);
     } catch (error) {
       problems.push(`SLOTGATE_CONFIG=${file}: cannot read the config file: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    if (text !== null) {
+      const parsed = parseConfigText(file, text);
+      if ("problem" in parsed) problems.push(`SLOTGATE_CONFIG=${file}: cannot read the config file: ${parsed.problem}`);
+      else if (parsed.value === null || typeof parsed.value !== "object" || Array.isArray(parsed.value)) problems.push(`${file}: expected ${isYamlPath(file) ? "a YAML mapping" : "a JSON object"}`);
+      else document = parsed.value as Record<string, unknown>;
     }
   }
   const known = new Set(ENV_VARIABLES.map((e) => e.name));
@@ -126,6 +134,34 @@ export function loadConfig(sources: ConfigSources): Config {
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return validateConfig(document, (issue, path) => describe(issue, path, origin, file));
+}
+
+/** Whether a config file is YAML (by its name), not JSON. */
+export function isYamlPath(path: string): boolean {
+  return /\.ya?ml$/i.test(path);
+}
+
+/**
+ * A config file's text as a document: YAML for `.yaml`/`.yml` (YAML 1.2: `yes` stays a string,
+ * duplicate keys are an error), JSON otherwise; a syntax error is one line naming where it is.
+ */
+export function parseConfigText(path: string, text: string): { value: unknown } | { problem: string } {
+  if (isYamlPath(path)) {
+    const document = parseDocument(text);
+    const error = document.errors[0];
+    // The yaml package's messages end in "at line L, column C:" and a snippet; the first line says it all.
+    if (error) return { problem: `invalid YAML: ${error.message.split("\n")[0]!.replace(/:$/, "")}` };
+    try {
+      return { value: document.toJS({ maxAliasCount: 100 }) };
+    } catch (error) {
+      return { problem: `invalid YAML: ${error instanceof Error ? error.message : String(error)}` };
+    }
+  }
+  try {
+    return { value: JSON.parse(text) };
+  } catch (error) {
+    return { problem: `invalid JSON: ${error instanceof Error ? error.message : String(error)}` };
+  }
 }
 
 /**

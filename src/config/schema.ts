@@ -263,7 +263,11 @@ export const ConfigSchema = v.pipe(
     listen: v.optional(listenAddress, "127.0.0.1:6380"),
     tls: v.optional(DownstreamTlsSchema),
     logLevel: v.optional(v.picklist(["debug", "info", "warn", "error", "silent"], "expected one of debug, info, warn, error, silent"), "info"),
+    /** `text` (one readable line an event) or `json` (one object a line, for log stores). */
+    logFormat: v.optional(v.picklist(["text", "json"], "expected text or json"), "text"),
     shutdownTimeoutMs: v.optional(int(0, HOUR_MS, "milliseconds"), 10_000),
+    /** On SIGINT/SIGTERM, how long /readyz answers 503 while clients are still served, before accepting stops. */
+    shutdownDelayMs: v.optional(int(0, HOUR_MS, "milliseconds"), 0),
     admin: v.optional(AdminSchema, {}),
     limits: v.optional(LimitsSchema, {}),
     clusterDefaults: v.optional(ClusterDefaultsSchema, {}),

@@ -49,6 +49,7 @@ export interface ControlPlaneHooks {
   /** Limits and log level in force from now on (see ./live-fields.ts for what reads them when). */
   onLimits(limits: LimitsConfig): void;
   onLogLevel(level: Config["logLevel"]): void;
+  onLogFormat?(format: Config["logFormat"]): void;
   /** The configuration in force from now on, for its client users (`requirepass`, `users`). */
   onAuth?(config: Config): void;
   /** The whole scope tree, for `GET /debug/scopes`. */
@@ -232,6 +233,7 @@ export class LiveConfig implements ControlPlane {
     this.#config = next;
     this.#hooks.onLimits(next.limits);
     this.#hooks.onLogLevel(next.logLevel);
+    this.#hooks.onLogFormat?.(next.logFormat);
     this.#hooks.onAuth?.(next);
     this.#hooks.onMetrics?.(next);
     for (const change of changes) this.#log.info(change);
@@ -297,8 +299,9 @@ export class LiveConfig implements ControlPlane {
   }
 
   /** Close every cluster (shutdown): in-flight requests may finish until each one's drain timeout. */
-  async closeAll(): Promise<void> {
-    await Promise.all([...this.#entries].map(([name, entry]) => entry.backend.close(entry.drainTimeoutMs, `slotgate is shutting down (cluster '${name}')`).catch(() => {})));
+  /** Close every backend; each drains for its `drainTimeoutMs`, but never past `deadlineMs`. */
+  async closeAll(deadlineMs = Infinity): Promise<void> {
+    await Promise.all([...this.#entries].map(([name, entry]) => entry.backend.close(Math.min(entry.drainTimeoutMs, deadlineMs), `slotgate is shutting down (cluster '${name}')`).catch(() => {})));
   }
 }
 

@@ -6,7 +6,7 @@
 import type { Conn, ConnHandlers, Listener, ListenTls } from "../runtime.ts";
 import type { Scope } from "../scope/scope.ts";
 import { listen } from "../scope/io.ts";
-import type { Logger } from "../log.ts";
+import { LogLimiter, type Logger } from "../log.ts";
 import { ClientSession, type ClientLimits } from "./session/client-session.ts";
 import type { Router } from "./routing/router.ts";
 import { DedicatedBudget } from "./own-conn/dedicated.ts";
@@ -43,6 +43,8 @@ export class ProxyServer {
   #nextId = 0;
   #connected = 0;
   #totalConnections = 0;
+  /** Clients refused or closed by a limit: one line per limit a window, with the count (../log.ts). */
+  readonly limitLog: LogLimiter;
   /** Connections are being refused for `maxClients` (logged once per run of refusals). */
   #refusing = false;
   /** Every client connected now (INFO's blocked_clients and pubsub_clients are read from them). */
@@ -62,10 +64,11 @@ export class ProxyServer {
     readonly auth?: ClientAuth,
   ) {
     this.scope = parent.child("server");
+    this.limitLog = new LogLimiter(this.scope, log);
     // What evicted clients held is garbage once their sessions let go of it (on the next turn):
     // ask the runtime to collect it then, rather than whenever it would have on its own.
     const runtime = this.scope.runtime;
-    this.memory = new ClientsMemory(() => this.options.limits.maxClientsMemoryBytes, log, () => runtime.defer(() => runtime.collectGarbage?.()));
+    this.memory = new ClientsMemory(() => this.options.limits.maxClientsMemoryBytes, this.limitLog.logger("maxClientsMemoryBytes"), () => runtime.defer(() => runtime.collectGarbage?.()));
   }
 
   get port(): number {
@@ -104,9 +107,8 @@ export class ProxyServer {
       if (metrics) metrics.downstreamCxTotal++;
       // The limit in force now: a live change applies to the next connection.
       if (this.#connected >= this.options.limits.maxClients || !this.scope.isOpen) {
-        if (!this.#refusing && this.scope.isOpen) {
-          this.#refusing = true;
-          this.log.warn("client refused", { addr: `${conn.remoteAddress}:${conn.remotePort}`, limit: "maxClients", max: this.options.limits.maxClients });
+        if (this.scope.isOpen) {
+          this.limitLog.warn("maxClients", "client refused", { addr: `${conn.remoteAddress}:${conn.remotePort}`, limit: "maxClients", max: this.options.limits.maxClients });
         }
         if (metrics) metrics.downstreamCxRejected++;
         conn.write(new TextEncoder().encode("-ERR max number of clients reached\r\n"));
@@ -116,15 +118,13 @@ export class ProxyServer {
       }
       const scope = this.scope.child(`client ${id}`);
       this.#connected++;
-      scope.defer(() => {
-        this.#connected--;
-        this.#refusing = false;
-      });
+      scope.defer(() => void this.#connected--);
       const session = new ClientSession(scope, id, {
         router: this.router,
         // Limits in force when the client connected; a live change applies to new clients.
         limits: this.options.limits,
         log: this.log,
+        limitLog: this.limitLog,
         dedicated: this.dedicated,
         memory: this.memory,
         listenHost,

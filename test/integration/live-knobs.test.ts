@@ -141,18 +141,27 @@ describe("live knobs", () => {
   });
 
   it("shutdownTimeoutMs changed live bounds the next shutdown", SLOW, async () => {
-    // Started with an hour to drain: only the live value lets close finish while a client blocks.
-    const proxy = await launch({ shutdownTimeoutMs: 3_600_000 });
+    // Started with an hour to drain: only the live value lets close finish while a request is in
+    // flight. The request is a SET held by Redis itself (CLIENT PAUSE WRITE), not a blocking
+    // command: those are interrupted at once on shutdown, whatever the timeout. The cluster's own
+    // drain is an hour too: the shutdown's budget bounds it as well.
+    const proxy = await launch({ shutdownTimeoutMs: 3_600_000, clusterDefaults: { drainTimeoutMs: 3_600_000 } });
     const changed = await proxy.change((d) => (d.shutdownTimeoutMs = 200));
     assert.deepEqual(changed.body, { changes: ["updated shutdownTimeoutMs (3600000 → 200)"] });
-    const blocked = await proxy.connect();
-    blocked.send(resp("BLPOP", "live:never", "0"));
-    // The proxy has the command once it has opened the client's own connection for it.
     const server = await redis.get();
-    for (let i = 0; i < 200 && !(await server.command("CLIENT", "LIST")).includes("cmd=blpop"); i++) await new Promise((r) => setTimeout(r, 50));
-    assert.match(await server.command("CLIENT", "LIST"), /cmd=blpop/);
-    await within(proxy.app.close(), "a shutdown bounded by the live shutdownTimeoutMs", 60_000);
-    await blocked.waitClosed();
+    const held = await proxy.connect();
+    await server.command("CLIENT", "PAUSE", "120000", "WRITE");
+    try {
+      held.send(resp("SET", "live:held", "1"));
+      // The proxy has sent it once Redis holds a client blocked on it.
+      for (let i = 0; i < 200 && !(await server.command("CLIENT", "LIST")).includes("cmd=set"); i++) await new Promise((r) => setTimeout(r, 50));
+      assert.match(await server.command("CLIENT", "LIST"), /flags=b .*cmd=set/);
+      await within(proxy.app.close(), "a shutdown bounded by the live shutdownTimeoutMs", 60_000);
+      await held.waitClosed();
+      assert.equal(String(await server.command("EXISTS", "live:held")).trim(), "0", "closed while Redis still held the SET: the drain did not wait for it");
+    } finally {
+      await server.command("CLIENT", "UNPAUSE");
+    }
   });
 
   it("listen and admin cannot change while running: 409 with the field and the reason, and nothing changes", SLOW, async () => {

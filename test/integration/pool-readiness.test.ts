@@ -31,10 +31,10 @@ describe("standalone pool readiness", () => {
     await Promise.all([live.stop(), stopped.stop()]);
   });
 
-  async function launch(clusters: Record<string, unknown>): Promise<{ app: Slotgate; admin(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> }> {
+  async function launch(clusters: Record<string, unknown>, lines?: string[]): Promise<{ app: Slotgate; admin(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> }> {
     const document = { listen: "127.0.0.1:0", logLevel: "silent", shutdownTimeoutMs: 500, admin: { listen: "127.0.0.1:0", token: TOKEN }, clusters, catchAll: Object.keys(clusters)[0] };
     const config = loadConfig({ env: { SLOTGATE_CONFIG: "pool.json" }, readFile: () => JSON.stringify(document) });
-    const app = await startSlotgate(await currentRuntime(), config, createLogger(config.logLevel));
+    const app = await startSlotgate(await currentRuntime(), config, lines ? createLogger("info", (line) => lines.push(line)) : createLogger(config.logLevel));
     started.push(app);
     const base = `http://127.0.0.1:${app.admin!.port}`;
     return {
@@ -67,7 +67,8 @@ describe("standalone pool readiness", () => {
     const [a, b] = await Promise.all([live.get(), stopped.get()]);
     process.kill(b.pid, "SIGSTOP");
     paused.add(b.pid);
-    const { app, admin } = await launch({ pool: { type: "standalone", servers: [`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`], ...FAST } });
+    const lines: string[] = [];
+    const { app, admin } = await launch({ pool: { type: "standalone", servers: [`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`], ...FAST } }, lines);
     await until("a probe of the stopped server to time out", async () => (await admin("GET", "/clusters/pool")).body.lastError !== null);
     assert.equal((await admin("GET", "/readyz")).status, 503);
     // The first probe times out; once the server is suspect, later probes fail at once saying so.
@@ -79,6 +80,11 @@ describe("standalone pool readiness", () => {
     const view = (await admin("GET", "/clusters/pool")).body;
     assert.deepEqual([view.ready, view.lastError], [true, null]);
     assert.doesNotMatch(JSON.stringify(view.scope), /readiness probe/, "the probe is over");
+    // Logged once each, however many probes failed in between.
+    const notReady = lines.filter((line) => line.startsWith("WARN cluster not ready cluster=pool"));
+    assert.equal(notReady.length, 1, lines.join("\n"));
+    assert.match(notReady[0]!, new RegExp(`cause="127\\.0\\.0\\.1:${b.port} did not answer PING`));
+    assert.equal(lines.filter((line) => line.startsWith("INFO cluster ready cluster=pool servers=2")).length, 1, lines.join("\n"));
   });
 
   it("a routed pool whose server never answers holds a config change for readyTimeoutMs at most, and its removal is not held by the probe", SLOW, async () => {

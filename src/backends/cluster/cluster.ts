@@ -17,7 +17,9 @@
  * - a node that fails or hangs is marked down or suspect by its `UpstreamNode`;
  * - refused credentials (`auth`) leave the cluster unready while discovery is refused, its
  *   clients reading `-ERR upstream authentication failed for cluster 'NAME'`, each node logged once.
- * Each of these, and each failed refresh, is logged once with its cause.
+ * Each of these is logged once with its cause; failed refreshes are rate-limited (`LogLimiter`),
+ * their count said when they stop (`refresh recovered failedRounds=N`). So are the cluster's
+ * transitions: ready or not, a slot map that changed (how many slots moved), a failover seen.
  *
  * Why one file of ~470 lines: the slot owners, the nodes, the redirect counts and the stats are
  * one state, changed by dispatch, redirects and each applied map together; what has a seam of its
@@ -28,12 +30,13 @@ import { faultIsolated, type ReplySink, type UpstreamRequest } from "../../backe
 import { Closing } from "../../backend/closing.ts";
 import { Unavailable, type Backend, type BackendCapabilities, type BackendStatus, type NodeHandle, type Redirect } from "../../backend/contract.ts";
 import { isoTime } from "../../util/iso-time.ts";
-import { SILENT_LOGGER, type Logger } from "../../log.ts";
+import { LogLimiter, SILENT_LOGGER, type Logger } from "../../log.ts";
 import { keySlot, SLOT_COUNT } from "./slot.ts";
 import { Discovery, type DiscoveryOptions, type RefreshError } from "./discovery.ts";
 import { UpstreamNode, type UpstreamNodeOptions } from "../../upstream/node.ts";
 import { coverage, type SlotRange, type Topology } from "./topology.ts";
 import { PartialMaps } from "./partial-maps.ts";
+import { mapChanges, primaryCount } from "./map-changes.ts";
 import { formatAddress } from "../../util/address.ts";
 import { errorReply, ErrorKind, errorKind } from "../../resp/replies.ts";
 import { parseRedirect } from "../../resp/reply-reader.ts";
@@ -110,8 +113,12 @@ export class Cluster implements Backend {
   #unknownLogged = false;
   /** Cause of the failing refreshes in a row (null: the last one succeeded), and how many. */
   #failing: { cause: string; rounds: number } | null = null;
-  /** The applied map's routes in short, to log a map only when it changes. */
+  /** The applied map's routes in short, to log a map only when it changes ("": none yet). */
   #mapSignature = "";
+  /** Readiness as last logged, to log its transitions only. */
+  #loggedReady = false;
+  /** Lines an event may repeat without end (failed refreshes) go through it. */
+  readonly #limited: LogLimiter;
   #redirectsSinceRefresh = 0;
   /** `host:port` → the hostname the node announced in CLUSTER SLOTS (TLS checks its certificate against it). */
   readonly #hostnames = new Map<string, string>();
@@ -134,6 +141,7 @@ export class Cluster implements Backend {
     this.#closing = new Closing(name);
     this.#notConfigured = new Unavailable("closing", `cluster '${name}' is not configured`);
     this.#log = options.log ?? SILENT_LOGGER;
+    this.#limited = new LogLimiter(this.scope, this.#log);
     this.#authFailures = new AuthFailures(name, this.#log);
     // Its nodes name the cluster in their log lines, and log refused credentials once per node.
     this.#options = { ...options, cluster: name, authFailures: this.#authFailures };
@@ -386,7 +394,9 @@ export class Cluster implements Backend {
     this.#authFailing = auth === null ? null : authRefusal(this.name);
     this.stats.lastError = auth ?? error.message;
     const cause = error.summary;
-    if (this.#failing?.cause !== cause) this.#log.warn("refresh failed", { cluster: this.name, cause, error: error.message });
+    // Identical failures are counted, a new cause is logged at once (after the count of the old one).
+    if (this.#failing !== null && this.#failing.cause !== cause) this.#limited.flush(REFRESH_FAILED);
+    this.#limited.warn(REFRESH_FAILED, "refresh failed", { cluster: this.name, cause, error: error.message });
     this.#failing = { cause, rounds: (this.#failing?.rounds ?? 0) + 1 };
   }
 
@@ -414,6 +424,8 @@ export class Cluster implements Backend {
     this.#authFailing = null;
     this.#authFailures.succeeded(from);
     if (this.#failing !== null) {
+      // Its line says how many rounds failed: the count still pending is not logged on its own.
+      this.#limited.forget(REFRESH_FAILED);
       this.#log.info("refresh recovered", { cluster: this.name, from, failedRounds: this.#failing.rounds });
       this.#failing = null;
     }
@@ -434,13 +446,16 @@ export class Cluster implements Backend {
       for (let slot = range.start; slot <= range.end; slot++) owners[slot] = node;
     }
     for (let slot = 0; slot < SLOT_COUNT; slot++) this.#owners[slot] = owners[slot];
+    const previous = this.#topology;
     this.#topology = topology;
     this.stats.coveredSlots = coverage(topology);
     const signature = topology.ranges.map((r) => `${r.start}-${r.end}@${formatAddress(r.primary.host, r.primary.port)}`).join(",");
     if (signature !== this.#mapSignature) {
+      const first = this.#mapSignature === "";
       this.#mapSignature = signature;
-      this.#log.info("slot map applied", { cluster: this.name, from, covered: this.stats.coveredSlots, primaries: used.size });
+      this.#logMapChange(first ? null : previous, from);
     }
+    this.#logReadiness(from);
     for (const [address, node] of this.#nodes) {
       if (used.has(node)) continue;
       this.#nodes.delete(address);
@@ -453,6 +468,39 @@ export class Cluster implements Backend {
       this.commands?.afterTopology(topology.ranges.map((range) => range.primary));
     }
     for (const listener of this.#topologyListeners) listener();
+  }
+
+  /** A new slot map: the first one, or how it differs from the previous one (and the failovers it shows). */
+  #logMapChange(previous: Topology | null, from: string): void {
+    const covered = this.stats.coveredSlots;
+    if (previous === null) {
+      this.#log.info("slot map applied", { cluster: this.name, from, covered, primaries: primaryCount(this.#topology) });
+      return;
+    }
+    const changes = mapChanges(previous, this.#topology);
+    // Ranges split or merged with the same owners: nothing moved.
+    if (changes.moved === 0) return;
+    for (const failover of changes.failovers) {
+      this.#log.warn("failover seen", { cluster: this.name, primary: failover.primary, was: failover.was, slots: failover.slots, from });
+    }
+    this.#log.info("slot map changed", {
+      cluster: this.name,
+      from,
+      moved: changes.moved,
+      covered,
+      primaries: changes.primaries,
+      previousPrimaries: changes.previousPrimaries,
+    });
+  }
+
+  /** Log the cluster becoming ready (every slot has an owner) or no longer ready: transitions only. */
+  #logReadiness(from: string): void {
+    const ready = this.isReady;
+    if (ready === this.#loggedReady) return;
+    this.#loggedReady = ready;
+    const covered = this.stats.coveredSlots;
+    if (ready) this.#log.info("cluster ready", { cluster: this.name, primaries: primaryCount(this.#topology) });
+    else this.#log.warn("cluster not ready", { cluster: this.name, cause: "slots without an owner", uncovered: SLOT_COUNT - covered, from });
   }
 
   /** What the admin API shows. */
@@ -491,6 +539,9 @@ export class Cluster implements Backend {
 }
 
 export type { SlotRange };
+
+/** The rate-limited key of failed refreshes. */
+const REFRESH_FAILED = "refresh failed";
 
 function tooManyRedirects(frame: Uint8Array): string {
   return `too many cluster redirections (last: ${new TextDecoder().decode(frame.subarray(1, frame.length - 2))})`;

@@ -25,7 +25,7 @@ import { KetamaRing, twemproxyServerName, type KetamaHash } from "./ketama.ts";
 import { UpstreamNode, type UpstreamNodeOptions } from "../../upstream/node.ts";
 import { parseAddress } from "../../util/address.ts";
 import { AuthFailures } from "../../backend/auth.ts";
-import { SILENT_LOGGER } from "../../log.ts";
+import { SILENT_LOGGER, type Logger } from "../../log.ts";
 
 export interface StandaloneServer {
   address: string;
@@ -56,6 +56,7 @@ export class StandalonePool implements Backend {
   readonly #refreshIntervalMs: number;
   /** Servers that refused the credentials, logged once each. */
   readonly #authFailures: AuthFailures;
+  readonly #log: Logger;
   #ready = false;
   #markReady!: () => void;
   /** Why the pool is not ready yet: the last failed probe of a server. */
@@ -74,7 +75,8 @@ export class StandalonePool implements Backend {
       servers.map((s) => ({ name: twemproxyServerName(s.host, s.port, s.name), weight: s.weight })),
       { hash: options.hash, hashTag: options.hashTag },
     );
-    this.#authFailures = new AuthFailures(name, options.log ?? SILENT_LOGGER);
+    this.#log = options.log ?? SILENT_LOGGER;
+    this.#authFailures = new AuthFailures(name, this.#log);
     this.#nodes = servers.map(
       (s) =>
         new UpstreamNode(this.scope, s.host, s.port, { ...options, cluster: name, authFailures: this.#authFailures }, {
@@ -107,12 +109,15 @@ export class StandalonePool implements Backend {
       // Refused credentials say more than the PING that could not be sent: the server's words.
       if (waiting.size > 0 && this.#authFailures.last !== null) this.#probeError = this.#authFailures.last;
       if (waiting.size === 0) break;
+      // Said once, with the first cause: the probe keeps trying, quietly.
+      if (round === 0) this.#log.warn("cluster not ready", { cluster: this.name, cause: this.#probeError, servers: this.#nodes.length, waiting: waiting.size });
       const backoffMs = Math.min(this.#refreshIntervalMs, MIN_PROBE_BACKOFF_MS * 2 ** Math.min(round, 16));
       // Jitter keeps many proxies from probing a recovering server in lockstep.
       await sleep(this.scope, Math.round(backoffMs * (0.5 + this.scope.runtime.random() / 2)));
     }
     this.#ready = true;
     this.#probeError = null;
+    this.#log.info("cluster ready", { cluster: this.name, servers: this.#nodes.length });
     this.#markReady();
   }
 

@@ -44,10 +44,10 @@ export class Blocker {
     if (refused) this.#refused(link, request, refused);
   }
 
-  /** Close the link: a command still blocked is forgotten by Redis. */
-  close(): void {
+  /** Close the link: a command still blocked is forgotten by Redis, and answered `-ERR <reason>`. */
+  close(reason = "client closed"): void {
     this.#closed = true;
-    this.#link?.close("client closed");
+    this.#link?.close(reason);
     this.#link = null;
   }
 

@@ -40,7 +40,7 @@ import { errorReply } from "../../resp/replies.ts";
 import { concatBytes } from "../../resp/encode.ts";
 import type { Router, Target } from "../routing/router.ts";
 import type { Backend } from "../../backend/contract.ts";
-import type { Logger } from "../../log.ts";
+import { withStack, type LogFields, type Logger, type LogLimiter } from "../../log.ts";
 import { Blocker } from "../own-conn/blocking.ts";
 import { Transaction, type TransactionHost } from "../own-conn/transaction.ts";
 import type { DedicatedBudget } from "../own-conn/dedicated.ts";
@@ -54,6 +54,9 @@ import { refusal, WRONGPASS } from "./access.ts";
 import type { ProxyMetrics } from "../../metrics/proxy-metrics.ts";
 import type { Slowlog } from "../../metrics/slowlog.ts";
 import type { CommandStats } from "../../metrics/commands.ts";
+
+/** What a blocked command or a subscriber is told when slotgate shuts down (`-ERR ...`). */
+const SHUTTING_DOWN = "slotgate is shutting down";
 
 export interface ClientLimits {
   maxBulkBytes: number;
@@ -82,6 +85,8 @@ export interface SessionHost {
   readonly router: Router;
   readonly limits: ClientLimits;
   readonly log: Logger;
+  /** Where a client closed by a limit is logged, one line per limit a window (absent: `log`, every time). */
+  readonly limitLog?: LogLimiter;
   /** Bounds the connections clients hold alone, over all clients. */
   readonly dedicated: DedicatedBudget;
   /** Bounds the memory of all clients together. */
@@ -214,9 +219,15 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
     this.#flush = scope.guard(() => this.#write());
     const idleMs = (host.limits.clientIdleTimeoutSeconds ?? 0) * 1000;
     if (idleMs > 0) watchIdle(scope, idleMs, () => (this.#busy() ? null : this.#lastInteraction), () => this.#closeIdle(idleMs));
-    // Graceful shutdown: stop reading, let owed replies arrive and be written.
+    // Graceful shutdown: stop reading, let owed replies arrive and be written. A blocked command
+    // or a subscription would hold the drain until its deadline and then lose the connection
+    // unannounced: they are answered with an error at once, and the client is closed.
     scope.onDrain(() => {
       this.#pauseReading();
+      if (!this.#closed) {
+        this.#blocker?.close(SHUTTING_DOWN);
+        if (this.pubsub !== null) this.replyAndClose(errorReply(SHUTTING_DOWN));
+      }
       return this.#whenIdle();
     });
     // Connections of the client's own go with it: Redis forgets a blocked command or a
@@ -310,7 +321,7 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
   #queryBufferFull(error: FrameTooBigError): string {
     // What was held for the unfinished request goes now (held requests before it are still run).
     this.#parser.reset();
-    this.#host.log.warn("Closing client that reached max query buffer length", { id: this.id, bytes: error.bytes, limit: "maxQueryBufferBytes", maxBytes: error.limit });
+    this.#limitReached("maxQueryBufferBytes", "Closing client that reached max query buffer length", { bytes: error.bytes, maxBytes: error.limit });
     return `Protocol error: query buffer limit reached (maxQueryBufferBytes ${error.limit})`;
   }
 
@@ -323,9 +334,25 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
   }
 
   #closeIdle(idleMs: number): void {
-    this.#host.log.info("client disconnected", { ...this.#logFields(), reason: "idle", limit: "clientIdleTimeoutSeconds", seconds: idleMs / 1000 });
+    // Thousands of idle clients may time out together: rate-limited like the other limits.
+    const fields = { ...this.#logFields(), reason: "idle", limit: "clientIdleTimeoutSeconds", seconds: idleMs / 1000 };
+    if (this.#host.limitLog) this.#host.limitLog.info("clientIdleTimeoutSeconds", "client disconnected", fields);
+    else this.#host.log.info("client disconnected", fields);
     // Nothing is owed or queued: nothing is lost by closing at once.
     this.#conn?.destroy();
+  }
+
+  /** This client is closed by `limit`: logged with its address, rate-limited per limit. */
+  #limitReached(limit: string, message: string, fields: LogFields): void {
+    const all = { ...this.#logFields(), limit, ...fields };
+    if (this.#host.limitLog) this.#host.limitLog.warn(limit, message, all);
+    else this.#host.log.warn(message, all);
+  }
+
+  /** The client's `host:port` (undefined before it is attached). */
+  get addr(): string | undefined {
+    const conn = this.#conn;
+    return conn ? `${conn.remoteAddress}:${conn.remotePort}` : undefined;
   }
 
   #logFields(): Record<string, string | number> {
@@ -553,7 +580,7 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
   push(frame: Uint8Array): void {
     if (this.#closed || this.#closeWhenFlushed) return;
     if (this.#queue.length > 0 && (this.#pushBacklog += frame.length) > this.#host.limits.maxClientOutputBytes) {
-      this.#host.log.warn("client output buffer limit reached by messages: closing the client", { id: this.id, bytes: this.#pushBacklog });
+      this.#limitReached("maxClientOutputBytes", "client output buffer limit reached by messages: closing the client", { bytes: this.#pushBacklog });
       this.#conn?.destroy();
       return;
     }
@@ -632,7 +659,7 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
   fault(error: Error): void {
     if (this.#faulted) return;
     this.#faulted = true;
-    this.#host.log.error("internal error: closing the client", { id: this.id, error: error.stack ?? error.message });
+    this.#host.log.error("internal error: closing the client", { id: this.id, ...withStack(error) });
     const conn = this.#conn;
     this.#closeWhenFlushed = true;
     this.#pauseReading();
@@ -690,7 +717,7 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
       if (this.#timings !== null) this.#timeAnswered(this.#lastInteraction, chunk.length);
       this.#flow.socketBytes = conn.bufferedBytes;
       if (conn.bufferedBytes > this.#host.limits.maxClientOutputBytes) {
-        this.#host.log.warn("client output buffer limit reached: closing the client", { id: this.id, bytes: conn.bufferedBytes });
+        this.#limitReached("maxClientOutputBytes", "client output buffer limit reached: closing the client", { bytes: conn.bufferedBytes });
         conn.destroy();
         return;
       }

@@ -10,6 +10,8 @@ import type { Logger } from "../../log.ts";
 /** A client the budget can see and evict. */
 export interface MemoryUser {
   readonly id: number;
+  /** The client's `host:port`, for the log line of its eviction. */
+  readonly addr?: string;
   /** Drop the connection at once, and every buffer with it; the budget forgets the client. */
   evict(): void;
 }
@@ -80,6 +82,7 @@ export class ClientsMemory {
           bytes: most,
           totalBytes: this.#total,
           maxBytes: max,
+          addr: largest.addr,
         });
         this.remove(largest);
         this.evicted++;
