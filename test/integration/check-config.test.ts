@@ -17,7 +17,8 @@ import { startLocalCluster } from "../../scripts/local-cluster.ts";
 import { freePort } from "../../scripts/free-port.ts";
 import { lazy } from "../support/lazy.ts";
 import { RawClient, resp } from "../support/proxy.ts";
-import { startEntry, until } from "./lifecycle-helpers.ts";
+import { until } from "./lifecycle-helpers.ts";
+import { startEntry } from "../support/processes.ts";
 
 const SLOW = { timeout: 120_000 };
 

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { after, describe, it } from "node:test";
 import { detectRuntime } from "../../adapters/current.ts";
-import { entryCommand } from "../support/processes.ts";
+import { startEntry, type Exit } from "../support/processes.ts";
 import { startLocalCluster } from "../../scripts/local-cluster.ts";
 import { freePort } from "../../scripts/free-port.ts";
 import { lazy } from "../support/lazy.ts";
@@ -20,26 +20,6 @@ import { RawClient, resp } from "../support/proxy.ts";
 
 const SLOW = { timeout: 120_000 };
 
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function start(args: string[], env: Record<string, string>) {
-  const [bin, ...rest] = entryCommand();
-  const child = spawn(bin!, [...rest, ...args], {
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout!.on("data", (d) => (stdout += d));
-  child.stderr!.on("data", (d) => (stderr += d));
-  const done = new Promise<Run>((resolve) => child.on("close", (code, signal) => resolve({ code, stdout, stderr: signal ? `${stderr}(killed by ${signal})` : stderr })));
-  return { child, done, output: () => stderr + stdout };
-}
 
 async function waitForPort(port: number, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -62,7 +42,7 @@ describe(`the ${detectRuntime()} entry point`, () => {
   after(() => cluster.stop());
 
   it("--help prints usage and every variable, exit 0", SLOW, async () => {
-    const run = await start(["--help"], {}).done;
+    const run = await startEntry(["--help"], {}).done;
     assert.equal(run.code, 0);
     assert.match(run.stdout, /Usage: slotgate/);
     assert.match(run.stdout, /SLOTGATE_SEEDS/);
@@ -71,7 +51,7 @@ describe(`the ${detectRuntime()} entry point`, () => {
 
   it("bad configuration exits 2 with one line per problem and listens on nothing", SLOW, async () => {
     const port = await freePort();
-    const run = await start([], { SLOTGATE_LISTEN: `127.0.0.1:${port}`, SLOTGATE_OP_TIMEOUT_MS: "fast", SLOTGATE_SEEDS: "nope" }).done;
+    const run = await startEntry([], { SLOTGATE_LISTEN: `127.0.0.1:${port}`, SLOTGATE_OP_TIMEOUT_MS: "fast", SLOTGATE_SEEDS: "nope" }).done;
     assert.equal(run.code, 2);
     const lines = run.stderr.trim().split("\n");
     assert.equal(lines.length, 2, run.stderr);
@@ -82,7 +62,7 @@ describe(`the ${detectRuntime()} entry point`, () => {
   it("serves the cluster, then on SIGTERM answers what is in flight and exits 0", SLOW, async () => {
     const { seeds } = await cluster.get();
     const port = await freePort();
-    const proxy = start([], { SLOTGATE_LISTEN: `127.0.0.1:${port}`, SLOTGATE_ADMIN_LISTEN: "127.0.0.1:0", SLOTGATE_SEEDS: seeds.join(","), SLOTGATE_LOG_LEVEL: "info" });
+    const proxy = startEntry([], { SLOTGATE_LISTEN: `127.0.0.1:${port}`, SLOTGATE_ADMIN_LISTEN: "127.0.0.1:0", SLOTGATE_SEEDS: seeds.join(","), SLOTGATE_LOG_LEVEL: "info" });
     try {
       await waitForPort(port);
       const client = await RawClient.connect(port);
@@ -129,7 +109,7 @@ describe(`the ${detectRuntime()} entry point`, () => {
     };
     const [port, adminPort] = [await freePort(), await freePort()];
     write({ clusters: { main: { seeds } }, catchAll: "main" });
-    const proxy = start([], { SLOTGATE_CONFIG: file, SLOTGATE_LISTEN: `127.0.0.1:${port}`, SLOTGATE_ADMIN_LISTEN: `127.0.0.1:${adminPort}`, SLOTGATE_LOG_LEVEL: "info" });
+    const proxy = startEntry([], { SLOTGATE_CONFIG: file, SLOTGATE_LISTEN: `127.0.0.1:${port}`, SLOTGATE_ADMIN_LISTEN: `127.0.0.1:${adminPort}`, SLOTGATE_LOG_LEVEL: "info" });
     const names = async () => {
       const response = await fetch(`http://127.0.0.1:${adminPort}/clusters`);
       return ((await response.json()) as { clusters: { name: string }[] }).clusters.map((c) => c.name).sort().join(",");
@@ -157,7 +137,7 @@ describe(`the ${detectRuntime()} entry point`, () => {
     // Without watching, only SIGHUP re-reads the file.
     const [port2, adminPort2] = [await freePort(), await freePort()];
     write({ clusters: { main: { seeds } }, catchAll: "main" });
-    const hup = start([], { SLOTGATE_CONFIG: file, SLOTGATE_CONFIG_WATCH: "off", SLOTGATE_LISTEN: `127.0.0.1:${port2}`, SLOTGATE_ADMIN_LISTEN: `127.0.0.1:${adminPort2}` });
+    const hup = startEntry([], { SLOTGATE_CONFIG: file, SLOTGATE_CONFIG_WATCH: "off", SLOTGATE_LISTEN: `127.0.0.1:${port2}`, SLOTGATE_ADMIN_LISTEN: `127.0.0.1:${adminPort2}` });
     const names2 = async () => {
       const response = await fetch(`http://127.0.0.1:${adminPort2}/clusters`);
       return ((await response.json()) as { clusters: { name: string }[] }).clusters.map((c) => c.name).sort().join(",");
@@ -228,7 +208,7 @@ describe(`the ${detectRuntime()} entry point`, () => {
 
   it("the slotgate bin prints its usage", SLOW, async (t) => {
     if (detectRuntime() !== "node") return t.skip("the bin is the Node entry point");
-    const run = await new Promise<Run>((resolve) => {
+    const run = await new Promise<Exit>((resolve) => {
       const child = spawn(process.execPath, ["bin/slotgate.mjs", "--help"], { stdio: ["ignore", "pipe", "pipe"] });
       let stdout = "";
       child.stdout!.on("data", (d) => (stdout += d));

@@ -12,7 +12,8 @@ import { startLocalCluster } from "../../scripts/local-cluster.ts";
 import { freePort } from "../../scripts/free-port.ts";
 import { lazy } from "../support/lazy.ts";
 import { RawClient, resp } from "../support/proxy.ts";
-import { accepts, startEntry, until, type Entry } from "./lifecycle-helpers.ts";
+import { accepts, until } from "./lifecycle-helpers.ts";
+import { startEntry, type Entry } from "../support/processes.ts";
 
 const SLOW = { timeout: 180_000 };
 

@@ -16,7 +16,8 @@ import { detectRuntime } from "../../adapters/current.ts";
 import { startStandaloneRedis, type StandaloneRedis } from "../../scripts/local-cluster.ts";
 import { freePort } from "../../scripts/free-port.ts";
 import { RawClient, resp } from "../support/proxy.ts";
-import { accepts, startEntry, until } from "./lifecycle-helpers.ts";
+import { accepts, until } from "./lifecycle-helpers.ts";
+import { startEntry } from "../support/processes.ts";
 
 const SLOW = { timeout: 180_000 };
 const HAVE_NUTCRACKER = spawnSync("nutcracker", ["--version"]).status === 0;

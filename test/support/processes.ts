@@ -1,8 +1,9 @@
 /**
  * Process helpers: the command that runs slotgate's entry point on the runtime running the test,
- * and checks that nothing was left running. Works on Node, Bun and Deno (node:process and
+ * that entry point started as a real process (`startEntry`), and checks that nothing was left running. Works on Node, Bun and Deno (node:process and
  * node:fs only).
  */
+import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import process from "node:process";
 import { detectRuntime } from "../../adapters/current.ts";
@@ -17,6 +18,36 @@ export function entryCommand(): string[] {
     default:
       return [process.execPath, "--import", "tsx", "adapters/node/main.ts"];
   }
+}
+
+export interface Exit {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface Entry {
+  child: ChildProcess;
+  /** Resolves when the process has exited and its output is closed. */
+  done: Promise<Exit>;
+  /** Everything written so far, stderr then stdout. */
+  output(): string;
+  /** Send a signal by pid (Deno's child_process reports no exit code for a child it signalled through `kill`). */
+  signal(name: NodeJS.Signals): void;
+}
+
+export function startEntry(args: string[], env: Record<string, string>): Entry {
+  const [bin, ...rest] = entryCommand();
+  const child = spawn(bin!, [...rest, ...args], {
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.on("data", (d) => (stdout += d));
+  child.stderr!.on("data", (d) => (stderr += d));
+  const done = new Promise<Exit>((resolve) => child.on("close", (code, signal) => resolve({ code, stdout, stderr: signal ? `${stderr}(killed by ${signal})` : stderr })));
+  return { child, done, output: () => stderr + stdout, signal: (name) => process.kill(child.pid!, name) };
 }
 
 /**
