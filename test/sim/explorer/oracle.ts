@@ -24,6 +24,8 @@ export interface Published {
   readonly sentAt: number;
   /** Virtual ms its reply arrived (Infinity while unanswered). */
   repliedAt(): number;
+  /** Its reply (undefined while unanswered). */
+  reply(): string | undefined;
 }
 
 export class Oracle {

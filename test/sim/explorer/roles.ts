@@ -107,7 +107,7 @@ class KeyValue implements Behaviour {
       const channel = rnd.pick(shard ? keys.shardChannels : keys.channels);
       const payload = fresh(oracle, "m", c);
       const at = c.send([shard ? "SPUBLISH" : "PUBLISH", channel, payload], { kind: "publish", channel, payload });
-      oracle.published.set(payload, { channel, publisher: c.id, seq: this.#published++, sentAt: now, repliedAt: () => c.replies[at]?.at ?? Number.POSITIVE_INFINITY });
+      oracle.published.set(payload, { channel, publisher: c.id, seq: this.#published++, sentAt: now, repliedAt: () => c.replies[at]?.at ?? Number.POSITIVE_INFINITY, reply: () => c.replies[at]?.text });
     }
   }
 }
