@@ -99,7 +99,7 @@ export function compareWith(oldFile: string, current: BenchReport): void {
   const old = JSON.parse(readFileSync(oldFile, "utf8")) as BenchReport;
   const before = figures(old);
   const after = figures(current);
-  console.log(`\ncompared with ${oldFile} (commit ${old.commit.slice(0, 12)}, ${old.date}) → now (commit ${current.commit.slice(0, 12)})`);
+  console.log(`\ncompared with ${oldFile} (commit ${old.commit}, ${old.date}) → now (commit ${current.commit})`);
   console.log(`${"figure".padEnd(52)} ${"old".padStart(10)} ${"new".padStart(10)} ${"new/old".padStart(8)}`);
   for (const [name, now] of after) {
     const was = before.get(name);

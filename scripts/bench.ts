@@ -495,7 +495,8 @@ const num = (value: number | null | undefined, digits = 2) => (value === null ||
 const title = (runtime: string) => runtime.charAt(0).toUpperCase() + runtime.slice(1);
 const baseOf = (target: string): string | null => (target === "twemproxy" ? "redis" : target.startsWith("slotgate/") ? (target.endsWith("+tls") ? "direct/tls" : "direct") : null);
 
-console.log(`\nslotgate benchmark: commit ${report.commit.slice(0, 12)}, ${report.date}, ${report.cores} cores (${report.cpuModel})`);
+const shortCommit = `${report.commit.slice(0, 12)}${report.commit.endsWith("+dirty") ? " (with uncommitted changes)" : ""}`;
+console.log(`\nslotgate benchmark: commit ${shortCommit}, ${report.date}, ${report.cores} cores (${report.cpuModel})`);
 for (const text of notes) console.log(`note: ${text}`);
 console.log(`workers: ${workersFigure}`);
 
