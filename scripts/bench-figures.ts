@@ -100,6 +100,9 @@ export function compareWith(oldFile: string, current: BenchReport): void {
   const before = figures(old);
   const after = figures(current);
   console.log(`\ncompared with ${oldFile} (commit ${old.commit}, ${old.date}) → now (commit ${current.commit})`);
+  const differ = Object.keys({ ...old.options, ...current.options }).filter((k) => JSON.stringify(old.options[k]) !== JSON.stringify(current.options[k]));
+  if (differ.length > 0) console.log(`note: the runs' options differ (${differ.map((k) => `${k}: ${JSON.stringify(old.options[k])} → ${JSON.stringify(current.options[k])}`).join(", ")}); compare with care`);
+  if (old.cores !== current.cores || old.cpuModel !== current.cpuModel) console.log(`note: different machines (${old.cores} × ${old.cpuModel} → ${current.cores} × ${current.cpuModel})`);
   console.log(`${"figure".padEnd(52)} ${"old".padStart(10)} ${"new".padStart(10)} ${"new/old".padStart(8)}`);
   for (const [name, now] of after) {
     const was = before.get(name);
