@@ -94,7 +94,10 @@ export function figures(report: BenchReport): Map<string, { value: number; highe
   return out;
 }
 
-/** Print every figure both reports have: old, new, new/old. */
+/**
+ * Print every figure both reports have, new/old: one line per redis-benchmark row (requests/s,
+ * CPU all, CPU proxy: old → new and the ratio), then idle memory and added latency.
+ */
 export function compareWith(oldFile: string, current: BenchReport): void {
   const old = JSON.parse(readFileSync(oldFile, "utf8")) as BenchReport;
   const before = figures(old);
@@ -103,13 +106,21 @@ export function compareWith(oldFile: string, current: BenchReport): void {
   const differ = Object.keys({ ...old.options, ...current.options }).filter((k) => JSON.stringify(old.options[k]) !== JSON.stringify(current.options[k]));
   if (differ.length > 0) console.log(`note: the runs' options differ (${differ.map((k) => `${k}: ${JSON.stringify(old.options[k])} → ${JSON.stringify(current.options[k])}`).join(", ")}); compare with care`);
   if (old.cores !== current.cores || old.cpuModel !== current.cpuModel) console.log(`note: different machines (${old.cores} × ${old.cpuModel} → ${current.cores} × ${current.cpuModel})`);
-  console.log(`${"figure".padEnd(52)} ${"old".padStart(10)} ${"new".padStart(10)} ${"new/old".padStart(8)}`);
-  for (const [name, now] of after) {
+  const change = (name: string): string => {
     const was = before.get(name);
-    if (!was) continue;
-    const ratio = now.value / was.value;
-    const mark = !Number.isFinite(ratio) ? "" : (now.higherIsBetter ? ratio > 1 : ratio < 1) ? " better" : ratio === 1 ? "" : " worse";
-    console.log(`${name.padEnd(52)} ${fmt(was.value).padStart(10)} ${fmt(now.value).padStart(10)} ${(Number.isFinite(ratio) ? ratio.toFixed(2) : "-").padStart(8)}${mark}`);
+    const now = after.get(name);
+    if (!was || !now) return "";
+    return `${fmt(was.value)} → ${fmt(now.value)} (${(now.value / was.value).toFixed(2)})`;
+  };
+  const ids = [...new Set(current.rows.map((r) => `${r.target} ${r.test} P${r.pipeline}`))].filter((id) => before.has(`rps ${id}`));
+  if (ids.length > 0) {
+    console.log(`${"row".padEnd(32)} ${"requests/s".padEnd(26)} ${"CPU µs/req all".padEnd(22)} CPU µs/req proxy`);
+    for (const id of ids) console.log(`${id.padEnd(32)} ${change(`rps ${id}`).padEnd(26)} ${change(`CPU µs/req all ${id}`).padEnd(22)} ${change(`CPU µs/req proxy ${id}`)}`);
+  }
+  for (const name of after.keys()) {
+    if (!name.startsWith("idle") && !name.startsWith("latency")) continue;
+    const line = change(name);
+    if (line) console.log(`${name.padEnd(40)} ${line}`);
   }
   const gone = [...before.keys()].filter((name) => !after.has(name));
   if (gone.length > 0) console.log(`(${gone.length} figures of the old run were not measured now)`);
