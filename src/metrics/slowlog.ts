@@ -56,28 +56,38 @@ export function truncateArgs(args: readonly Uint8Array[]): Uint8Array[] {
 export class Slowlog {
   /** Microseconds from which a request is logged; -1: none is. Read on every request. */
   thresholdUs: number;
-  #maxLen: number;
-  /** Oldest first. */
-  #entries: SlowlogEntry[] = [];
+  /**
+   * The newest `maxLen` entries in a ring: under load many requests pass the threshold (the time
+   * counted includes waiting behind the client's own pipeline), so adding one must not shift an
+   * array or copy the entry.
+   */
+  #ring: (SlowlogEntry | undefined)[];
+  /** Index of the oldest entry. */
+  #head = 0;
+  #count = 0;
   #nextId = 0;
 
   constructor(thresholdUs: number, maxLen: number) {
     this.thresholdUs = thresholdUs;
-    this.#maxLen = maxLen;
+    this.#ring = new Array<SlowlogEntry | undefined>(maxLen);
   }
 
   get maxLen(): number {
-    return this.#maxLen;
+    return this.#ring.length;
   }
 
   /** A new length: the oldest entries past it go at once. */
   set maxLen(value: number) {
-    this.#maxLen = value;
-    this.#trim();
+    if (value === this.#ring.length) return;
+    const kept = this.newest(value).reverse();
+    this.#ring = new Array<SlowlogEntry | undefined>(value);
+    for (let i = 0; i < kept.length; i++) this.#ring[i] = kept[i];
+    this.#head = 0;
+    this.#count = kept.length;
   }
 
   get length(): number {
-    return this.#entries.length;
+    return this.#count;
   }
 
   /** Whether a request of `durationUs` is logged. */
@@ -85,26 +95,30 @@ export class Slowlog {
     return this.thresholdUs >= 0 && durationUs >= this.thresholdUs;
   }
 
-  add(entry: Omit<SlowlogEntry, "id" | "args">, args: readonly Uint8Array[]): void {
-    if (this.#maxLen === 0) return;
-    this.#entries.push({ ...entry, id: this.#nextId++, args: truncateArgs(args) });
-    this.#trim();
+  add(time: number, durationUs: number, args: readonly Uint8Array[], client: string, clientName: string, node: string): void {
+    const capacity = this.#ring.length;
+    if (capacity === 0) return;
+    const entry: SlowlogEntry = { id: this.#nextId++, time, durationUs, args: truncateArgs(args), client, clientName, node };
+    if (this.#count < capacity) {
+      this.#ring[(this.#head + this.#count++) % capacity] = entry;
+    } else {
+      this.#ring[this.#head] = entry;
+      this.#head = (this.#head + 1) % capacity;
+    }
   }
 
   /** The newest `count` entries, newest first (`count` -1: all of them). */
   newest(count: number): SlowlogEntry[] {
-    const n = count < 0 ? this.#entries.length : Math.min(count, this.#entries.length);
+    const n = count < 0 ? this.#count : Math.min(count, this.#count);
+    const capacity = this.#ring.length;
     const out: SlowlogEntry[] = [];
-    for (let i = this.#entries.length - 1; out.length < n; i--) out.push(this.#entries[i]!);
+    for (let k = this.#count - 1; out.length < n; k--) out.push(this.#ring[(this.#head + k) % capacity]!);
     return out;
   }
 
   reset(): void {
-    this.#entries = [];
-  }
-
-  #trim(): void {
-    const excess = this.#entries.length - this.#maxLen;
-    if (excess > 0) this.#entries.splice(0, excess);
+    this.#ring.fill(undefined);
+    this.#head = 0;
+    this.#count = 0;
   }
 }

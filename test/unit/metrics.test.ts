@@ -150,11 +150,18 @@ describe("slow log", () => {
   it("keeps the newest maxLen entries, newest first; -1 logs nothing, 0 everything", () => {
     const log = new Slowlog(0, 3);
     assert.equal(log.wants(0), true);
-    for (let i = 0; i < 5; i++) log.add({ time: i, durationUs: i, client: "c", clientName: "", node: "" }, [bytes(`c${i}`)]);
+    for (let i = 0; i < 5; i++) log.add(i, i, [bytes(`c${i}`)], "c", "", "");
     assert.deepEqual(log.newest(-1).map((e) => e.id), [4, 3, 2]);
     assert.deepEqual(log.newest(2).map((e) => e.id), [4, 3]);
+    assert.equal(log.length, 3);
+    // Growing keeps what is there and makes room; the ring wraps again after.
+    log.maxLen = 4;
+    log.add(5, 5, [bytes("c5")], "c", "", "");
+    log.add(6, 6, [bytes("c6")], "c", "", "");
+    assert.deepEqual(log.newest(-1).map((e) => e.id), [6, 5, 4, 3]);
+    assert.deepEqual(log.newest(-1).map((e) => new TextDecoder().decode(e.args[0])), ["c6", "c5", "c4", "c3"]);
     log.maxLen = 1;
-    assert.deepEqual(log.newest(10).map((e) => e.id), [4]);
+    assert.deepEqual(log.newest(10).map((e) => e.id), [6]);
     log.thresholdUs = -1;
     assert.equal(log.wants(1_000_000), false);
     log.thresholdUs = 100;
@@ -165,8 +172,8 @@ describe("slow log", () => {
 
   it("SLOWLOG GET/LEN/RESET/HELP replies, in Redis's shape with the node last", () => {
     const log = new Slowlog(0, 10);
-    log.add({ time: 1700000000, durationUs: 42, client: "127.0.0.1:5000", clientName: "app", node: "127.0.0.1:7000" }, [bytes("GET"), bytes("k")]);
-    log.add({ time: 1700000001, durationUs: 7, client: "127.0.0.1:5000", clientName: "", node: "" }, [bytes("PING")]);
+    log.add(1700000000, 42, [bytes("GET"), bytes("k")], "127.0.0.1:5000", "app", "127.0.0.1:7000");
+    log.add(1700000001, 7, [bytes("PING")], "127.0.0.1:5000", "", "");
     const replies: unknown[] = [];
     const context = { reply: (frame: Uint8Array) => replies.push(decode(frame, { strings: true })), slowlog: () => log } as unknown as LocalContext;
     const run = (...args: string[]) => {

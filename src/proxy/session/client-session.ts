@@ -770,19 +770,9 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
   }
 
   #logSlow(slowlog: Slowlog, durationUs: number, args: Uint8Array[], pending: Pending): void {
-    const conn = this.#conn;
     // The node that answered; "" for a reply the proxy made, "*" for one merged from several nodes.
     const node = pending instanceof UpstreamRequest ? (pending.node ?? "") : Object.getPrototypeOf(pending) === Object.prototype ? "" : "*";
-    slowlog.add(
-      {
-        time: Math.floor(this.#scope.runtime.wallClock() / 1000),
-        durationUs,
-        client: conn ? `${conn.remoteAddress}:${conn.remotePort}` : "",
-        clientName: this.clientName ?? "",
-        node,
-      },
-      args,
-    );
+    slowlog.add(Math.floor(this.#scope.runtime.wallClock() / 1000), durationUs, args, this.addr ?? "", this.clientName ?? "", node);
   }
 
   /** The proxy's slow log (LocalContext: SLOWLOG); null when metrics are off. */
