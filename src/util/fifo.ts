@@ -1,9 +1,16 @@
+/** Slots a ring grows to from empty. */
+const FIRST_SLOTS = 4;
+/** A ring emptied while holding more slots than this drops them. */
+const KEPT_SLOTS = 16;
+
 /**
  * A first-in first-out queue with O(1) push and shift, backed by a growable ring buffer. Used on
- * the per-request path, where `Array.prototype.shift` would be O(n) on long pipelines.
+ * the per-request path, where `Array.prototype.shift` would be O(n) on long pipelines. An empty
+ * queue holds no slots until its first push, and one emptied after a burst lets its slots go:
+ * there is one per client connection (or several), most of them idle.
  */
 export class Fifo<T> {
-  #items: (T | undefined)[] = new Array(16);
+  #items: (T | undefined)[] = [];
   #head = 0;
   #length = 0;
 
@@ -27,7 +34,10 @@ export class Fifo<T> {
     const item = this.#items[this.#head];
     this.#items[this.#head] = undefined;
     this.#head = (this.#head + 1) & (this.#items.length - 1);
-    this.#length--;
+    if (--this.#length === 0 && this.#items.length > KEPT_SLOTS) {
+      this.#items = [];
+      this.#head = 0;
+    }
     return item;
   }
 
@@ -40,7 +50,7 @@ export class Fifo<T> {
 
   #grow(): void {
     const size = this.#items.length;
-    const next = new Array<T | undefined>(size * 2);
+    const next = new Array<T | undefined>(size === 0 ? FIRST_SLOTS : size * 2);
     for (let i = 0; i < this.#length; i++) next[i] = this.#items[(this.#head + i) & (size - 1)];
     this.#items = next;
     this.#head = 0;

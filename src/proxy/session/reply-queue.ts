@@ -12,32 +12,39 @@
  * With metrics on (`Timings` given), each request's first entry also takes a slot in the timings
  * ring: its command's stats entry, when it was read, its arguments (`mark`); as its reply leaves
  * the queue the slot is marked answered, and the session times the answered ones when it writes
- * their replies. No allocation per request: the ring's arrays are reused.
+ * their replies. No allocation per request: the ring's arrays are reused (see `Timings`).
  */
 import type { Pending } from "../../backend/request.ts";
 import { Fifo } from "../../util/fifo.ts";
 import { BANG, MINUS } from "../../resp/bytes.ts";
 import type { CommandStats } from "../../metrics/commands.ts";
 
+/** Slots a ring grows to from empty: an unpipelined client never needs more. */
+const FIRST_SLOTS = 2;
+/** A ring emptied while holding more slots than this drops them (an idle client keeps none of a burst's). */
+const KEPT_SLOTS = 16;
+
 /**
  * A client's timed requests, oldest first, in a growable ring: `add` when a request's first
  * entry is queued, `answer` as its reply leaves the queue (in the same order), and, once the
  * answered ones' replies are written, read them (`stat(k)`... for k below `answered`) and
- * `release` them.
+ * `release` them. The ring starts empty and small (an idle client holds next to nothing); a
+ * pipeline grows it, and it shrinks back once emptied.
  */
 export class Timings {
-  #stats: (CommandStats | null)[] = new Array(16).fill(null);
-  #starts = new Float64Array(16);
-  #failed = new Uint8Array(16);
-  #args: (Uint8Array[] | null)[] = new Array(16).fill(null);
-  #pendings: (Pending | null)[] = new Array(16).fill(null);
+  #stats: (CommandStats | null)[] = [];
+  #starts: number[] = [];
+  /** 1: the reply was an error. */
+  #failed: number[] = [];
+  #args: (Uint8Array[] | null)[] = [];
+  #pendings: (Pending | null)[] = [];
   #head = 0;
   #length = 0;
   /** Slots from the head whose replies left the queue. */
   answered = 0;
 
   add(stat: CommandStats | null, start: number, args: Uint8Array[] | null, pending: Pending): void {
-    if (this.#length === this.#starts.length) this.#grow();
+    if (this.#length === this.#starts.length) this.#resize(this.#length === 0 ? FIRST_SLOTS : this.#length * 2);
     const i = (this.#head + this.#length++) & (this.#starts.length - 1);
     this.#stats[i] = stat;
     this.#starts[i] = start;
@@ -85,15 +92,16 @@ export class Timings {
     this.#head = this.#at(this.answered);
     this.#length -= this.answered;
     this.answered = 0;
+    if (this.#length === 0 && this.#starts.length > KEPT_SLOTS) this.#resize(0);
   }
 
-  #grow(): void {
-    const size = this.#starts.length;
-    const stats = new Array<CommandStats | null>(size * 2).fill(null);
-    const starts = new Float64Array(size * 2);
-    const failed = new Uint8Array(size * 2);
-    const args = new Array<Uint8Array[] | null>(size * 2).fill(null);
-    const pendings = new Array<Pending | null>(size * 2).fill(null);
+  /** Move the slots in use to new arrays of `size` slots (a power of two, or 0 when none are in use). */
+  #resize(size: number): void {
+    const stats = new Array<CommandStats | null>(size).fill(null);
+    const starts = new Array<number>(size).fill(0);
+    const failed = new Array<number>(size).fill(0);
+    const args = new Array<Uint8Array[] | null>(size).fill(null);
+    const pendings = new Array<Pending | null>(size).fill(null);
     for (let k = 0; k < this.#length; k++) {
       const i = this.#at(k);
       stats[k] = this.#stats[i]!;
