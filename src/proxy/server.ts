@@ -120,10 +120,12 @@ export class ProxyServer {
       }
       const scope = this.scope.child(`client ${id}`);
       this.#connected++;
-      scope.defer(() => void this.#connected--);
       const session = new ClientSession(scope, id, this.#hostFor(listenHost));
       this.sessions.add(session);
-      scope.defer(() => void this.sessions.delete(session));
+      scope.defer(() => {
+        this.#connected--;
+        this.sessions.delete(session);
+      });
       session.attach(conn);
       return session.handlers();
     };

@@ -1,16 +1,17 @@
 /** Slots a ring grows to from empty. */
 const FIRST_SLOTS = 4;
-/** A ring emptied while holding more slots than this drops them. */
-const KEPT_SLOTS = 16;
+/** The slots of every empty queue: none, never written (a push first grows the ring). */
+const NO_SLOTS: never[] = [];
 
 /**
  * A first-in first-out queue with O(1) push and shift, backed by a growable ring buffer. Used on
  * the per-request path, where `Array.prototype.shift` would be O(n) on long pipelines. An empty
- * queue holds no slots until its first push, and one emptied after a burst lets its slots go:
- * there is one per client connection (or several), most of them idle.
+ * queue holds no slots: they are made on a push and let go when the queue empties again, since
+ * there are a few per client connection and most of those are idle (a new 4-slot array per
+ * burst costs less than every idle client keeping one).
  */
 export class Fifo<T> {
-  #items: (T | undefined)[] = [];
+  #items: (T | undefined)[] = NO_SLOTS;
   #head = 0;
   #length = 0;
 
@@ -34,8 +35,8 @@ export class Fifo<T> {
     const item = this.#items[this.#head];
     this.#items[this.#head] = undefined;
     this.#head = (this.#head + 1) & (this.#items.length - 1);
-    if (--this.#length === 0 && this.#items.length > KEPT_SLOTS) {
-      this.#items = [];
+    if (--this.#length === 0) {
+      this.#items = NO_SLOTS;
       this.#head = 0;
     }
     return item;
