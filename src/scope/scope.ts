@@ -80,6 +80,8 @@ export function lateCallbacks(): number {
 
 /** What an absent set of children or tasks reads as. */
 const NONE: ReadonlySet<never> = new Set();
+/** The drains and finalizers of a scope that has none; never written. */
+const NO_HOOKS: never[] = [];
 
 export class Scope implements AsyncDisposable {
   readonly path: string;
@@ -93,8 +95,9 @@ export class Scope implements AsyncDisposable {
   #children: Set<Scope> | null = null;
   readonly #entries = new Set<Entry>();
   #tasks: Set<Promise<unknown>> | null = null;
-  readonly #drains: (() => void | Promise<void>)[] = [];
-  readonly #finalizers: (() => void | Promise<void>)[] = [];
+  /** Shared empty until the first is added, then one exactly sized (not the 16 slots a push makes). */
+  #drains: (() => void | Promise<void>)[] = NO_HOOKS;
+  #finalizers: (() => void | Promise<void>)[] = NO_HOOKS;
   readonly #errors: unknown[] = [];
   #closing: Promise<void> | null = null;
   #cutDrain: (() => void) | null = null;
@@ -245,13 +248,15 @@ export class Scope implements AsyncDisposable {
    */
   onDrain(fn: () => void | Promise<void>): void {
     this.admit("register a drain");
-    this.#drains.push(fn);
+    if (this.#drains === NO_HOOKS) this.#drains = [fn];
+    else this.#drains.push(fn);
   }
 
   /** Register a finalizer; finalizers run last, in reverse order of registration. */
   defer(fn: () => void | Promise<void>): void {
     this.admit("register a finalizer");
-    this.#finalizers.push(fn);
+    if (this.#finalizers === NO_HOOKS) this.#finalizers = [fn];
+    else this.#finalizers.push(fn);
   }
 
   /**
@@ -318,7 +323,7 @@ export class Scope implements AsyncDisposable {
         this.#errors.push(error);
       }
     }
-    this.#finalizers.length = 0;
+    this.#finalizers = NO_HOOKS;
     this.#entries.clear();
     this.#state = "closed";
     if (this.#parent) this.#parent.#children?.delete(this);
