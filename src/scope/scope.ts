@@ -243,6 +243,23 @@ export class Scope implements AsyncDisposable {
   }
 
   /**
+   * `guard` without a wrapper, for an object of callbacks that lives as long as the scope (one
+   * per client connection, where a wrapper per callback is weight): run `fn(target, arg)` now,
+   * as a guarded callback would run. `fn` is shared; the scope and `target` say whose it is.
+   */
+  call<T, A>(fn: (target: T, arg: A) => void, target: T, arg: A, countLate = true): void {
+    if (this.#state === "destroying" || this.#state === "closed") {
+      if (countLate) lateCallbackCount++;
+      return;
+    }
+    try {
+      fn(target, arg);
+    } catch (error) {
+      this.#collect(error);
+    }
+  }
+
+  /**
    * Register work to wait for when close begins (stop reading, flush replies...). Close waits
    * for every drain until the deadline, then tears down regardless.
    */

@@ -260,14 +260,36 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
     return this.#host.dedicated;
   }
 
-  /** Handlers to give the runtime for the accepted connection. */
+  /**
+   * Handlers to give the runtime for the accepted connection: one small object whose methods run
+   * as `scope.guard` callbacks would (not three wrappers per client: most clients are idle).
+   */
   handlers(): ConnHandlers {
-    return {
-      data: this.#scope.guard((chunk: Uint8Array) => this.#onData(chunk)),
-      drain: this.#scope.guard(() => this.#onDrain()),
-      close: this.#scope.guard(() => this.#onClose(), false),
-    };
+    return new ClientSession.#Handlers(this, this.#scope);
   }
+
+  static readonly #Handlers = class implements ConnHandlers {
+    constructor(
+      readonly session: ClientSession,
+      readonly scope: Scope,
+    ) {}
+
+    data(chunk: Uint8Array): void {
+      this.scope.call(ClientSession.#data, this.session, chunk);
+    }
+
+    drain(): void {
+      this.scope.call(ClientSession.#drain, this.session, undefined);
+    }
+
+    close(): void {
+      this.scope.call(ClientSession.#close, this.session, undefined, false);
+    }
+  };
+
+  static readonly #data = (session: ClientSession, chunk: Uint8Array) => session.#onData(chunk);
+  static readonly #drain = (session: ClientSession) => session.#onDrain();
+  static readonly #close = (session: ClientSession) => session.#onClose();
 
   attach(conn: Conn): void {
     this.#conn = conn;
