@@ -3,9 +3,11 @@
  * what an idle client costs slotgate in memory. For each runtime, starts slotgate (the real entry
  * point) in front of a local cluster, reads its resident set (`VmRSS` in /proc, Linux) and its
  * JavaScript heap (INFO's `used_memory`), opens N clients (default 10,000) that each send one
- * PING, read `+PONG` and then stay connected doing nothing, waits `--settle-ms` (default 3000),
- * reads both again, and prints the growth per client in KiB. Needs `ulimit -n` above N plus a
- * few hundred (both this process and slotgate hold N sockets).
+ * PING (as a RESP array, as client libraries do), read `+PONG` and then stay connected doing
+ * nothing, waits `--settle-ms` (default 3000), reads both again, and prints the growth per client
+ * in KiB. slotgate gets `SLOTGATE_MAX_CLIENTS` N + 100. Needs `ulimit -n` above N plus a few
+ * hundred (both this process and slotgate hold N sockets). Without a forced collection the heap
+ * figure includes garbage not yet collected; Node's RSS varies by about 1 KiB per client.
  *
  * Bounded: loopback only, N connections opened 200 at a time; everything started is stopped at
  * the end (also on failure).
