@@ -25,8 +25,20 @@ import { connect as connectNodeTls, listen as listenNodeTls } from "../node/net.
 /** How long an accepted TLS client may take over its handshake (Node's default is 120 s; 30 s is plenty). */
 const HANDSHAKE_TIMEOUT_MS = 30_000;
 
-/** Bytes asked for by each read op (one buffer per connection, reused). */
-const READ_SIZE = 64 * 1024;
+/**
+ * Bytes asked for by a read op while the connection is quiet. A pending read holds its buffer for
+ * as long as the peer sends nothing, so this is what each idle connection holds for reading.
+ */
+const QUIET_READ_SIZE = 1024;
+/** Bytes asked for by a read op after one that filled its buffer (a busy connection). */
+const BUSY_READ_SIZE = 64 * 1024;
+/**
+ * Large read buffers no connection is using, for the next one that gets busy: a client whose
+ * requests are a little over QUIET_READ_SIZE switches at each one, and would otherwise make a
+ * new 64 KiB buffer each time. At most BUSY_POOL are kept.
+ */
+const spareBusyBuffers: Uint8Array<ArrayBuffer>[] = [];
+const BUSY_POOL = 16;
 
 function toError(e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));
@@ -112,7 +124,10 @@ class DenoConn implements Conn {
   }
 
   private async readLoop(): Promise<void> {
-    const buffer = new Uint8Array(READ_SIZE);
+    // The small buffer while quiet, the large one (made on demand, dropped once quiet again)
+    // while reads keep filling what they are given. Both are reused: handlers get a copy.
+    const quiet = new Uint8Array(QUIET_READ_SIZE);
+    let buffer = quiet;
     while (!this.isClosed()) {
       // A read already in flight when pause() was called still completes; its chunk waits here.
       await this.whileActive();
@@ -128,6 +143,12 @@ class DenoConn implements Conn {
       if (n === null) return this.onPeerEnd();
       if (n === 0) continue;
       const chunk = buffer.slice(0, n); // handlers own the chunk; the read buffer is reused
+      if (buffer === quiet && n === QUIET_READ_SIZE) buffer = spareBusyBuffers.pop() ?? new Uint8Array(BUSY_READ_SIZE);
+      else if (buffer !== quiet && n < QUIET_READ_SIZE) {
+        // Nothing else refers to it: the chunk above is a copy.
+        if (spareBusyBuffers.length < BUSY_POOL) spareBusyBuffers.push(buffer);
+        buffer = quiet;
+      }
       await this.whileActive();
       if (this.isClosed()) return;
       this.handlers!.data(chunk);

@@ -15,83 +15,95 @@ import { HIGH_WATER_MARK_BYTES } from "../shared/high-water-mark.ts";
 
 /**
  * Wraps a connected socket. Handlers are attached later (`attach`) because an accepted socket's
- * handlers come from `accept(conn)`, which needs the `Conn` first.
+ * handlers come from `accept(conn)`, which needs the `Conn` first. A class, not closures over the
+ * socket: there is one per client connection, most of them idle, and its methods are shared.
  */
-function wrapSocket(socket: net.Socket, noDelay: boolean): { conn: Conn; attach(h: ConnHandlers): void } {
-  socket.setNoDelay(noDelay);
-  let handlers: ConnHandlers | undefined;
-  let finished = false; // `close` delivered: nothing may follow it
-  let destroyed = false;
-  let needDrain = false;
-  let error: Error | undefined;
-  const remoteAddress = socket.remoteAddress ?? "";
-  const remotePort = socket.remotePort ?? 0;
-  const localPort = socket.localPort ?? 0;
+class NodeConn implements Conn {
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localPort: number;
+  #handlers: ConnHandlers | undefined;
+  /** `close` delivered: nothing may follow it. */
+  #finished = false;
+  #destroyed = false;
+  #needDrain = false;
+  #error: Error | undefined;
 
-  const conn: Conn = {
-    remoteAddress,
-    remotePort,
-    localPort,
-    get bufferedBytes() {
-      return socket.writableLength;
-    },
-    write(chunk) {
-      // After end()/destroy() Node would raise ERR_STREAM_WRITE_AFTER_END; the bytes could never be sent.
-      if (destroyed || finished || socket.destroyed || socket.writableEnded) return false;
-      socket.write(chunk);
-      if (socket.writableLength > HIGH_WATER_MARK_BYTES) {
-        needDrain = true;
-        return false;
-      }
-      return true;
-    },
-    pause() {
-      socket.pause();
-    },
-    resume() {
-      if (!destroyed) socket.resume();
-    },
-    end() {
-      if (!destroyed && !finished) socket.end();
-    },
-    destroy(cause) {
-      if (destroyed || finished) return;
-      destroyed = true;
-      error ??= cause;
-      // Without an argument Node emits no 'error' event; 'close' still follows on a later tick.
-      socket.destroy();
-    },
-    setKeepAlive(idleMs) {
-      if (!destroyed && !finished && !socket.destroyed) socket.setKeepAlive(idleMs > 0, idleMs);
-    },
-  };
+  readonly #socket: net.Socket;
 
-  function attach(h: ConnHandlers): void {
-    handlers = h;
+  constructor(socket: net.Socket, noDelay: boolean) {
+    this.#socket = socket;
+    socket.setNoDelay(noDelay);
+    this.remoteAddress = socket.remoteAddress ?? "";
+    this.remotePort = socket.remotePort ?? 0;
+    this.localPort = socket.localPort ?? 0;
+  }
+
+  get bufferedBytes(): number {
+    return this.#socket.writableLength;
+  }
+
+  write(chunk: Uint8Array): boolean {
+    const socket = this.#socket;
+    // After end()/destroy() Node would raise ERR_STREAM_WRITE_AFTER_END; the bytes could never be sent.
+    if (this.#destroyed || this.#finished || socket.destroyed || socket.writableEnded) return false;
+    socket.write(chunk);
+    if (socket.writableLength > HIGH_WATER_MARK_BYTES) {
+      this.#needDrain = true;
+      return false;
+    }
+    return true;
+  }
+
+  pause(): void {
+    this.#socket.pause();
+  }
+
+  resume(): void {
+    if (!this.#destroyed) this.#socket.resume();
+  }
+
+  end(): void {
+    if (!this.#destroyed && !this.#finished) this.#socket.end();
+  }
+
+  destroy(cause?: Error): void {
+    if (this.#destroyed || this.#finished) return;
+    this.#destroyed = true;
+    this.#error ??= cause;
+    // Without an argument Node emits no 'error' event; 'close' still follows on a later tick.
+    this.#socket.destroy();
+  }
+
+  setKeepAlive(idleMs: number): void {
+    if (!this.#destroyed && !this.#finished && !this.#socket.destroyed) this.#socket.setKeepAlive(idleMs > 0, idleMs);
+  }
+
+  attach(handlers: ConnHandlers): void {
+    this.#handlers = handlers;
+    const socket = this.#socket;
     socket.on("data", (chunk: Buffer) => {
-      if (!destroyed && !finished) handlers!.data(chunk);
+      if (!this.#destroyed && !this.#finished) handlers.data(chunk);
     });
     // Node emits 'drain' once its buffer is empty, if a write crossed Node's own high-water mark
     // (16 or 64 KiB, never above ours, checked against the same length): so every false return of
     // ours is followed by a 'drain'.
     socket.on("drain", () => {
-      if (needDrain && !destroyed && !finished) {
-        needDrain = false;
-        handlers!.drain();
+      if (this.#needDrain && !this.#destroyed && !this.#finished) {
+        this.#needDrain = false;
+        handlers.drain();
       }
     });
     socket.on("error", (e: Error) => {
-      error ??= e;
+      this.#error ??= e;
     });
     // 'close' is emitted once, always asynchronously (process.nextTick at the earliest), after 'error'.
     socket.on("close", () => {
-      if (finished) return;
-      finished = true;
-      handlers!.close(error);
+      if (this.#finished) return;
+      this.#finished = true;
+      this.#handlers!.close(this.#error);
     });
   }
-
-  return { conn, attach };
 }
 
 /** Opens a TCP connection; `signal` cancels it until it is established. */
@@ -110,8 +122,8 @@ export function connect(options: ConnectOptions, handlers: ConnHandlers): Promis
     };
     const onConnect = () => {
       settle();
-      const { conn, attach } = wrapSocket(socket, noDelay);
-      attach(handlers);
+      const conn = new NodeConn(socket, noDelay);
+      conn.attach(handlers);
       resolve(conn);
     };
     const onError = (e: Error) => {
@@ -134,7 +146,7 @@ export function connect(options: ConnectOptions, handlers: ConnHandlers): Promis
 /** Listens on `host:port` (port 0 picks one); `accept` supplies each accepted connection's handlers. */
 export function listen(options: ListenOptions, accept: (conn: Conn) => ConnHandlers): Promise<Listener> {
   const onSocket = (socket: net.Socket) => {
-    const { conn, attach } = wrapSocket(socket, true);
+    const conn = new NodeConn(socket, true);
     let handlers: ConnHandlers;
     try {
       handlers = accept(conn);
@@ -142,7 +154,7 @@ export function listen(options: ListenOptions, accept: (conn: Conn) => ConnHandl
       socket.destroy();
       throw e;
     }
-    attach(handlers);
+    conn.attach(handlers);
   };
   const base = { highWaterMark: HIGH_WATER_MARK_BYTES, noDelay: true };
   let server: net.Server;

@@ -7,7 +7,7 @@ import type { Conn, ConnHandlers, Listener, ListenTls } from "../runtime.ts";
 import type { Scope } from "../scope/scope.ts";
 import { listen } from "../scope/io.ts";
 import { LogLimiter, type Logger } from "../log.ts";
-import { ClientSession, type ClientLimits } from "./session/client-session.ts";
+import { ClientSession, type ClientLimits, type SessionHost } from "./session/client-session.ts";
 import type { Router } from "./routing/router.ts";
 import { DedicatedBudget } from "./own-conn/dedicated.ts";
 import { closeAfterFlush } from "./session/closing.ts";
@@ -53,6 +53,8 @@ export class ProxyServer {
   readonly dedicated = new DedicatedBudget(() => this.options.limits.maxDedicatedConnections);
   /** What all clients hold in memory together, bounded by `maxClientsMemoryBytes` (read live). */
   readonly memory: ClientsMemory;
+  /** The host each listener's clients share (`#hostFor`), by listen host. */
+  readonly #hosts = new Map<string, SessionHost>();
 
   constructor(
     parent: Scope,
@@ -118,22 +120,12 @@ export class ProxyServer {
       }
       const scope = this.scope.child(`client ${id}`);
       this.#connected++;
-      scope.defer(() => void this.#connected--);
-      const session = new ClientSession(scope, id, {
-        router: this.router,
-        // Limits in force when the client connected; a live change applies to new clients.
-        limits: this.options.limits,
-        log: this.log,
-        limitLog: this.limitLog,
-        dedicated: this.dedicated,
-        memory: this.memory,
-        listenHost,
-        info: this.info,
-        ...(this.auth ? { auth: this.auth } : {}),
-        ...(metrics ? { metrics } : {}),
-      });
+      const session = new ClientSession(scope, id, this.#hostFor(listenHost));
       this.sessions.add(session);
-      scope.defer(() => void this.sessions.delete(session));
+      scope.defer(() => {
+        this.#connected--;
+        this.sessions.delete(session);
+      });
       session.attach(conn);
       return session.handlers();
     };
@@ -145,6 +137,31 @@ export class ProxyServer {
     // Stop accepting first when the server closes: the listener is the first child, closed last
     // by reverse order, so close it explicitly at drain time.
     this.scope.onDrain(() => listenerScope.close());
+  }
+
+  /**
+   * What the clients of the listener on `listenHost` are given: one object for all of them (not
+   * one per client: most clients are idle), made again when the limits or metrics it carries
+   * have been replaced. A connected client keeps the one it got: limits apply to new clients.
+   */
+  #hostFor(listenHost: string): SessionHost {
+    const { limits, metrics } = this.options;
+    const cached = this.#hosts.get(listenHost);
+    if (cached !== undefined && cached.limits === limits && cached.metrics === metrics) return cached;
+    const host: SessionHost = {
+      router: this.router,
+      limits,
+      log: this.log,
+      limitLog: this.limitLog,
+      dedicated: this.dedicated,
+      memory: this.memory,
+      listenHost,
+      info: this.info,
+      ...(this.auth ? { auth: this.auth } : {}),
+      ...(metrics ? { metrics } : {}),
+    };
+    this.#hosts.set(listenHost, host);
+    return host;
   }
 
   close(deadlineMs: number): Promise<void> {

@@ -47,7 +47,6 @@ export class RequestParser {
   private readonly tail = new FrameTail();
   /** The arguments of the request held in `tail`, taken chunk by chunk. */
   private readonly collector = new ArgCollector();
-  private readonly decoder: RedisParser;
   /** End offsets (in `runBuf`) of the frames of the run being decoded. */
   private readonly ends: number[] = [];
   private runBuf: Uint8Array = EMPTY;
@@ -59,13 +58,18 @@ export class RequestParser {
   constructor(
     private readonly onRequest: RequestHandler,
     private readonly limits: RespLimits = DEFAULT_LIMITS,
-  ) {
-    this.decoder = new RedisParser({
-      returnBuffers: true,
-      returnReply: (args) => this.deliver(args as Uint8Array[]),
-      returnError: unexpected,
-      returnFatalError: unexpected,
-    });
+  ) {}
+
+  /**
+   * One redis-parser decodes for every RequestParser: it is only ever given whole frames, so it
+   * holds nothing between runs, and one per client connection (most of them idle) would be
+   * weight for nothing. `decoding` is the parser whose run it is decoding, null between runs.
+   */
+  private static shared: RedisParser | null = null;
+  private static decoding: RequestParser | null = null;
+
+  private static decoder(deliver: (args: Uint8Array[]) => void): RedisParser {
+    return new RedisParser({ returnBuffers: true, returnReply: (args) => deliver(args as Uint8Array[]), returnError: unexpected, returnFatalError: unexpected });
   }
 
   /** Bytes held for an unfinished request since the last `push` (its chunks, and its argument offsets). */
@@ -77,7 +81,6 @@ export class RequestParser {
   reset(): void {
     this.tail.clear();
     this.collector.start();
-    this.decoder.reset();
     this.ends.length = 0;
     this.failure = null;
   }
@@ -154,14 +157,20 @@ export class RequestParser {
     this.runBuf = buf;
     this.runPos = start;
     this.endIndex = 0;
+    // A run begun while another is being decoded (a request that makes another client's parser
+    // push, synchronously) gets a decoder of its own.
+    const nested = RequestParser.decoding !== null;
+    const decoder = nested
+      ? RequestParser.decoder((args) => this.deliver(args))
+      : (RequestParser.shared ??= RequestParser.decoder((args) => RequestParser.decoding!.deliver(args)));
+    if (!nested) RequestParser.decoding = this;
     try {
-      this.decoder.execute(
-        new SlicingView(buf.buffer as ArrayBuffer, buf.byteOffset + start, ends[count - 1]! - start),
-      );
+      decoder.execute(new SlicingView(buf.buffer as ArrayBuffer, buf.byteOffset + start, ends[count - 1]! - start));
     } catch (error) {
-      this.decoder.reset();
+      decoder.reset();
       throw error;
     } finally {
+      if (!nested) RequestParser.decoding = null;
       ends.length = 0;
       this.runBuf = EMPTY;
     }

@@ -78,18 +78,26 @@ export function lateCallbacks(): number {
   return lateCallbackCount;
 }
 
+/** What an absent set of children or tasks reads as. */
+const NONE: ReadonlySet<never> = new Set();
+/** The drains and finalizers of a scope that has none; never written. */
+const NO_HOOKS: never[] = [];
+
 export class Scope implements AsyncDisposable {
   readonly path: string;
   readonly runtime: Runtime;
-  readonly #controller = new AbortController();
+  /** Made on first use of `signal`: most scopes (one per client) never wait on anything. */
+  #controller: AbortController | null = null;
   readonly #parent: Scope | null;
   readonly #onError: ErrorSink;
   #state: ScopeState = "open";
-  readonly #children = new Set<Scope>();
+  /** Made on the first child or task, likewise. */
+  #children: Set<Scope> | null = null;
   readonly #entries = new Set<Entry>();
-  readonly #tasks = new Set<Promise<unknown>>();
-  readonly #drains: (() => void | Promise<void>)[] = [];
-  readonly #finalizers: (() => void | Promise<void>)[] = [];
+  #tasks: Set<Promise<unknown>> | null = null;
+  /** Shared empty until the first is added, then one exactly sized (not the 16 slots a push makes). */
+  #drains: (() => void | Promise<void>)[] = NO_HOOKS;
+  #finalizers: (() => void | Promise<void>)[] = NO_HOOKS;
   readonly #errors: unknown[] = [];
   #closing: Promise<void> | null = null;
   #cutDrain: (() => void) | null = null;
@@ -110,6 +118,11 @@ export class Scope implements AsyncDisposable {
 
   /** Aborted when teardown starts (after the drain deadline); every wait of this scope takes it. */
   get signal(): AbortSignal {
+    if (this.#controller === null) {
+      this.#controller = new AbortController();
+      // Asked for after teardown began: aborted already, as it would have been.
+      if (this.#state === "destroying" || this.#state === "closed") this.#controller.abort(new ScopeClosedError(this.path, "continue"));
+    }
     return this.#controller.signal;
   }
 
@@ -141,7 +154,7 @@ export class Scope implements AsyncDisposable {
   child(name: string): Scope {
     this.admit(`open child scope '${name}'`);
     const child = new Scope(this.runtime, `${this.path}/${name}`, this, this.#onError);
-    this.#children.add(child);
+    (this.#children ??= new Set()).add(child);
     return child;
   }
 
@@ -158,8 +171,9 @@ export class Scope implements AsyncDisposable {
       () => this.#entries.delete(entry),
       () => this.#entries.delete(entry),
     );
-    this.#tasks.add(tracked);
-    tracked.then(() => this.#tasks.delete(tracked));
+    const tasks = (this.#tasks ??= new Set());
+    tasks.add(tracked);
+    tracked.then(() => tasks.delete(tracked));
     return task;
   }
 
@@ -229,18 +243,37 @@ export class Scope implements AsyncDisposable {
   }
 
   /**
+   * `guard` without a wrapper, for an object of callbacks that lives as long as the scope (one
+   * per client connection, where a wrapper per callback is weight): run `fn(target, arg)` now,
+   * as a guarded callback would run. `fn` is shared; the scope and `target` say whose it is.
+   */
+  call<T, A>(fn: (target: T, arg: A) => void, target: T, arg: A, countLate = true): void {
+    if (this.#state === "destroying" || this.#state === "closed") {
+      if (countLate) lateCallbackCount++;
+      return;
+    }
+    try {
+      fn(target, arg);
+    } catch (error) {
+      this.#collect(error);
+    }
+  }
+
+  /**
    * Register work to wait for when close begins (stop reading, flush replies...). Close waits
    * for every drain until the deadline, then tears down regardless.
    */
   onDrain(fn: () => void | Promise<void>): void {
     this.admit("register a drain");
-    this.#drains.push(fn);
+    if (this.#drains === NO_HOOKS) this.#drains = [fn];
+    else this.#drains.push(fn);
   }
 
   /** Register a finalizer; finalizers run last, in reverse order of registration. */
   defer(fn: () => void | Promise<void>): void {
     this.admit("register a finalizer");
-    this.#finalizers.push(fn);
+    if (this.#finalizers === NO_HOOKS) this.#finalizers = [fn];
+    else this.#finalizers.push(fn);
   }
 
   /**
@@ -288,8 +321,8 @@ export class Scope implements AsyncDisposable {
     drained();
     if (held) await held;
     this.#state = "destroying";
-    this.#controller.abort(new ScopeClosedError(this.path, "continue"));
-    for (const child of [...this.#children].reverse()) {
+    this.#controller?.abort(new ScopeClosedError(this.path, "continue"));
+    for (const child of [...(this.#children ?? NONE)].reverse()) {
       try {
         await child.destroy();
       } catch (error) {
@@ -299,7 +332,7 @@ export class Scope implements AsyncDisposable {
     for (const entry of [...this.#entries].reverse()) {
       if (entry.kind !== "task") this.#disposeEntry(entry);
     }
-    await Promise.all([...this.#tasks]);
+    await Promise.all([...(this.#tasks ?? NONE)]);
     for (const finalizer of this.#finalizers.reverse()) {
       try {
         await finalizer();
@@ -307,20 +340,20 @@ export class Scope implements AsyncDisposable {
         this.#errors.push(error);
       }
     }
-    this.#finalizers.length = 0;
+    this.#finalizers = NO_HOOKS;
     this.#entries.clear();
     this.#state = "closed";
-    if (this.#parent) this.#parent.#children.delete(this);
+    if (this.#parent) this.#parent.#children?.delete(this);
     if (this.#errors.length > 0) throw new ScopeTeardownError(this.path, this.#errors);
   }
 
   /** Phase one of close: wait for in-flight work, bounded by the deadline (or cut by destroy). */
   async #drain(deadlineMs: number): Promise<void> {
-    const pending: Promise<unknown>[] = [...this.#tasks];
+    const pending: Promise<unknown>[] = [...(this.#tasks ?? NONE)];
     for (const drain of this.#drains) {
       pending.push(Promise.resolve().then(drain).catch((error) => this.#collect(error)));
     }
-    for (const child of this.#children) {
+    for (const child of this.#children ?? NONE) {
       pending.push(child.#closeForParent(deadlineMs));
       // A child may finish (and leave #children) before teardown reaches it: collect its error here too.
       child.#closing!.catch((error) => this.#collectChild(error));
@@ -354,7 +387,7 @@ export class Scope implements AsyncDisposable {
     try {
       const result = entry.dispose?.();
       if (result instanceof Promise) {
-        this.#tasks.add(result.catch((error) => this.#errors.push(error)));
+        (this.#tasks ??= new Set()).add(result.catch((error) => this.#errors.push(error)));
       }
     } catch (error) {
       this.#errors.push(error);
@@ -367,14 +400,14 @@ export class Scope implements AsyncDisposable {
       path: this.path,
       state: this.#state,
       resources: [...this.#entries].map((e) => ({ kind: e.kind, name: e.name })),
-      children: [...this.#children].map((c) => c.inspect()),
+      children: [...(this.#children ?? NONE)].map((c) => c.inspect()),
     };
   }
 
   /** How many live resources this scope and its descendants hold (child scopes count one each). */
   liveCount(): number {
     let count = this.#entries.size;
-    for (const child of this.#children) count += 1 + child.liveCount();
+    for (const child of this.#children ?? NONE) count += 1 + child.liveCount();
     return count;
   }
 }

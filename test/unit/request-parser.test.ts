@@ -429,3 +429,23 @@ describe("commandName", () => {
     assert.equal(commandName(Uint8Array.of(0xe9)), "\u00e9");
   });
 });
+
+describe("RequestParser: parsers share one decoder", () => {
+  test("a request that makes another client's parser push, while the first is decoding, reaches each in order", () => {
+    const inner = collector();
+    const outer: string[][] = [];
+    const parser = new RequestParser((args) => {
+      outer.push(args.map(latin1));
+      // Another client's input, parsed in the middle of this run.
+      if (outer.length === 1) inner.parser.push(bytes("*2\r\n$3\r\nGET\r\n$1\r\nb\r\n*1\r\n$4\r\nPING\r\n"));
+    });
+    parser.push(bytes("*2\r\n$3\r\nGET\r\n$1\r\na\r\n*2\r\n$3\r\nDEL\r\n$1\r\nc\r\n"));
+    assert.deepEqual(outer, [["GET", "a"], ["DEL", "c"]]);
+    assert.deepEqual(inner.seen.map((s) => s.args), [["GET", "b"], ["PING"]]);
+    // Both still work afterwards.
+    parser.push(bytes("*1\r\n$4\r\nPING\r\n"));
+    inner.parser.push(bytes("*1\r\n$4\r\nQUIT\r\n"));
+    assert.deepEqual(outer.at(-1), ["PING"]);
+    assert.deepEqual(inner.seen.at(-1)!.args, ["QUIT"]);
+  });
+});

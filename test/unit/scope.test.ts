@@ -1518,6 +1518,60 @@ describe("guard", () => {
   });
 });
 
+describe("signal", () => {
+  test("a signal first asked for after teardown is already aborted, with a ScopeClosedError", async () => {
+    const { scope } = setup();
+    const child = scope.child("never waited");
+    await scope.close();
+    assert.equal(child.signal.aborted, true);
+    assert.ok(child.signal.reason instanceof ScopeClosedError);
+    assert.equal(scope.signal.aborted, true);
+  });
+
+  test("a signal asked for while open is aborted when teardown begins, not before", async () => {
+    const { rt, scope } = setup();
+    const signal = scope.signal;
+    scope.spawn("hold", (s) => untilAborted(s));
+    const closed = track(scope.close({ deadlineMs: 10 }));
+    await settle();
+    assert.equal(signal.aborted, false);
+    await rt.advance(10);
+    assert.equal(closed.state, "fulfilled");
+    assert.equal(signal.aborted, true);
+  });
+});
+
+describe("call (guard without a wrapper)", () => {
+  const record = (calls: string[], what: string) => void calls.push(what);
+
+  test("call runs the function on its target at once while open and draining, drops and counts it after teardown", async () => {
+    const { rt, scope } = setup();
+    const calls: string[] = [];
+    scope.call(record, calls, "open");
+    scope.spawn("hold", (signal) => untilAborted(signal));
+    const closed = track(scope.close({ deadlineMs: 10 }));
+    scope.call(record, calls, "closing");
+    await rt.advance(10);
+    assert.equal(closed.state, "fulfilled");
+    const before = lateCallbacks();
+    scope.call(record, calls, "late");
+    scope.call(record, calls, "late, not counted", false);
+    assert.deepEqual(calls, ["open", "closing"]);
+    assert.equal(lateCallbacks() - before, 1);
+  });
+
+  test("a called function that throws has its error collected rather than thrown", async () => {
+    const { scope, reported } = setup();
+    const failure = new Error("handler failed");
+    const fail = () => {
+      throw failure;
+    };
+    assert.doesNotThrow(() => scope.call(fail, null, null));
+    assert.deepEqual(reported, [{ error: failure, path: "root" }]);
+    await assert.rejects(scope.close(), (error) => isTeardownError(error, "root") && error.errors[0] === failure);
+  });
+});
+
 describe("withTimeout", () => {
   test("withTimeout returns the value when fn is fast, and its timer is gone afterwards", async () => {
     const { rt, scope } = setup();

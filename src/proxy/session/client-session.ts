@@ -36,6 +36,7 @@ import type { ConnectionInfo, LocalContext } from "./local/context.ts";
 import { pubsubCommand } from "../pubsub/commands.ts";
 import type { PubSub, PubSubClient } from "../pubsub/subscriptions.ts";
 import { RequestParser } from "../../resp/request-parser.ts";
+import type { RespLimits } from "../../resp/frame.ts";
 import { errorReply } from "../../resp/replies.ts";
 import { concatBytes } from "../../resp/encode.ts";
 import type { Router, Target } from "../routing/router.ts";
@@ -127,6 +128,22 @@ const YIELD_BYTES = 256 * 1024;
  */
 const GATHER_MS = 1;
 
+/** The request parser's limits for clients given `limits`: one object for all of them. */
+const PARSER_LIMITS = new WeakMap<ClientLimits, RespLimits>();
+function parserLimits(limits: ClientLimits): RespLimits {
+  let parser = PARSER_LIMITS.get(limits);
+  if (parser === undefined) {
+    parser = {
+      maxBulkBytes: limits.maxBulkBytes,
+      maxArrayLength: limits.maxArrayLength,
+      // The unfinished request is the query buffer's bulk; held requests are added in #onData.
+      maxFrameBytes: limits.maxQueryBufferBytes,
+    };
+    PARSER_LIMITS.set(limits, parser);
+  }
+  return parser;
+}
+
 /** A request read while `maxPendingRequests` were unanswered, or the protocol error that ended the input. */
 type Held = { args: Uint8Array[]; frame: Uint8Array } | Uint8Array;
 
@@ -210,12 +227,7 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
     host.auth?.add(this);
     const limits = host.limits;
     this.#flow = new ClientFlow(limits.maxClientOwedBytes);
-    this.#parser = new RequestParser((args, frame) => this.#onRequest(args, frame), {
-      maxBulkBytes: limits.maxBulkBytes,
-      maxArrayLength: limits.maxArrayLength,
-      // The unfinished request is the query buffer's bulk; held requests are added in #onData.
-      maxFrameBytes: limits.maxQueryBufferBytes,
-    });
+    this.#parser = new RequestParser((args, frame) => this.#onRequest(args, frame), parserLimits(limits));
     this.#flush = scope.guard(() => this.#write());
     const idleMs = (host.limits.clientIdleTimeoutSeconds ?? 0) * 1000;
     if (idleMs > 0) watchIdle(scope, idleMs, () => (this.#busy() ? null : this.#lastInteraction), () => this.#closeIdle(idleMs));
@@ -248,14 +260,36 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
     return this.#host.dedicated;
   }
 
-  /** Handlers to give the runtime for the accepted connection. */
+  /**
+   * Handlers to give the runtime for the accepted connection: one small object whose methods run
+   * as `scope.guard` callbacks would (not three wrappers per client: most clients are idle).
+   */
   handlers(): ConnHandlers {
-    return {
-      data: this.#scope.guard((chunk: Uint8Array) => this.#onData(chunk)),
-      drain: this.#scope.guard(() => this.#onDrain()),
-      close: this.#scope.guard(() => this.#onClose(), false),
-    };
+    return new ClientSession.#Handlers(this, this.#scope);
   }
+
+  static readonly #Handlers = class implements ConnHandlers {
+    constructor(
+      readonly session: ClientSession,
+      readonly scope: Scope,
+    ) {}
+
+    data(chunk: Uint8Array): void {
+      this.scope.call(ClientSession.#data, this.session, chunk);
+    }
+
+    drain(): void {
+      this.scope.call(ClientSession.#drain, this.session, undefined);
+    }
+
+    close(): void {
+      this.scope.call(ClientSession.#close, this.session, undefined, false);
+    }
+  };
+
+  static readonly #data = (session: ClientSession, chunk: Uint8Array) => session.#onData(chunk);
+  static readonly #drain = (session: ClientSession) => session.#onDrain();
+  static readonly #close = (session: ClientSession) => session.#onClose();
 
   attach(conn: Conn): void {
     this.#conn = conn;

@@ -47,7 +47,9 @@ export class ClientsMemory {
   set(user: MemoryUser, bytes: number): void {
     const before = this.#held.get(user) ?? 0;
     if (bytes === before) return;
-    this.#held.set(user, bytes);
+    // A client holding nothing (an idle one) takes no entry.
+    if (bytes === 0) this.#held.delete(user);
+    else this.#held.set(user, bytes);
     this.#total += bytes - before;
     if (bytes > before) this.#enforce();
   }

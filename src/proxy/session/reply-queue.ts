@@ -12,101 +12,107 @@
  * With metrics on (`Timings` given), each request's first entry also takes a slot in the timings
  * ring: its command's stats entry, when it was read, its arguments (`mark`); as its reply leaves
  * the queue the slot is marked answered, and the session times the answered ones when it writes
- * their replies. No allocation per request: the ring's arrays are reused.
+ * their replies. No allocation per request: the ring's arrays are reused (see `Timings`).
  */
 import type { Pending } from "../../backend/request.ts";
 import { Fifo } from "../../util/fifo.ts";
 import { BANG, MINUS } from "../../resp/bytes.ts";
 import type { CommandStats } from "../../metrics/commands.ts";
 
+/** Slots a ring grows to from empty: an unpipelined client never needs more. */
+const FIRST_SLOTS = 2;
+/** Array cells per slot: its stats entry, start time, failed flag, arguments and pending entry. */
+const STRIDE = 5;
+const STAT = 0;
+const START = 1;
+const FAILED = 2;
+const ARGS = 3;
+const PENDING = 4;
+/** The cells of every empty ring: none, never written (an `add` first grows the ring). */
+const NO_CELLS: never[] = [];
+
 /**
  * A client's timed requests, oldest first, in a growable ring: `add` when a request's first
  * entry is queued, `answer` as its reply leaves the queue (in the same order), and, once the
  * answered ones' replies are written, read them (`stat(k)`... for k below `answered`) and
- * `release` them.
+ * `release` them. One array holds every slot's cells; it is made on the first `add` and let go
+ * once every slot is released, so an idle client holds none (most clients are idle).
  */
 export class Timings {
-  #stats: (CommandStats | null)[] = new Array(16).fill(null);
-  #starts = new Float64Array(16);
-  #failed = new Uint8Array(16);
-  #args: (Uint8Array[] | null)[] = new Array(16).fill(null);
-  #pendings: (Pending | null)[] = new Array(16).fill(null);
+  #cells: unknown[] = NO_CELLS;
+  /** Slots the ring has room for: a power of two, or 0. */
+  #size = 0;
   #head = 0;
   #length = 0;
   /** Slots from the head whose replies left the queue. */
   answered = 0;
 
   add(stat: CommandStats | null, start: number, args: Uint8Array[] | null, pending: Pending): void {
-    if (this.#length === this.#starts.length) this.#grow();
-    const i = (this.#head + this.#length++) & (this.#starts.length - 1);
-    this.#stats[i] = stat;
-    this.#starts[i] = start;
-    this.#args[i] = stat === null ? null : args;
-    this.#pendings[i] = stat === null ? null : pending;
+    if (this.#length === this.#size) this.#grow();
+    const at = ((this.#head + this.#length++) & (this.#size - 1)) * STRIDE;
+    const cells = this.#cells;
+    cells[at + STAT] = stat;
+    cells[at + START] = start;
+    cells[at + ARGS] = stat === null ? null : args;
+    cells[at + PENDING] = stat === null ? null : pending;
   }
 
   answer(failed: boolean): void {
-    this.#failed[(this.#head + this.answered++) & (this.#starts.length - 1)] = failed ? 1 : 0;
+    this.#cells[this.#at(this.answered++) + FAILED] = failed;
   }
 
+  /** The first cell of slot `k` from the head. */
   #at(k: number): number {
-    return (this.#head + k) & (this.#starts.length - 1);
+    return ((this.#head + k) & (this.#size - 1)) * STRIDE;
   }
 
   /** The command's stats of answered slot `k`; null for a request not timed (refused). */
   stat(k: number): CommandStats | null {
-    return this.#stats[this.#at(k)]!;
+    return this.#cells[this.#at(k) + STAT] as CommandStats | null;
   }
 
   start(k: number): number {
-    return this.#starts[this.#at(k)]!;
+    return this.#cells[this.#at(k) + START] as number;
   }
 
   failed(k: number): boolean {
-    return this.#failed[this.#at(k)] === 1;
+    return this.#cells[this.#at(k) + FAILED] === true;
   }
 
   args(k: number): Uint8Array[] | null {
-    return this.#args[this.#at(k)]!;
+    return this.#cells[this.#at(k) + ARGS] as Uint8Array[] | null;
   }
 
   pending(k: number): Pending | null {
-    return this.#pendings[this.#at(k)]!;
+    return this.#cells[this.#at(k) + PENDING] as Pending | null;
   }
 
-  /** Drop the answered slots (their references too). */
+  /** Drop the answered slots (their references too); with none left, the cells go. */
   release(): void {
-    for (let k = 0; k < this.answered; k++) {
-      const i = this.#at(k);
-      this.#stats[i] = null;
-      this.#args[i] = null;
-      this.#pendings[i] = null;
-    }
-    this.#head = this.#at(this.answered);
     this.#length -= this.answered;
+    if (this.#length === 0) {
+      this.#cells = NO_CELLS;
+      this.#size = this.#head = this.answered = 0;
+      return;
+    }
+    for (let k = 0; k < this.answered; k++) {
+      const at = this.#at(k);
+      this.#cells[at + STAT] = this.#cells[at + ARGS] = this.#cells[at + PENDING] = null;
+    }
+    this.#head = (this.#head + this.answered) & (this.#size - 1);
     this.answered = 0;
   }
 
+  /** Twice the slots (FIRST_SLOTS from none), the ones in use moved to the front. */
   #grow(): void {
-    const size = this.#starts.length;
-    const stats = new Array<CommandStats | null>(size * 2).fill(null);
-    const starts = new Float64Array(size * 2);
-    const failed = new Uint8Array(size * 2);
-    const args = new Array<Uint8Array[] | null>(size * 2).fill(null);
-    const pendings = new Array<Pending | null>(size * 2).fill(null);
+    const size = this.#size === 0 ? FIRST_SLOTS : this.#size * 2;
+    const cells = new Array<unknown>(size * STRIDE).fill(null);
     for (let k = 0; k < this.#length; k++) {
-      const i = this.#at(k);
-      stats[k] = this.#stats[i]!;
-      starts[k] = this.#starts[i]!;
-      failed[k] = this.#failed[i]!;
-      args[k] = this.#args[i]!;
-      pendings[k] = this.#pendings[i]!;
+      const from = this.#at(k);
+      for (let c = 0; c < STRIDE; c++) cells[k * STRIDE + c] = this.#cells[from + c];
     }
-    this.#stats = stats;
-    this.#starts = starts;
-    this.#failed = failed;
-    this.#args = args;
-    this.#pendings = pendings;
+    this.#cells = cells;
+    this.#size = size;
     this.#head = 0;
   }
 }
