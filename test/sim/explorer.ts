@@ -305,13 +305,17 @@ export interface ExploreResult {
 }
 
 /** Run seeds start, start+1, ... until `count` ran, `budgetMs` (wall) passed, or `stopAtFirst` found one. */
-export async function explore(start: number, count: number, options: RunOptions & { budgetMs?: number; stopAtFirst?: boolean; onResult?: (r: SeedResult) => void } = {}): Promise<ExploreResult> {
+/**
+ * Run seeds from `start` until `count` ran, or the wall-clock `budgetMs` is spent once at least
+ * `minSeeds` ran (a slow, loaded machine runs fewer, never fewer than that).
+ */
+export async function explore(start: number, count: number, options: RunOptions & { budgetMs?: number; minSeeds?: number; stopAtFirst?: boolean; onResult?: (r: SeedResult) => void } = {}): Promise<ExploreResult> {
   const t0 = wallMs();
   const failures: SeedResult[] = [];
   let ran = 0;
   let requests = 0;
   for (let s = start; ran < count; s++) {
-    if (options.budgetMs !== undefined && wallMs() - t0 > options.budgetMs) break;
+    if (options.budgetMs !== undefined && ran >= (options.minSeeds ?? 0) && wallMs() - t0 > options.budgetMs) break;
     const r = await runSeed(s >>> 0, options);
     ran++;
     requests += r.requests;
