@@ -42,6 +42,8 @@ export class Timings {
   #cells: unknown[] = NO_CELLS;
   /** Slots the ring has room for: a power of two, or 0. */
   #size = 0;
+  /** The size the ring had when it was last let go: a pipelining client's next burst starts there. */
+  #lastSize = FIRST_SLOTS;
   #head = 0;
   #length = 0;
   /** Slots from the head whose replies left the queue. */
@@ -91,6 +93,7 @@ export class Timings {
   release(): void {
     this.#length -= this.answered;
     if (this.#length === 0) {
+      this.#lastSize = this.#size;
       this.#cells = NO_CELLS;
       this.#size = this.#head = this.answered = 0;
       return;
@@ -103,9 +106,12 @@ export class Timings {
     this.answered = 0;
   }
 
-  /** Twice the slots (FIRST_SLOTS from none), the ones in use moved to the front. */
+  /**
+   * Twice the slots (from none: as many as the ring had last time, so a client that pipelines 16
+   * requests at a time pays one allocation per burst, not four), the ones in use at the front.
+   */
   #grow(): void {
-    const size = this.#size === 0 ? FIRST_SLOTS : this.#size * 2;
+    const size = this.#size === 0 ? this.#lastSize : this.#size * 2;
     const cells = new Array<unknown>(size * STRIDE).fill(null);
     for (let k = 0; k < this.#length; k++) {
       const from = this.#at(k);
