@@ -44,6 +44,18 @@ export interface LatencyFigure {
   errors: [number, number];
 }
 
+/** The metrics' cost on one runtime and test: medians of on/off ratios over pairs of runs. */
+export interface MetricsCostFigure {
+  runtime: string;
+  test: string;
+  pipeline: number;
+  pairs: number;
+  rpsOnOff: number;
+  cpuOnOff: number;
+  rpsRatios: number[];
+  cpuRatios: number[];
+}
+
 export interface BenchReport {
   commit: string;
   date: string;
@@ -54,6 +66,8 @@ export interface BenchReport {
   rows: BenchRow[];
   idle: IdleFigure[];
   latency: LatencyFigure[];
+  /** Absent in reports written before the metrics section existed. */
+  metricsCost?: MetricsCostFigure[];
   /** "not available yet", or the targets measured with SLOTGATE_WORKERS (rows named "+workers"). */
   workers: string;
 }
@@ -91,6 +105,7 @@ export function figures(report: BenchReport): Map<string, { value: number; highe
     out.set(`latency p50 added ms ${l.target}`, { value: l.p50[2], higherIsBetter: false });
     out.set(`latency p99 added ms ${l.target}`, { value: l.p99[2], higherIsBetter: false });
   }
+  for (const m of report.metricsCost ?? []) out.set(`metrics rps on/off ${m.runtime} ${m.test} P${m.pipeline}`, { value: m.rpsOnOff, higherIsBetter: true });
   return out;
 }
 
@@ -118,7 +133,7 @@ export function compareWith(oldFile: string, current: BenchReport): void {
     for (const id of ids) console.log(`${id.padEnd(32)} ${change(`rps ${id}`).padEnd(26)} ${change(`CPU µs/req all ${id}`).padEnd(22)} ${change(`CPU µs/req proxy ${id}`)}`);
   }
   for (const name of after.keys()) {
-    if (!name.startsWith("idle") && !name.startsWith("latency")) continue;
+    if (!name.startsWith("idle") && !name.startsWith("latency") && !name.startsWith("metrics")) continue;
     const line = change(name);
     if (line) console.log(`${name.padEnd(40)} ${line}`);
   }

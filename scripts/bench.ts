@@ -39,13 +39,23 @@
  *    through slotgate, per runtime (and to the one redis, then through nutcracker); p50/p99/p99.9
  *    of each and "added" = through the proxy − direct.
  *
+ * 4. The metrics' cost ("metrics"): on each runtime, slotgate with metrics on and slotgate with
+ *    SLOTGATE_METRICS=off run side by side in front of the same cluster, and every test (SET/GET,
+ *    P1/P16, `--requests` / 2 each, x5 pipelined) loads both at the same time, half the clients
+ *    each, `--metrics-pairs` times (default 7). Each pair gives on/off ratios of requests/s and of
+ *    the proxy's CPU per request; the summary prints their medians, the issue 13 target being a
+ *    throughput cost ≤ 5% (on/off ≥ 0.95). Both live through the same moments of a shared machine,
+ *    so its drift cancels out, which runs one after the other (the rows' medians) cannot do. An
+ *    A/A run (both with metrics on) gives medians within ±3% on this 2-core machine: the noise floor.
+ *
  * Performance is judged from these figures, never asserted by a timed test. The machine may be
  * shared: requests/s and latency are noisy; CPU µs per request is the steadier figure.
  *
  * Options: --requests N (per unpipelined run, default 100000; pipelined runs use 5N)
  *          --runtimes node,bun,deno   --clients N (default 50)   --rounds N (default 1; every
  *          target N times, interleaved; summaries take the median)
- *          --variants plain,nometrics,auth,tls,workers   --workers N   --sections rows,idle,latency
+ *          --variants plain,nometrics,auth,tls,workers   --workers N
+ *          --sections rows,idle,latency,metrics   --metrics-pairs N
  *          --idle-clients N   --latency-rate N   --latency-connections N   --latency-seconds N
  *          --json FILE (every figure, with commit, date and cores)   --compare OLD.json
  */
@@ -57,7 +67,7 @@ import { join } from "node:path";
 import process from "node:process";
 import tls from "node:tls";
 import { keySlot } from "../src/backends/cluster/slot.ts";
-import { compareWith, medianRow, type BenchReport, type BenchRow, type IdleFigure, type LatencyFigure } from "./bench-figures.ts";
+import { compareWith, median, medianRow, type BenchReport, type BenchRow, type IdleFigure, type LatencyFigure, type MetricsCostFigure } from "./bench-figures.ts";
 import { freePort } from "./free-port.ts";
 import { idleClientLimit, measureIdleClients } from "./idle-clients.ts";
 import { startLocalCluster, startStandaloneRedis, type LocalCluster, type StandaloneRedis } from "./local-cluster.ts";
@@ -75,7 +85,8 @@ const clients = Number(option("clients", "50"));
 const runtimes = option("runtimes", "node,bun,deno").split(",");
 const variants = option("variants", "plain,nometrics,auth,tls,workers").split(",");
 const rounds = Number(option("rounds", "1"));
-const sections = option("sections", "rows,idle,latency").split(",");
+const sections = option("sections", "rows,idle,latency,metrics").split(",");
+const metricsPairs = Number(option("metrics-pairs", "7"));
 const workers = option("workers", String(cpus().length));
 const idleWanted = Number(option("idle-clients", "10000"));
 const latencyRate = Number(option("latency-rate", "20000"));
@@ -87,7 +98,7 @@ for (const variant of variants) {
   if (!["plain", "nometrics", "auth", "tls", "workers"].includes(variant)) throw new Error(`unknown variant '${variant}' (plain, nometrics, auth, tls, workers)`);
 }
 for (const section of sections) {
-  if (!["rows", "idle", "latency"].includes(section)) throw new Error(`unknown section '${section}' (rows, idle, latency)`);
+  if (!["rows", "idle", "latency", "metrics"].includes(section)) throw new Error(`unknown section '${section}' (rows, idle, latency, metrics)`);
 }
 
 /** The user the `auth` variant logs in as: a key pattern and a category rule to check per command. */
@@ -201,24 +212,38 @@ interface Serving {
 }
 
 /** One redis-benchmark run per test (SET, then GET), with the serving processes' CPU per request. */
-async function benchmark(port: number, cluster: boolean, pipeline: number, serving: Serving, extra: string[] = []): Promise<{ test: string; rps: number; cpuAll: number; cpuProxy: number | null }[]> {
+async function benchmark(port: number, cluster: boolean, pipeline: number, serving: Serving, extra: string[] = []): Promise<TestResult[]> {
   const n = pipeline > 1 ? requests * 5 : requests;
-  const out: { test: string; rps: number; cpuAll: number; cpuProxy: number | null }[] = [];
+  const out: TestResult[] = [];
   for (const test of ["set", "get"]) {
-    const args = ["-h", "127.0.0.1", "-p", String(port), "-t", test, "-c", String(clients), "-n", String(n), "-P", String(pipeline), "-r", "100000", "--csv", ...extra];
-    if (cluster) args.push("--cluster");
-    const allBefore = cpuMs(serving.all);
-    const proxyBefore = serving.proxy === null ? 0 : cpuMs([serving.proxy]);
-    const stdout = await runTool("redis-benchmark", args);
-    // CPU ms per 1,000 requests is CPU µs per request.
-    const cpuAll = ((cpuMs(serving.all) - allBefore) * 1000) / n;
-    const cpuProxy = serving.proxy === null ? null : ((cpuMs([serving.proxy]) - proxyBefore) * 1000) / n;
-    for (const line of stdout.split("\n")) {
-      const cells = line.split(",").map((c) => c.replace(/"/g, ""));
-      if (cells[0] === test.toUpperCase()) out.push({ test: cells[0], rps: Number(cells[1]), cpuAll, cpuProxy });
-    }
+    const result = await benchmarkTest(port, cluster, test, pipeline, n, serving, extra);
+    if (result) out.push(result);
   }
   return out;
+}
+
+interface TestResult {
+  test: string;
+  rps: number;
+  cpuAll: number;
+  cpuProxy: number | null;
+}
+
+/** One redis-benchmark run of `test` ("set", "get") with `n` requests over `clientCount` clients; undefined if it printed no figure. */
+async function benchmarkTest(port: number, cluster: boolean, test: string, pipeline: number, n: number, serving: Serving, extra: string[] = [], clientCount = clients): Promise<TestResult | undefined> {
+  const args = ["-h", "127.0.0.1", "-p", String(port), "-t", test, "-c", String(clientCount), "-n", String(n), "-P", String(pipeline), "-r", "100000", "--csv", ...extra];
+  if (cluster) args.push("--cluster");
+  const allBefore = cpuMs(serving.all);
+  const proxyBefore = serving.proxy === null ? 0 : cpuMs([serving.proxy]);
+  const stdout = await runTool("redis-benchmark", args);
+  // CPU ms per 1,000 requests is CPU µs per request.
+  const cpuAll = ((cpuMs(serving.all) - allBefore) * 1000) / n;
+  const cpuProxy = serving.proxy === null ? null : ((cpuMs([serving.proxy]) - proxyBefore) * 1000) / n;
+  for (const line of stdout.split("\n")) {
+    const cells = line.split(",").map((c) => c.replace(/"/g, ""));
+    if (cells[0] === test.toUpperCase()) return { test: cells[0], rps: Number(cells[1]), cpuAll, cpuProxy };
+  }
+  return undefined;
 }
 
 /** Wait until a server on `port` serves a SET (after logging in as `user`, when given). */
@@ -311,6 +336,7 @@ const note = (text: string) => {
 const rows: BenchRow[] = [];
 const idle: IdleFigure[] = [];
 const latency: LatencyFigure[] = [];
+const metricsCost: MetricsCostFigure[] = [];
 let workersFigure = "not available yet";
 const pidsOf = (c: LocalCluster) => c.nodes.map((node) => node.pid);
 
@@ -333,6 +359,7 @@ try {
   if (sections.includes("rows")) await throughput(cluster, redis, twemproxy);
   if (sections.includes("idle")) await idleMemory(cluster, twemproxy);
   if (sections.includes("latency")) await addedLatency(cluster, redis, twemproxy);
+  if (sections.includes("metrics")) await metricsOverhead(cluster);
 } finally {
   await stopAll();
 }
@@ -466,6 +493,37 @@ async function addedLatency(cluster: LocalCluster, redis: StandaloneRedis | null
   }
 }
 
+/** Metrics on against off, both loaded at the same time (section 4 of the header). */
+async function metricsOverhead(cluster: LocalCluster): Promise<void> {
+  const n = Math.max(1000, Math.round(requests / 2));
+  const pairs = Math.max(1, metricsPairs);
+  for (const runtime of runtimes) {
+    const on = await startProxy(runtime, cluster, {});
+    const off = await startProxy(runtime, cluster, { SLOTGATE_METRICS: "off" });
+    const serving = (p: ProxyProcess) => ({ all: [p.pid, ...pidsOf(cluster)], proxy: p.pid });
+    for (const [test, pipeline] of [["set", 1], ["get", 1], ["set", 16], ["get", 16]] as const) {
+      const count = pipeline > 1 ? n * 5 : n;
+      // Half the clients each: the two proxies together carry the load one carries in the rows.
+      const run = (p: ProxyProcess, requestsEach: number) => benchmarkTest(p.port, false, test, pipeline, requestsEach, serving(p), [], Math.max(1, Math.round(clients / 2)));
+      // One unmeasured run first: both JITs warm before the first pair.
+      await Promise.all([run(on, Math.round(count / 4)), run(off, Math.round(count / 4))]);
+      const rps: number[] = [];
+      const cpu: number[] = [];
+      for (let pair = 0; pair < pairs; pair++) {
+        const [a, b] = await Promise.all([run(on, count), run(off, count)]);
+        if (!a || !b || a.cpuProxy === null || b.cpuProxy === null) continue;
+        rps.push(a.rps / b.rps);
+        cpu.push(a.cpuProxy / b.cpuProxy);
+      }
+      const figure: MetricsCostFigure = { runtime, test: test.toUpperCase(), pipeline, pairs: rps.length, rpsOnOff: median(rps), cpuOnOff: median(cpu), rpsRatios: rps, cpuRatios: cpu };
+      metricsCost.push(figure);
+      console.log(`  metrics ${runtime} ${figure.test} P${pipeline}: rps on/off ${figure.rpsOnOff.toFixed(3)}, CPU on/off ${figure.cpuOnOff.toFixed(3)} (median of ${figure.pairs} pairs)`);
+    }
+    await on.stop();
+    await off.stop();
+  }
+}
+
 // ---- The report.
 
 const report: BenchReport = {
@@ -473,11 +531,12 @@ const report: BenchReport = {
   date: new Date().toISOString(),
   cores: cpus().length,
   cpuModel: cpus()[0]?.model ?? "unknown",
-  options: { requests, clients, runtimes, variants, rounds, sections, idleClients: idleWanted, latencyRate, latencyConnections, latencySeconds },
+  options: { requests, clients, runtimes, variants, rounds, sections, idleClients: idleWanted, latencyRate, latencyConnections, latencySeconds, metricsPairs },
   notes,
   rows,
   idle,
   latency,
+  metricsCost,
   workers: workersFigure,
 };
 
@@ -551,6 +610,15 @@ if (rows.length > 0) {
         console.log(`${runtime.padEnd(8)} ${test.padEnd(4)} ${String(pipeline).padStart(3)} ${(on.rps / off.rps).toFixed(3).padStart(11)} ${on.cpuProxy.toFixed(2).padStart(14)} ${off.cpuProxy.toFixed(2).padStart(6)} ${(on.cpuProxy / off.cpuProxy).toFixed(3).padStart(11)}`);
       }
     }
+  }
+}
+
+if (metricsCost.length > 0) {
+  console.log(`\nmetrics cost (issue 13: ≤ 5% throughput): slotgate with metrics on and off, side by side, both loaded at the same`);
+  console.log("time (half the clients each); medians of the pairs' on/off ratios (rps ≥ 0.95 meets the target; CPU is slotgate's own)");
+  console.log(`${"runtime".padEnd(8)} ${"test".padEnd(4)} ${"P".padStart(3)} ${"pairs".padStart(6)} ${"rps on/off".padStart(11)} ${"CPU on/off".padStart(11)}  target`);
+  for (const f of metricsCost) {
+    console.log(`${f.runtime.padEnd(8)} ${f.test.padEnd(4)} ${String(f.pipeline).padStart(3)} ${String(f.pairs).padStart(6)} ${num(f.rpsOnOff, 3).padStart(11)} ${num(f.cpuOnOff, 3).padStart(11)}  ${f.rpsOnOff >= 0.95 ? "met" : "NOT met"}`);
   }
 }
 

@@ -17,11 +17,11 @@ import type { LocalCluster } from "./local-cluster.ts";
 export const MIB = 1024 * 1024;
 
 /** How each runtime serves slotgate, relative to a checkout's root. */
-function command(runtime: string, dir: string): string[] {
+function command(runtime: string, dir: string, nodeFlags: string[]): string[] {
   const bin = (name: string) => join(dir, "node_modules/.bin", name);
   switch (runtime) {
     case "node":
-      return [process.execPath, "--import", "tsx", "adapters/node/main.ts"];
+      return [process.execPath, ...nodeFlags, "--import", "tsx", "adapters/node/main.ts"];
     case "bun":
       return [bin("bun"), "adapters/bun/main.ts"];
     case "deno":
@@ -42,10 +42,13 @@ export interface ProxyProcess {
   stop(): Promise<void>;
 }
 
-/** Start slotgate from checkout `dir` on `runtime` in front of `seeds`, with `env` added. */
-export async function startProxyProcess(runtime: string, dir: string, seeds: string[], env: Record<string, string> = {}): Promise<ProxyProcess> {
+/**
+ * Start slotgate from checkout `dir` on `runtime` in front of `seeds`, with `env` added (and, on
+ * Node, `nodeFlags` before the script: `--cpu-prof` is refused in NODE_OPTIONS).
+ */
+export async function startProxyProcess(runtime: string, dir: string, seeds: string[], env: Record<string, string> = {}, nodeFlags: string[] = []): Promise<ProxyProcess> {
   const root = resolve(dir);
-  const [bin, ...args] = command(runtime, root);
+  const [bin, ...args] = command(runtime, root, nodeFlags);
   const port = await freePort();
   const child: ChildProcess = spawn(bin!, args, {
     cwd: root,

@@ -27,13 +27,18 @@ export class CommandStats {
 
   /** One call answered after `usec` microseconds; `failed` when its reply was an error. */
   record(usec: number, failed: boolean): void {
-    this.calls++;
-    if (failed) this.failed++;
-    this.usec += usec;
+    this.recordMany(usec, 1, failed ? 1 : 0);
+  }
+
+  /** `calls` calls answered after `usec` microseconds each, `failed` of them with an error reply. */
+  recordMany(usec: number, calls: number, failed: number): void {
+    this.calls += calls;
+    this.failed += failed;
+    this.usec += usec * calls;
     let i = 0;
     const bounds = LATENCY_BOUNDS_US;
     while (i < bounds.length && usec > bounds[i]!) i++;
-    this.buckets[i]!++;
+    this.buckets[i]! += calls;
   }
 }
 

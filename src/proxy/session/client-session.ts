@@ -38,6 +38,7 @@ import type { PubSub, PubSubClient } from "../pubsub/subscriptions.ts";
 import { RequestParser } from "../../resp/request-parser.ts";
 import type { RespLimits } from "../../resp/frame.ts";
 import { errorReply } from "../../resp/replies.ts";
+import { decode } from "../../resp/decode.ts";
 import { concatBytes } from "../../resp/encode.ts";
 import type { Router, Target } from "../routing/router.ts";
 import type { Backend } from "../../backend/contract.ts";
@@ -426,8 +427,9 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
     } else {
       if (metrics !== null) {
         metrics.requests++;
-        // Timed from the read of the bytes that carried it; its arguments kept for the slow log.
-        this.#queue.mark(this.#statsOf(metrics, name), this.#lastInteraction, metrics.slowlog.thresholdUs >= 0 ? args : null);
+        // Timed from the read of the bytes that carried it; its frame kept for the slow log (a
+        // frame is held until answered anyway; arguments are decoded again only for a slow one).
+        this.#queue.mark(this.#statsOf(metrics, name), this.#lastInteraction, metrics.slowlog.thresholdUs >= 0 ? frame : null);
       }
       // RESET discards a transaction and its WATCH, as in Redis (pub/sub answers it below), and
       // logs the client out: it is `default` again if that needs no password, else no one.
@@ -791,19 +793,21 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
     const metrics = this.#metrics!;
     const timings = this.#timings!;
     metrics.downstreamTxBytes += bytes;
+    timings.recordAnswered(now);
+    // Read times only grow along the ring: when the oldest answered request is not slow, none is.
     const slowlog = metrics.slowlog;
-    for (let k = 0; k < timings.answered; k++) {
-      const stat = timings.stat(k);
-      if (stat === null) continue;
-      const usec = (now - timings.start(k)) * 1000;
-      stat.record(usec, timings.failed(k));
-      const args = timings.args(k);
-      if (args !== null && slowlog.wants(usec)) this.#logSlow(slowlog, Math.round(usec), args, timings.pending(k)!);
+    if (timings.answered > 0 && slowlog.wants((now - timings.start(0)) * 1000)) {
+      for (let k = 0; k < timings.answered; k++) {
+        const usec = (now - timings.start(k)) * 1000;
+        const frame = timings.frame(k);
+        if (frame !== null && timings.stat(k) !== null && slowlog.wants(usec)) this.#logSlow(slowlog, Math.round(usec), frame, timings.pending(k)!);
+      }
     }
     timings.release();
   }
 
-  #logSlow(slowlog: Slowlog, durationUs: number, args: Uint8Array[], pending: Pending): void {
+  #logSlow(slowlog: Slowlog, durationUs: number, frame: Uint8Array, pending: Pending): void {
+    const args = decode(frame) as Uint8Array[];
     // The node that answered; "" for a reply the proxy made, "*" for one merged from several nodes.
     const node = pending instanceof UpstreamRequest ? (pending.node ?? "") : Object.getPrototypeOf(pending) === Object.prototype ? "" : "*";
     slowlog.add(Math.floor(this.#scope.runtime.wallClock() / 1000), durationUs, args, this.addr ?? "", this.clientName ?? "", node);

@@ -10,7 +10,7 @@
  * redirects and retries): `requestBytes` is what the client's requests in flight hold.
  *
  * With metrics on (`Timings` given), each request's first entry also takes a slot in the timings
- * ring: its command's stats entry, when it was read, its arguments (`mark`); as its reply leaves
+ * ring: its command's stats entry, when it was read, its frame (`mark`); as its reply leaves
  * the queue the slot is marked answered, and the session times the answered ones when it writes
  * their replies. No allocation per request: the ring's arrays are reused (see `Timings`).
  */
@@ -21,27 +21,51 @@ import type { CommandStats } from "../../metrics/commands.ts";
 
 /** Slots a ring grows to from empty: an unpipelined client never needs more. */
 const FIRST_SLOTS = 2;
-/** Array cells per slot: its stats entry, start time, failed flag, arguments and pending entry. */
-const STRIDE = 5;
+/** Object cells per slot: its stats entry, the request's frame and its pending entry. */
+const STRIDE = 3;
 const STAT = 0;
-const START = 1;
-const FAILED = 2;
-const ARGS = 3;
-const PENDING = 4;
-/** The cells of every empty ring: none, never written (an `add` first grows the ring). */
-const NO_CELLS: never[] = [];
+const FRAME = 1;
+const PENDING = 2;
+
+/** A ring's storage: start times in a Float64Array and failures in a Uint8Array (no boxed numbers). */
+interface RingArrays {
+  readonly size: number;
+  readonly cells: unknown[];
+  readonly starts: Float64Array;
+  readonly failed: Uint8Array;
+}
+
+/** The storage of every empty ring: no slots (an `add` first grows the ring). */
+const EMPTY_RING: RingArrays = { size: 0, cells: [], starts: new Float64Array(0), failed: new Uint8Array(0) };
+
+/**
+ * Rings let go by clients between bursts, by log2 of their size, each list at most
+ * `POOLED_PER_SIZE` long: a pipelining client takes one back at its next burst instead of
+ * allocating three arrays (typed arrays cost most of a request's timing when made per burst),
+ * while an idle client holds none. Their cells are null: they keep no request alive.
+ */
+const POOLED_PER_SIZE = 256;
+const pooled: RingArrays[][] = [];
+
+function takeRing(size: number): RingArrays {
+  const ring = pooled[Math.clz32(size)]?.pop();
+  return ring ?? { size, cells: new Array<unknown>(size * STRIDE).fill(null), starts: new Float64Array(size), failed: new Uint8Array(size) };
+}
+
+function giveRing(ring: RingArrays): void {
+  const list = (pooled[Math.clz32(ring.size)] ??= []);
+  if (list.length < POOLED_PER_SIZE) list.push(ring);
+}
 
 /**
  * A client's timed requests, oldest first, in a growable ring: `add` when a request's first
  * entry is queued, `answer` as its reply leaves the queue (in the same order), and, once the
  * answered ones' replies are written, read them (`stat(k)`... for k below `answered`) and
- * `release` them. One array holds every slot's cells; it is made on the first `add` and let go
- * once every slot is released, so an idle client holds none (most clients are idle).
+ * `release` them. Nothing is allocated per request; the ring's storage comes from a shared pool
+ * on the first `add` and goes back to it once every slot is released, so an idle client holds none.
  */
 export class Timings {
-  #cells: unknown[] = NO_CELLS;
-  /** Slots the ring has room for: a power of two, or 0. */
-  #size = 0;
+  #ring: RingArrays = EMPTY_RING;
   /** The size the ring had when it was last let go: a pipelining client's next burst starts there. */
   #lastSize = FIRST_SLOTS;
   #head = 0;
@@ -49,76 +73,114 @@ export class Timings {
   /** Slots from the head whose replies left the queue. */
   answered = 0;
 
-  add(stat: CommandStats | null, start: number, args: Uint8Array[] | null, pending: Pending): void {
-    if (this.#length === this.#size) this.#grow();
-    const at = ((this.#head + this.#length++) & (this.#size - 1)) * STRIDE;
-    const cells = this.#cells;
+  /** `frame`: the request's bytes, kept for the slow log (null: not kept). */
+  add(stat: CommandStats | null, start: number, frame: Uint8Array | null, pending: Pending): void {
+    if (this.#length === this.#ring.size) this.#grow();
+    const ring = this.#ring;
+    const slot = (this.#head + this.#length++) & (ring.size - 1);
+    const at = slot * STRIDE;
+    const cells = ring.cells;
     cells[at + STAT] = stat;
-    cells[at + START] = start;
-    cells[at + ARGS] = stat === null ? null : args;
+    cells[at + FRAME] = stat === null ? null : frame;
     cells[at + PENDING] = stat === null ? null : pending;
+    ring.starts[slot] = start;
   }
 
   answer(failed: boolean): void {
-    this.#cells[this.#at(this.answered++) + FAILED] = failed;
+    this.#ring.failed[this.#slot(this.answered++)] = failed ? 1 : 0;
   }
 
-  /** The first cell of slot `k` from the head. */
-  #at(k: number): number {
-    return ((this.#head + k) & (this.#size - 1)) * STRIDE;
+  /** The slot `k` from the head. */
+  #slot(k: number): number {
+    return (this.#head + k) & (this.#ring.size - 1);
   }
 
   /** The command's stats of answered slot `k`; null for a request not timed (refused). */
   stat(k: number): CommandStats | null {
-    return this.#cells[this.#at(k) + STAT] as CommandStats | null;
+    return this.#ring.cells[this.#slot(k) * STRIDE + STAT] as CommandStats | null;
   }
 
   start(k: number): number {
-    return this.#cells[this.#at(k) + START] as number;
+    return this.#ring.starts[this.#slot(k)]!;
   }
 
   failed(k: number): boolean {
-    return this.#cells[this.#at(k) + FAILED] === true;
+    return this.#ring.failed[this.#slot(k)] === 1;
   }
 
-  args(k: number): Uint8Array[] | null {
-    return this.#cells[this.#at(k) + ARGS] as Uint8Array[] | null;
+  frame(k: number): Uint8Array | null {
+    return this.#ring.cells[this.#slot(k) * STRIDE + FRAME] as Uint8Array | null;
   }
 
   pending(k: number): Pending | null {
-    return this.#cells[this.#at(k) + PENDING] as Pending | null;
+    return this.#ring.cells[this.#slot(k) * STRIDE + PENDING] as Pending | null;
   }
 
-  /** Drop the answered slots (their references too); with none left, the cells go. */
+  /**
+   * Count every answered slot into its command's stats, its reply written at `now` (ms). Slots
+   * in a row with the same command and read time (a pipelined burst) are counted in one go.
+   */
+  recordAnswered(now: number): void {
+    const ring = this.#ring;
+    const cells = ring.cells;
+    const mask = ring.size - 1;
+    const answered = this.answered;
+    let k = 0;
+    while (k < answered) {
+      let slot = (this.#head + k++) & mask;
+      const stat = cells[slot * STRIDE + STAT] as CommandStats | null;
+      if (stat === null) continue;
+      const start = ring.starts[slot]!;
+      let calls = 1;
+      let failed = ring.failed[slot]!;
+      while (k < answered) {
+        slot = (this.#head + k) & mask;
+        if (cells[slot * STRIDE + STAT] !== stat || ring.starts[slot] !== start) break;
+        calls++;
+        failed += ring.failed[slot]!;
+        k++;
+      }
+      stat.recordMany((now - start) * 1000, calls, failed);
+    }
+  }
+
+  /** Drop the answered slots (their references too); with none left, the storage goes back to the pool. */
   release(): void {
+    const cells = this.#ring.cells;
+    for (let k = 0; k < this.answered; k++) {
+      const at = this.#slot(k) * STRIDE;
+      cells[at + STAT] = cells[at + FRAME] = cells[at + PENDING] = null;
+    }
     this.#length -= this.answered;
     if (this.#length === 0) {
-      this.#lastSize = this.#size;
-      this.#cells = NO_CELLS;
-      this.#size = this.#head = this.answered = 0;
+      this.#lastSize = this.#ring.size;
+      giveRing(this.#ring);
+      this.#ring = EMPTY_RING;
+      this.#head = this.answered = 0;
       return;
     }
-    for (let k = 0; k < this.answered; k++) {
-      const at = this.#at(k);
-      this.#cells[at + STAT] = this.#cells[at + ARGS] = this.#cells[at + PENDING] = null;
-    }
-    this.#head = (this.#head + this.answered) & (this.#size - 1);
+    this.#head = this.#slot(this.answered);
     this.answered = 0;
   }
 
   /**
    * Twice the slots (from none: as many as the ring had last time, so a client that pipelines 16
-   * requests at a time pays one allocation per burst, not four), the ones in use at the front.
+   * requests at a time starts each burst at that size), the ones in use at the front.
    */
   #grow(): void {
-    const size = this.#size === 0 ? this.#lastSize : this.#size * 2;
-    const cells = new Array<unknown>(size * STRIDE).fill(null);
+    const old = this.#ring;
+    const ring = takeRing(old.size === 0 ? this.#lastSize : old.size * 2);
     for (let k = 0; k < this.#length; k++) {
-      const from = this.#at(k);
-      for (let c = 0; c < STRIDE; c++) cells[k * STRIDE + c] = this.#cells[from + c];
+      const from = this.#slot(k);
+      for (let c = 0; c < STRIDE; c++) {
+        ring.cells[k * STRIDE + c] = old.cells[from * STRIDE + c];
+        old.cells[from * STRIDE + c] = null;
+      }
+      ring.starts[k] = old.starts[from]!;
+      ring.failed[k] = old.failed[from]!;
     }
-    this.#cells = cells;
-    this.#size = size;
+    if (old !== EMPTY_RING) giveRing(old);
+    this.#ring = ring;
     this.#head = 0;
   }
 }
@@ -136,7 +198,7 @@ export class ReplyQueue {
   readonly #timings: Timings | null;
   #markStat: CommandStats | null = null;
   #markStart = 0;
-  #markArgs: Uint8Array[] | null = null;
+  #markFrame: Uint8Array | null = null;
 
   constructor(timings: Timings | null = null) {
     this.#timings = timings;
@@ -144,12 +206,12 @@ export class ReplyQueue {
 
   /**
    * The request being run is timed: its first entry (the one that carries its size) takes
-   * `stat`, the time it was read and its arguments (null: not kept for the slow log).
+   * `stat`, the time it was read and its frame (null: not kept for the slow log).
    */
-  mark(stat: CommandStats | null, start: number, args: Uint8Array[] | null): void {
+  mark(stat: CommandStats | null, start: number, frame: Uint8Array | null): void {
     this.#markStat = stat;
     this.#markStart = start;
-    this.#markArgs = args;
+    this.#markFrame = frame;
   }
 
   /** Requests whose replies are not written yet. */
@@ -174,9 +236,9 @@ export class ReplyQueue {
     // A request's first entry (the one that carries its size) takes its timing slot; a refused
     // request's has no stats entry (not marked).
     if (this.#timings !== null && requestBytes > 0) {
-      this.#timings.add(this.#markStat, this.#markStart, this.#markArgs, pending);
+      this.#timings.add(this.#markStat, this.#markStart, this.#markFrame, pending);
       this.#markStat = null;
-      this.#markArgs = null;
+      this.#markFrame = null;
     }
   }
 
