@@ -128,6 +128,13 @@ const YIELD_BYTES = 256 * 1024;
  * others of the same pipeline are still owed wait at most this long to leave in one write.
  */
 const GATHER_MS = 1;
+/**
+ * Replies ready while others of the same pipeline are still owed wait one turn of the event loop
+ * (the replies of the other nodes often come in that turn) unless this much is ready: one write
+ * for a pipelined batch instead of one per node that answered it. A client with nothing more owed
+ * (every unpipelined one) is written to at once.
+ */
+const COALESCE_BYTES = 16 * 1024;
 
 /** The request parser's limits for clients given `limits`: one object for all of them. */
 const PARSER_LIMITS = new WeakMap<ClientLimits, RespLimits>();
@@ -189,6 +196,8 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
   #out: Uint8Array[] = [];
   #outBytes = 0;
   #flushScheduled = false;
+  /** The replies ready waited one turn for the rest of their pipeline (COALESCE_BYTES). */
+  #waitedTurn = false;
   /** Replies held to leave together (`Conn.nagle`); the timer that sends them anyway. */
   #gathering: ScopedTimer | null = null;
   #readPaused = false;
@@ -742,6 +751,13 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
     }
     this.#gathering?.cancel();
     this.#gathering = null;
+    if (this.#outBytes > 0 && this.#outBytes < COALESCE_BYTES && this.#queue.length > 0 && !this.#waitedTurn && !gathered) {
+      this.#waitedTurn = true;
+      this.#flushScheduled = true;
+      this.#scope.runtime.defer(this.#flush);
+      return;
+    }
+    this.#waitedTurn = false;
     if (this.#outBytes > 0) {
       const replies = this.#out.length;
       const chunk = concatBytes(this.#out, this.#outBytes);
