@@ -338,6 +338,15 @@ export class ManualRuntime implements Runtime {
     }
   }
 
+  /** One turn of the event loop: run the callbacks deferred so far (not the ones they defer). */
+  async turn(): Promise<void> {
+    await settle();
+    for (const fn of this.#deferred.splice(0)) {
+      fn();
+      await settle();
+    }
+  }
+
   random(): number {
     return this.#random();
   }
