@@ -617,6 +617,20 @@ describe("Runtime adapter conformance", () => {
     await new Promise<void>((resolve) => rt.defer(resolve));
     assert.deepEqual(seen, [0, 1, 2]);
 
+    // What a deferred callback defers runs on a later turn: after everything deferred before it.
+    const order: string[] = [];
+    await new Promise<void>((resolve) => {
+      rt.defer(() => {
+        order.push("a");
+        rt.defer(() => {
+          order.push("c");
+          resolve();
+        });
+      });
+      rt.defer(() => order.push("b"));
+    });
+    assert.deepEqual(order, ["a", "b", "c"]);
+
     // A self-rescheduling defer loop must not starve a timer.
     let timerFired = false;
     rt.setTimer(5, () => (timerFired = true));
