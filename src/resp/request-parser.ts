@@ -9,7 +9,7 @@
 import RedisParser from "redis-parser";
 import { encodeCommand } from "./encode.ts";
 import { ProtocolError } from "./errors.ts";
-import { DEFAULT_LIMITS, scanFrom, scanInline, type RespLimits } from "./frame.ts";
+import { DEFAULT_LIMITS, ScanState, scanFrom, scanInline, type RespLimits } from "./frame.ts";
 import { FrameTail } from "./frame-tail.ts";
 import { ArgCollector } from "./arg-collector.ts";
 import { STAR } from "./bytes.ts";
@@ -30,6 +30,13 @@ class SlicingView extends Uint8Array {
   }
 }
 
+/**
+ * The scan of each complete request, shared by every parser: its state is read right after the
+ * scan returns (copied into a `FrameTail` when the request is unfinished), before anything is
+ * delivered that could make another parser scan.
+ */
+const SCAN = new ScanState();
+
 function unexpected(error: Error): void {
   throw new ProtocolError(`internal request decoding error: ${error.message}`);
 }
@@ -44,9 +51,13 @@ function unexpected(error: Error): void {
  * later `push` rethrows it until `reset`. Not re-entrant: `onRequest` must not push.
  */
 export class RequestParser {
-  private readonly tail = new FrameTail();
-  /** The arguments of the request held in `tail`, taken chunk by chunk. */
-  private readonly collector = new ArgCollector();
+  /**
+   * An unfinished request (or inline line) held across chunks, and its arguments taken chunk by
+   * chunk: made when a request spans chunks, let go once it is complete, so that the many idle
+   * clients hold neither.
+   */
+  private tail: FrameTail | null = null;
+  private collector: ArgCollector | null = null;
   /** End offsets (in `runBuf`) of the frames of the run being decoded. */
   private readonly ends: number[] = [];
   private runBuf: Uint8Array = EMPTY;
@@ -74,13 +85,13 @@ export class RequestParser {
 
   /** Bytes held for an unfinished request since the last `push` (its chunks, and its argument offsets). */
   get bufferedBytes(): number {
-    return this.tail.bufferedBytes + this.collector.indexBytes;
+    return (this.tail?.bufferedBytes ?? 0) + (this.collector?.indexBytes ?? 0);
   }
 
   /** Forgets any unfinished request and a previous failure. */
   reset(): void {
-    this.tail.clear();
-    this.collector.start();
+    this.tail = null;
+    this.collector = null;
     this.ends.length = 0;
     this.failure = null;
   }
@@ -90,35 +101,43 @@ export class RequestParser {
     if (this.failure !== null) throw this.failure;
     const n = chunk.length;
     if (n === 0) return;
-    const tail = this.tail;
-    const st = tail.state;
     const limits = this.limits;
     let p = 0;
     let runStart = 0;
     try {
-      if (tail.active) {
-        const q = tail.resume(chunk, limits);
-        const inline = tail.inline;
+      const held = this.tail;
+      if (held !== null) {
+        const q = held.resume(chunk, limits);
+        const inline = held.inline;
+        const collector = this.collector;
         // Fed only once the scan has checked these bytes (it throws on malformed input).
-        if (!inline) this.collector.feed(chunk, 0, q < 0 ? n : q);
+        if (!inline) collector!.feed(chunk, 0, q < 0 ? n : q);
         if (q < 0) return;
-        const frame = tail.finish(chunk, q);
+        const argc = held.state.argc;
+        const frame = held.finish(chunk, q);
+        this.tail = this.collector = null;
         if (inline) this.inline(frame, 0, frame.length);
         else {
-          const args = this.collector.take(frame);
-          if (st.argc > 0) this.onRequest(args, frame);
+          const args = collector!.take(frame);
+          if (argc > 0) this.onRequest(args, frame);
         }
         p = runStart = q;
       }
+      const st = SCAN;
       while (p < n) {
         if (chunk[p] === STAR) {
           st.reset(true);
           const q = scanFrom(chunk, p, n, st, limits);
           if (q < 0) {
+            // The stopped scan is copied first: the requests delivered next may make another
+            // client's parser scan (synchronously), with the same shared state.
+            const tail = new FrameTail();
+            tail.state.copyFrom(st);
             this.flush(chunk, runStart);
+            this.tail = tail;
             tail.begin(chunk, p, n, limits);
-            this.collector.start();
-            this.collector.feed(chunk, p, n);
+            const collector = (this.collector = new ArgCollector());
+            collector.feed(chunk, p, n);
             return;
           }
           if (st.argc > 0) this.ends.push(q);
@@ -131,6 +150,7 @@ export class RequestParser {
           this.flush(chunk, runStart);
           const q = scanInline(chunk, p, n);
           if (q < 0) {
+            const tail = (this.tail = new FrameTail());
             tail.beginInline(chunk, p, n);
             return;
           }
@@ -141,8 +161,7 @@ export class RequestParser {
       this.flush(chunk, runStart);
     } catch (error) {
       this.failure = error;
-      tail.clear();
-      this.collector.start();
+      this.tail = this.collector = null;
       // Requests before a malformed one were complete: Redis would have run them.
       if (error instanceof ProtocolError && this.ends.length > 0) this.flush(chunk, runStart);
       throw error;

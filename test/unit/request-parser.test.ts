@@ -231,6 +231,23 @@ describe("RequestParser: chunking", () => {
     assert.deepEqual(parseChunks(chunks), whole);
   });
 
+  test("another client's parser scanning inside a delivered request does not disturb an unfinished one", () => {
+    // The scan state is shared by every parser: a request delivered just before an unfinished
+    // one may make another client's parser scan (synchronously) before the tail is held.
+    const other = collector();
+    const seen: string[][] = [];
+    const parser = new RequestParser((args) => {
+      seen.push(args.map(latin1));
+      other.parser.push(bytes("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n*1\r\n$4\r\nPING\r\n"));
+    });
+    parser.push(bytes("*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n$5\r\nab"));
+    assert.ok(parser.bufferedBytes > 0, "the GET is held");
+    parser.push(bytes("cde\r\n"));
+    assert.deepEqual(seen, [["PING"], ["GET", "abcde"]]);
+    assert.equal(parser.bufferedBytes, 0, "nothing held once it is complete");
+    assert.equal(other.seen.length, 4);
+  });
+
   test("random chunk sizes", () => {
     for (let seed = 1; seed <= 200; seed++) {
       const chunks = randomChunks(corpus, prng(seed), 1 + (seed % 40));
