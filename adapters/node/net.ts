@@ -70,6 +70,8 @@ class NodeConn implements Conn {
     const socket = this.#socket;
     // After end()/destroy() Node would raise ERR_STREAM_WRITE_AFTER_END; the bytes could never be sent.
     if (this.#destroyed || this.#finished || socket.destroyed || socket.writableEnded) return false;
+    // A Uint8Array as it is: Node 20 wraps it in a Buffer over the same memory itself (no copy);
+    // wrapping it here (Buffer.from(buffer, offset, length)) measured no cheaper.
     socket.write(chunk);
     if (socket.writableLength > HIGH_WATER_MARK_BYTES) {
       this.#needDrain = true;
