@@ -358,6 +358,79 @@ describe("Runtime adapter conformance", () => {
       assert.equal(peer.rec.text(), "onetwo");
     }));
 
+  test("chunks kept by two outgoing connections' handlers never change as later reads arrive", TEST, () =>
+    withCleanup(async (cleanup) => {
+      const server = await serve(cleanup);
+      // Two connections read at once: an adapter reading into one reused buffer must copy each
+      // read out before the next, whichever connection it is for.
+      const clients = [new Recorder("client-a"), new Recorder("client-b")];
+      const snapshots = clients.map((rec) => {
+        const copies: Uint8Array[] = [];
+        rec.onData = (chunk) => copies.push(chunk.slice());
+        return copies;
+      });
+      const peers: Accepted[] = [];
+      for (const rec of clients) {
+        await dial(cleanup, server.listener.port, rec);
+        peers.push(await server.next());
+      }
+      // Sizes around the usual read sizes (64 KiB), and far beyond, so reads split and fill.
+      const sizes = [1, 7, 512, 65_535, 65_536, 65_537, MIB, 3, 2 * MIB + 5, 100_000, 9];
+      const sent = peers.map(() => [] as Uint8Array[]);
+      for (const [i, size] of sizes.entries()) {
+        for (const [p, peer] of peers.entries()) {
+          const chunk = pattern(size, 100 * p + i + 1);
+          sent[p]!.push(chunk);
+          peer.conn.write(chunk);
+        }
+      }
+      const total = sizes.reduce((n, size) => n + size, 0);
+      for (const [c, rec] of clients.entries()) {
+        await rec.bytes(total);
+        assert.equal(rec.received, total);
+        assert.equal(firstDifference(concat(rec.chunks), concat(sent[c]!)), -1, `${rec.label}: bytes`);
+        for (const [i, chunk] of rec.chunks.entries()) {
+          assert.equal(firstDifference(chunk, snapshots[c]![i]!), -1, `${rec.label}: chunk ${i} changed after it was delivered`);
+        }
+      }
+    }));
+
+  test("an outgoing connection paused from inside its data handler gets nothing until resumed, then everything in order", TEST, () =>
+    withCleanup(async (cleanup) => {
+      const server = await serve(cleanup);
+      const rec = new Recorder("client");
+      let paused = false;
+      let pauses = 0;
+      rec.onData = () => {
+        if (paused) rec.violations.push("data while paused");
+        // The first pause lasts until the test resumes; then a short pause after every chunk.
+        paused = true;
+        client.pause();
+        if (pauses++ > 0) {
+          rt.defer(() => {
+            paused = false;
+            client.resume();
+          });
+        }
+      };
+      const client = await dial(cleanup, server.listener.port, rec);
+      const peer = await server.next();
+
+      const { payload } = writeUntilBackPressure(peer.conn, 8 * MIB);
+      await rec.bytes(1);
+      const receivedAtPause = rec.received;
+      await sleep(50);
+      assert.equal(rec.received, receivedAtPause, "data delivered while paused");
+      assert.ok(peer.conn.bufferedBytes > 0, "the peer's queue emptied while we were paused");
+
+      paused = false;
+      client.resume();
+      await rec.bytes(payload.byteLength);
+      assert.equal(firstDifference(concat(rec.chunks), payload), -1);
+      assert.ok(pauses > 2, `only ${pauses} pauses`);
+      assert.deepEqual(rec.violations, []);
+    }));
+
   test("peer destroy: close is called once, never synchronously, and nothing follows it", TEST, () =>
     withCleanup(async (cleanup) => {
       const server = await serve(cleanup);
