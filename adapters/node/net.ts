@@ -120,27 +120,56 @@ class NodeConn implements Conn {
    */
   attach(handlers: ConnHandlers, reads: "stream" | "onread"): void {
     this.#handlers = handlers;
-    const socket = this.#socket;
-    if (reads === "stream") socket.on("data", (chunk: Buffer) => this.deliver(chunk));
-    // Node emits 'drain' once its buffer is empty, if a write crossed Node's own high-water mark
-    // (16 or 64 KiB, never above ours, checked against the same length): so every false return of
-    // ours is followed by a 'drain'.
-    socket.on("drain", () => {
-      if (this.#needDrain && !this.#destroyed && !this.#finished) {
-        this.#needDrain = false;
-        handlers.drain();
-      }
-    });
-    socket.on("error", (e: Error) => {
-      this.#error ??= e;
-    });
-    // 'close' is emitted once, always asynchronously (process.nextTick at the earliest), after 'error'.
-    socket.on("close", () => {
-      if (this.#finished) return;
-      this.#finished = true;
-      this.#handlers!.close(this.#error);
-    });
+    const socket = this.#socket as ConnSocket;
+    socket[CONN] = this;
+    // Shared listeners that find this wrapper on the socket: four closures per connection would
+    // be a quarter KiB of every idle client's memory.
+    if (reads === "stream") socket.on("data", onSocketData);
+    socket.on("drain", onSocketDrain);
+    socket.on("error", onSocketError);
+    socket.on("close", onSocketClose);
   }
+
+  /**
+   * Node emits 'drain' once its buffer is empty, if a write crossed Node's own high-water mark
+   * (16 or 64 KiB, never above ours, checked against the same length): so every false return of
+   * ours is followed by a 'drain'.
+   */
+  drained(): void {
+    if (this.#needDrain && !this.#destroyed && !this.#finished) {
+      this.#needDrain = false;
+      this.#handlers!.drain();
+    }
+  }
+
+  failed(error: Error): void {
+    this.#error ??= error;
+  }
+
+  /** 'close' is emitted once, always asynchronously (process.nextTick at the earliest), after 'error'. */
+  closed(): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#handlers!.close(this.#error);
+  }
+}
+
+/** Where a socket's shared listeners find its wrapper. */
+const CONN = Symbol("slotgate conn");
+type ConnSocket = net.Socket & { [CONN]: NodeConn };
+
+// Listeners shared by every socket: Node calls them with the socket as `this`.
+function onSocketData(this: ConnSocket, chunk: Buffer): void {
+  this[CONN].deliver(chunk);
+}
+function onSocketDrain(this: ConnSocket): void {
+  this[CONN].drained();
+}
+function onSocketError(this: ConnSocket, error: Error): void {
+  this[CONN].failed(error);
+}
+function onSocketClose(this: ConnSocket): void {
+  this[CONN].closed();
 }
 
 /** Opens a TCP connection; `signal` cancels it until it is established. */
