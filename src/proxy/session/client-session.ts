@@ -238,7 +238,8 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
     const limits = host.limits;
     this.#flow = new ClientFlow(limits.maxClientOwedBytes);
     this.#parser = new RequestParser((args, frame) => this.#onRequest(args, frame), parserLimits(limits));
-    this.#flush = scope.guard(() => this.#write());
+    // One closure, not a guard's wrapper around another: there is one per client connection.
+    this.#flush = () => scope.call(ClientSession.#writeOut, this, undefined);
     const idleMs = (host.limits.clientIdleTimeoutSeconds ?? 0) * 1000;
     if (idleMs > 0) watchIdle(scope, idleMs, () => (this.#busy() ? null : this.#lastInteraction), () => this.#closeIdle(idleMs));
     // Graceful shutdown: stop reading, let owed replies arrive and be written. A blocked command
@@ -297,6 +298,7 @@ export class ClientSession implements ReplySink, SplitOwner, LocalContext, Trans
     }
   };
 
+  static readonly #writeOut = (session: ClientSession) => session.#write();
   static readonly #data = (session: ClientSession, chunk: Uint8Array) => session.#onData(chunk);
   static readonly #drain = (session: ClientSession) => session.#onDrain();
   static readonly #close = (session: ClientSession) => session.#onClose();
