@@ -1,10 +1,11 @@
 /**
  * TCP on Deno: `connect` and `listen` on Deno's native `Deno.connect` and `Deno.listen`, each
- * socket wrapped as a `DenoConn`. Deno's connections are pull-based promises, so each `Conn` runs
- * a read loop (which is what pause/resume gate) and an async writer loop draining a user-space
- * queue (the shared `ByteQueue`), so `write()` never waits. Every read/write/closeWrite promise is
- * awaited inside a try/catch: a reset or a close mid-operation never becomes an unhandled
- * rejection.
+ * socket wrapped as a `DenoConn`. Deno's connections are pull-based promises, so each `Conn` keeps
+ * one read in flight while not paused (each read's callback starts the next; ./read-buffer.ts
+ * says what it reads into) and an async writer loop draining a user-space queue (the shared
+ * `ByteQueue`), so `write()` never waits. Every read has a rejection handler and every
+ * write/closeWrite promise is awaited inside a try/catch: a reset or a close mid-operation never
+ * becomes an unhandled rejection.
  *
  * TLS is Deno's own (`Deno.startTls`, `Deno.connectTls`, `Deno.listenTls`, on rustls): a
  * `Deno.TlsConn` reads and writes like a TCP one, so the same `DenoConn` carries it. Deno's TLS
@@ -19,26 +20,12 @@ import { raceAbort } from "../shared/abort.ts";
 import { ByteQueue } from "../shared/byte-queue.ts";
 import { AbortError, TlsError } from "../shared/errors.ts";
 import { HIGH_WATER_MARK_BYTES } from "../shared/high-water-mark.ts";
+import { ReadBuffer } from "./read-buffer.ts";
 import { defer } from "./timers.ts";
 import { connect as connectNodeTls, listen as listenNodeTls } from "../node/net.ts";
 
 /** How long an accepted TLS client may take over its handshake (Node's default is 120 s; 30 s is plenty). */
 const HANDSHAKE_TIMEOUT_MS = 30_000;
-
-/**
- * Bytes asked for by a read op while the connection is quiet. A pending read holds its buffer for
- * as long as the peer sends nothing, so this is what each idle connection holds for reading.
- */
-const QUIET_READ_SIZE = 1024;
-/** Bytes asked for by a read op after one that filled its buffer (a busy connection). */
-const BUSY_READ_SIZE = 64 * 1024;
-/**
- * Large read buffers no connection is using, for the next one that gets busy: a client whose
- * requests are a little over QUIET_READ_SIZE switches at each one, and would otherwise make a
- * new 64 KiB buffer each time. At most BUSY_POOL are kept.
- */
-const spareBusyBuffers: Uint8Array<ArrayBuffer>[] = [];
-const BUSY_POOL = 16;
 
 function toError(e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));
@@ -55,7 +42,13 @@ class DenoConn implements Conn {
   private writing = false;
   private needDrain = false;
   private paused = false;
-  private wake: (() => void) | undefined;
+  /** A read op is in flight: at most one at a time, and none while paused. */
+  private reading = false;
+  /** Bytes read while paused, delivered on resume (before the next read starts). */
+  private parked: Uint8Array | undefined;
+  /** `resume` delivers on a later microtask, never from inside the owner's call. */
+  private resumeQueued = false;
+  private readonly buffer = new ReadBuffer();
   private readEnded = false;
   private writeEnded = false;
 
@@ -72,7 +65,7 @@ class DenoConn implements Conn {
 
   /** Starts reading on a later turn, so the owner holds the `Conn` before the first `data`. */
   start(): void {
-    defer(() => void this.readLoop().catch(reportError));
+    defer(() => this.pump());
   }
 
   get bufferedBytes(): number {
@@ -98,7 +91,12 @@ class DenoConn implements Conn {
 
   resume(): void {
     this.paused = false;
-    this.wake?.();
+    if (this.reading || this.resumeQueued) return;
+    this.resumeQueued = true;
+    queueMicrotask(() => {
+      this.resumeQueued = false;
+      this.pump();
+    });
   }
 
   end(): void {
@@ -123,46 +121,45 @@ class DenoConn implements Conn {
     }
   }
 
-  private async readLoop(): Promise<void> {
-    // The small buffer while quiet, the large one (made on demand, dropped once quiet again)
-    // while reads keep filling what they are given. Both are reused: handlers get a copy.
-    const quiet = new Uint8Array(QUIET_READ_SIZE);
-    let buffer = quiet;
-    while (!this.isClosed()) {
-      // A read already in flight when pause() was called still completes; its chunk waits here.
-      // Awaited only when paused: an await per read costs a turn of the microtask queue.
-      if (this.paused) await this.whileActive();
-      if (this.isClosed()) return;
-      let n: number | null;
-      try {
-        n = await this.socket.read(buffer);
-      } catch (e) {
-        // After destroy() the pending read fails with Interrupted/BadResource: finish() ignores it.
-        this.finish(toError(e));
-        return;
-      }
-      if (n === null) return this.onPeerEnd();
-      if (n === 0) continue;
-      const chunk = buffer.slice(0, n); // handlers own the chunk; the read buffer is reused
-      if (buffer === quiet && n === QUIET_READ_SIZE) buffer = spareBusyBuffers.pop() ?? new Uint8Array(BUSY_READ_SIZE);
-      else if (buffer !== quiet && n < QUIET_READ_SIZE) {
-        // Nothing else refers to it: the chunk above is a copy.
-        if (spareBusyBuffers.length < BUSY_POOL) spareBusyBuffers.push(buffer);
-        buffer = quiet;
-      }
-      if (this.paused) await this.whileActive();
-      if (this.isClosed()) return;
+  /**
+   * Unless paused or closed: delivers the parked chunk, then starts the next read. The read's
+   * callbacks are two fields made once per connection (not a closure per read, nor an async
+   * loop's frame, held by every idle connection).
+   */
+  private pump(): void {
+    if (this.paused || this.isClosed()) return;
+    const chunk = this.parked;
+    if (chunk !== undefined) {
+      this.parked = undefined;
       this.handlers!.data(chunk);
+      // The owner may have paused or closed the connection while handling it.
+      if (this.paused || this.isClosed()) return;
     }
+    if (this.reading) return;
+    this.reading = true;
+    this.socket.read(this.buffer.current).then(this.onRead, this.onReadFailed);
   }
 
-  /** Resolves once not paused (or closed). */
-  private async whileActive(): Promise<void> {
-    while (this.paused && !this.isClosed()) {
-      await new Promise<void>((resolve) => (this.wake = resolve));
-      this.wake = undefined;
+  private readonly onRead = (n: number | null): void => {
+    this.reading = false;
+    if (this.isClosed()) return;
+    if (n === null) return this.onPeerEnd();
+    // A read already in flight when pause() was called still completes: its chunk is parked.
+    if (n > 0) this.parked = this.buffer.take(n);
+    try {
+      this.pump();
+    } catch (e) {
+      // A throwing handler surfaces as an uncaught exception, not an unhandled rejection of this
+      // callback's promise; this connection reads no more (its owner is broken).
+      reportError(e);
     }
-  }
+  };
+
+  private readonly onReadFailed = (e: unknown): void => {
+    this.reading = false;
+    // After destroy() the pending read fails with Interrupted/BadResource: finish() ignores it.
+    this.finish(toError(e));
+  };
 
   private async writeLoop(): Promise<void> {
     this.writing = true;
@@ -220,7 +217,6 @@ class DenoConn implements Conn {
     } catch {
       // already closed by Deno (e.g. after a reset)
     }
-    this.wake?.();
     defer(() => this.handlers!.close(error));
   }
 }
