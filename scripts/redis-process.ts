@@ -5,7 +5,7 @@
  * node:path and node:process are used, which behave the same on Node, Bun and Deno.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { accessSync, constants, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { accessSync, constants, existsSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { delimiter, join } from "node:path";
 import process from "node:process";
 import { RespReplyError, sendCommand } from "./resp-client.ts";
@@ -141,6 +141,8 @@ async function startFromConfig(
 ): Promise<RedisProcess> {
   options.signal?.throwIfAborted();
   installExitHook();
+  // A restart appends to the same log: only what this run writes counts.
+  const logStart = existsSync(where.logFile) ? statSync(where.logFile).size : 0;
   // stdio is ignored: the server logs to logFile, and open pipes would keep runtimes' loops busy.
   const child = spawn(serverPath, [where.configFile], { cwd: where.dir, stdio: "ignore" });
   let exited = false;
@@ -161,7 +163,7 @@ async function startFromConfig(
     running: () => !exited,
   };
   try {
-    await waitForPong(proc, options.readyTimeoutMs ?? 30_000, options.signal);
+    await waitForPong(proc, logStart, options.readyTimeoutMs ?? 30_000, options.signal);
     return proc;
   } catch (error) {
     await killRedis(proc);
@@ -169,7 +171,7 @@ async function startFromConfig(
   }
 }
 
-async function waitForPong(proc: RedisProcess, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+async function waitForPong(proc: RedisProcess, logStart: number, timeoutMs: number, signal?: AbortSignal): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError = "";
   for (;;) {
@@ -180,6 +182,13 @@ async function waitForPong(proc: RedisProcess, timeoutMs: number, signal?: Abort
         throw new PortInUseError(`port ${proc.port} (or its cluster bus port) is in use:\n${log}`);
       }
       throw new Error(`redis-server on port ${proc.port} exited during startup. Log tail:\n${log}`);
+    }
+    // A PONG alone could come from another server that took the port first (this one then exits
+    // with "Address already in use"): the port is ours only once our server's log says it listens.
+    if (!listening(proc.logFile, logStart)) {
+      if (Date.now() > deadline) throw new Error(`redis-server on port ${proc.port} did not start listening within ${timeoutMs} ms`);
+      await sleep(25);
+      continue;
     }
     try {
       if ((await sendCommand(proc.host, proc.port, ["PING"], { timeoutMs: 2_000 })) === "PONG") return;
@@ -193,6 +202,11 @@ async function waitForPong(proc: RedisProcess, timeoutMs: number, signal?: Abort
     }
     await sleep(25);
   }
+}
+
+/** The server logged, past `from`, that it accepts connections (Redis 7: "Ready to accept connections tcp"). */
+function listening(logFile: string, from: number): boolean {
+  return existsSync(logFile) && readFileSync(logFile).subarray(from).includes("Ready to accept connections");
 }
 
 /** SIGKILL the process (if still running) and wait until it has exited. Idempotent. */

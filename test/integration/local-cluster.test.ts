@@ -16,7 +16,8 @@ import {
   startLocalCluster,
   type LocalCluster,
 } from "../../scripts/local-cluster.ts";
-import { requireRedisBinaries, runTool } from "../../scripts/redis-process.ts";
+import { PortInUseError, requireRedisBinaries, runTool, spawnRedis, killRedis } from "../../scripts/redis-process.ts";
+import { startStandaloneRedis } from "../../scripts/standalone-redis.ts";
 import { lazy } from "../support/lazy.ts";
 import { Exchange } from "../support/exchange.ts";
 import { isAlive } from "../support/processes.ts";
@@ -160,6 +161,27 @@ describe("startLocalCluster failures", () => {
     } finally {
       clearTimeout(timer);
       rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it("a server that finds its port taken is never taken for ready because another one answers PING there", SLOW, async () => {
+    // Found by CI: two clusters and two standalone servers starting at once; one node's port went
+    // to a standalone server, whose PONG made the node look up, and `--cluster create` then failed
+    // with "Node ... is not configured as a cluster node". The node must report PortInUseError
+    // (its caller retries on fresh ports) however soon the other server answers.
+    const other = await startStandaloneRedis();
+    const dir = mkdtempSync(join(tmpdir(), "slotgate-port-taken-"));
+    try {
+      await assert.rejects(
+        spawnRedis({ serverPath: requireRedisBinaries().server, host: "127.0.0.1", port: other.port, dir, config: [] }).then(async (proc) => {
+          await killRedis(proc);
+          return proc;
+        }),
+        (error: unknown) => error instanceof PortInUseError,
+      );
+    } finally {
+      await other.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
