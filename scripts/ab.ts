@@ -13,50 +13,25 @@
  *
  * Options: --requests N (per unpipelined run, default 50000; pipelined runs use 5N)
  *          --clients N (default 50)   --pairs N (default 9)   --tests set1,get1,set16,get16
- *          --env-a NAME=VALUE,...   --env-b NAME=VALUE,...
+ *          --env-a NAME=VALUE   --env-b NAME=VALUE (each repeatable)
  */
 import { execFile } from "node:child_process";
-import { readFileSync } from "node:fs";
 import process from "node:process";
 import { median } from "./bench-figures.ts";
 import { startLocalCluster } from "./local-cluster.ts";
-import { startProxyProcess, type ProxyProcess } from "./proxy-process.ts";
-
-function option(name: string, fallback: string): string {
-  const at = process.argv.indexOf(`--${name}`);
-  return at >= 0 && process.argv[at + 1] ? process.argv[at + 1]! : fallback;
-}
-
-function envOption(name: string): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const pair of option(name, "").split(",").filter(Boolean)) {
-    const at = pair.indexOf("=");
-    env[pair.slice(0, at)] = pair.slice(at + 1);
-  }
-  return env;
-}
-
-/** utime + stime of one process, in ms (0 once it is gone). */
-function cpuMs(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
-  } catch {
-    return 0;
-  }
-}
+import { cpuMs } from "./proc-cpu.ts";
+import { envOptions, option, startProxyProcess, type ProxyProcess } from "./proxy-process.ts";
 
 /** One redis-benchmark run; requests/s and the proxy's CPU µs per request. */
 function run(proxy: ProxyProcess, test: string, pipeline: number, requests: number, clients: number): Promise<{ rps: number; cpu: number }> {
-  const before = cpuMs(proxy.pid);
+  const before = cpuMs([proxy.pid]);
   const args = ["-h", "127.0.0.1", "-p", String(proxy.port), "-t", test, "-c", String(clients), "-n", String(requests), "-P", String(pipeline), "-r", "100000", "--csv"];
   return new Promise((resolve, reject) => {
     execFile("redis-benchmark", args, { timeout: 300_000 }, (error, stdout) => {
       if (error) return reject(error);
       const line = stdout.split("\n").find((l) => l.startsWith(`"${test.toUpperCase()}"`));
       const rps = Number(line?.split(",")[1]?.replace(/"/g, ""));
-      resolve({ rps, cpu: ((cpuMs(proxy.pid) - before) * 1000) / requests });
+      resolve({ rps, cpu: ((cpuMs([proxy.pid]) - before) * 1000) / requests });
     });
   });
 }
@@ -72,11 +47,12 @@ async function main(): Promise<void> {
   const cluster = await startLocalCluster({ replicasPerPrimary: 0 });
   const started: ProxyProcess[] = [];
   try {
-    const proxyA = await startProxyProcess(runtime, a, cluster.seeds, envOption("env-a"));
+    const proxyA = await startProxyProcess(runtime, a, cluster.seeds, envOptions("env-a"));
     started.push(proxyA);
-    const proxyB = await startProxyProcess(runtime, b, cluster.seeds, envOption("env-b"));
+    const proxyB = await startProxyProcess(runtime, b, cluster.seeds, envOptions("env-b"));
     started.push(proxyB);
-    console.log(`A: ${a} ${option("env-a", "")}\nB: ${b} ${option("env-b", "")}\non ${runtime}, ${pairs} pairs, ${clients / 2} clients each, medians of B/A`);
+    const show = (env: Record<string, string>) => Object.entries(env).map(([k, v]) => `${k}=${v}`).join(" ");
+    console.log(`A: ${a} ${show(envOptions("env-a"))}\nB: ${b} ${show(envOptions("env-b"))}\non ${runtime}, ${pairs} pairs, ${clients / 2} clients each, medians of B/A`);
     console.log(`${"test".padEnd(5)} ${"P".padStart(3)} ${"rps B/A".padStart(8)} ${"CPU B/A".padStart(8)} ${"CPU µs/req A".padStart(13)} ${"B".padStart(6)}`);
     const half = Math.max(1, Math.round(clients / 2));
     for (const { test, pipeline } of tests) {

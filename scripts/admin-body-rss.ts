@@ -14,23 +14,14 @@ import { readFileSync } from "node:fs";
 import net from "node:net";
 import process from "node:process";
 import { freePort } from "./free-port.ts";
+import { option, serveCommand } from "./proxy-process.ts";
 
-const option = (name: string, fallback: string) => {
-  const at = process.argv.indexOf(`--${name}`);
-  return at >= 0 && process.argv[at + 1] ? process.argv[at + 1]! : fallback;
-};
 const runtime = option("runtime", "node");
 const megabytes = Number(option("mb", "400"));
 const sendRightToken = option("token", "wrong") === "right";
 /** Keep sending after the answer, as a client that never reads it would. */
 const keepSending = process.argv.includes("--keep-sending");
 const TOKEN = "rss-probe-token";
-const SERVE: Record<string, string[]> = {
-  node: [process.execPath, "--import", "tsx", "adapters/node/main.ts"],
-  bun: ["node_modules/.bin/bun", "adapters/bun/main.ts"],
-  deno: ["node_modules/.bin/deno", "run", "-A", "adapters/deno/main.ts"],
-};
-
 function status(pid: number, field: "VmRSS" | "VmHWM"): number {
   const match = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(readFileSync(`/proc/${pid}/status`, "utf8"));
   return match ? Number(match[1]) * 1024 : NaN;
@@ -53,7 +44,7 @@ async function waitForPort(port: number, deadline: number): Promise<void> {
 async function main(): Promise<void> {
   const deadline = Date.now() + 120_000;
   const [port, adminPort] = [await freePort(), await freePort()];
-  const [bin, ...args] = SERVE[runtime] ?? SERVE.node!;
+  const [bin, ...args] = serveCommand(runtime, ".");
   const child = spawn(bin!, args, {
     env: {
       ...process.env,

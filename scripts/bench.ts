@@ -60,7 +60,7 @@
  *          --json FILE (every figure, with commit, date and cores)   --compare OLD.json
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -72,13 +72,9 @@ import { freePort } from "./free-port.ts";
 import { idleClientLimit, measureIdleClients } from "./idle-clients.ts";
 import { startLocalCluster, startStandaloneRedis, type LocalCluster, type StandaloneRedis } from "./local-cluster.ts";
 import { openLoop, type OpenLoopResult } from "./open-loop.ts";
-import { startProxyProcess, type ProxyProcess } from "./proxy-process.ts";
+import { cpuMs } from "./proc-cpu.ts";
+import { option, serveCommand, startProxyProcess, type ProxyProcess } from "./proxy-process.ts";
 import { makeTestCerts, type TestCerts } from "./tls-certs.ts";
-
-function option(name: string, fallback: string): string {
-  const at = process.argv.indexOf(`--${name}`);
-  return at >= 0 && process.argv[at + 1] ? process.argv[at + 1]! : fallback;
-}
 
 const requests = Number(option("requests", "100000"));
 const clients = Number(option("clients", "50"));
@@ -105,12 +101,6 @@ for (const section of sections) {
 const BENCH_USER = { name: "bench", password: "bench-password" };
 const AUTH_CONFIG = {
   users: { [BENCH_USER.name]: { passwords: [BENCH_USER.password], commands: ["+@all", "-@dangerous"], keys: ["~key:*"], channels: [] } },
-};
-
-const SERVE: Record<string, string[]> = {
-  node: [process.execPath, "--import", "tsx", "adapters/node/main.ts"],
-  bun: ["node_modules/.bin/bun", "adapters/bun/main.ts"],
-  deno: ["node_modules/.bin/deno", "run", "-A", "adapters/deno/main.ts"],
 };
 
 const HAVE_NUTCRACKER = (() => {
@@ -159,47 +149,6 @@ function runTool(command: string, args: string[]): Promise<string> {
     });
     tools.add(child);
   });
-}
-
-// ---- CPU time from /proc.
-
-/** utime + stime + cutime + cstime of one process, in ms, and its parent; null once it is gone. */
-function procTimes(pid: number): { ms: number; ppid: number } | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // After "pid (comm) ": state is field 3; ppid 4; utime 14, stime 15, cutime 16, cstime 17.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    const ticks = Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
-    return { ms: (ticks * 1000) / 100, ppid: Number(fields[1]) };
-  } catch {
-    return null;
-  }
-}
-
-/** CPU ms so far of `roots` and every live descendant (worker processes, if any). */
-function cpuMs(roots: readonly number[]): number {
-  const children = new Map<number, number[]>();
-  const times = new Map<number, number>();
-  for (const entry of readdirProc()) {
-    const t = procTimes(entry);
-    if (t === null) continue;
-    times.set(entry, t.ms);
-    const list = children.get(t.ppid);
-    if (list) list.push(entry);
-    else children.set(t.ppid, [entry]);
-  }
-  let total = 0;
-  const stack = [...roots];
-  while (stack.length > 0) {
-    const pid = stack.pop()!;
-    total += times.get(pid) ?? procTimes(pid)?.ms ?? 0;
-    stack.push(...(children.get(pid) ?? []));
-  }
-  return total;
-}
-
-function readdirProc(): number[] {
-  return readdirSync("/proc").filter((name) => /^\d+$/.test(name)).map(Number);
 }
 
 // ---- redis-benchmark.
@@ -396,8 +345,7 @@ async function throughput(cluster: LocalCluster, redis: StandaloneRedis | null, 
     for (const runtime of runtimes) {
       for (const variant of variants) {
         if (variant === "workers" && !WORKERS_KNOWN) continue;
-        const [bin, ...args] = SERVE[runtime] ?? [];
-        if (!bin) throw new Error(`unknown runtime '${runtime}' (node, bun, deno)`);
+        const [bin, ...args] = serveCommand(runtime, ".");
         const port = await freePort();
         const env: Record<string, string> = { SLOTGATE_SEEDS: cluster.seeds.join(","), SLOTGATE_LISTEN: `127.0.0.1:${port}`, SLOTGATE_ADMIN_LISTEN: "off", SLOTGATE_LOG_LEVEL: "warn" };
         const login: string[] = [];
@@ -425,7 +373,7 @@ async function throughput(cluster: LocalCluster, redis: StandaloneRedis | null, 
         } else if (variant === "workers") {
           env.SLOTGATE_WORKERS = workers;
         }
-        const proxy = track(spawn(bin, args, { env: { ...process.env, ...env }, stdio: ["ignore", "inherit", "inherit"] }));
+        const proxy = track(spawn(bin!, args, { env: { ...process.env, ...env }, stdio: ["ignore", "inherit", "inherit"] }));
         await ready(clientPort, variant === "auth" ? BENCH_USER : null, ca, proxy.exited);
         const target = `slotgate/${runtime}${variant === "plain" ? "" : `+${variant}`}`;
         const serving = { all: [proxy.child.pid!, ...pidsOf(upstream)], proxy: proxy.child.pid! };

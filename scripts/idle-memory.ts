@@ -18,22 +18,13 @@ import net from "node:net";
 import process from "node:process";
 import { startLocalCluster, type LocalCluster } from "./local-cluster.ts";
 import { freePort } from "./free-port.ts";
+import { option, serveCommand } from "./proxy-process.ts";
 
-const option = (name: string, fallback: string) => {
-  const at = process.argv.indexOf(`--${name}`);
-  return at >= 0 && process.argv[at + 1] ? process.argv[at + 1]! : fallback;
-};
 const clients = Number(option("clients", "10000"));
 const runtimes = option("runtimes", "node,bun,deno").split(",");
 const settleMs = Number(option("settle-ms", "3000"));
 /** Connections being opened at once. */
 const BATCH = 200;
-
-const SERVE: Record<string, string[]> = {
-  node: [process.execPath, "--import", "tsx", "adapters/node/main.ts"],
-  bun: ["node_modules/.bin/bun", "adapters/bun/main.ts"],
-  deno: ["node_modules/.bin/deno", "run", "-A", "adapters/deno/main.ts"],
-};
 
 /** Resident set of process `pid`, in bytes. */
 function rss(pid: number): number {
@@ -95,7 +86,7 @@ const sockets: net.Socket[] = [];
 try {
   cluster = await startLocalCluster({ replicasPerPrimary: 0 });
   for (const runtime of runtimes) {
-    const [bin, ...args] = SERVE[runtime] ?? [];
+    const [bin, ...args] = serveCommand(runtime, ".");
     if (bin === undefined) throw new Error(`unknown runtime '${runtime}' (node, bun, deno)`);
     const port = await freePort();
     const env = { SLOTGATE_SEEDS: cluster.seeds.join(","), SLOTGATE_LISTEN: `127.0.0.1:${port}`, SLOTGATE_ADMIN_LISTEN: "off", SLOTGATE_LOG_LEVEL: "warn", SLOTGATE_MAX_CLIENTS: String(clients + 100) };

@@ -6,7 +6,7 @@
  * parsing, sockets). Loopback only; every load is bounded; everything is stopped at the end.
  *
  * Options: --requests N (default 400000)   --pipeline P (default 16)   --top N (default 40)
- *          --env NAME=VALUE,... (added to slotgate's environment, e.g. SLOTGATE_METRICS=off)
+ *          --env NAME=VALUE (repeatable; added to slotgate's environment, e.g. SLOTGATE_METRICS=off)
  *          --keep DIR (keep the .cpuprofile files there)
  */
 import { execFileSync } from "node:child_process";
@@ -15,12 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { startLocalCluster } from "./local-cluster.ts";
-import { startProxyProcess } from "./proxy-process.ts";
-
-function option(name: string, fallback: string): string {
-  const at = process.argv.indexOf(`--${name}`);
-  return at >= 0 && process.argv[at + 1] ? process.argv[at + 1]! : fallback;
-}
+import { envOptions, option, startProxyProcess } from "./proxy-process.ts";
 
 interface ProfileNode {
   id: number;
@@ -55,11 +50,7 @@ async function main(): Promise<void> {
   const requests = Number(option("requests", "400000"));
   const pipeline = Number(option("pipeline", "16"));
   const top = Number(option("top", "40"));
-  const env: Record<string, string> = {};
-  for (const pair of option("env", "").split(",").filter(Boolean)) {
-    const at = pair.indexOf("=");
-    env[pair.slice(0, at)] = pair.slice(at + 1);
-  }
+  const env = envOptions();
   const dir = mkdtempSync(join(tmpdir(), "slotgate-profile-"));
   const cluster = await startLocalCluster({ replicasPerPrimary: 0 });
   try {

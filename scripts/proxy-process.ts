@@ -16,8 +16,11 @@ import type { LocalCluster } from "./local-cluster.ts";
 
 export const MIB = 1024 * 1024;
 
-/** How each runtime serves slotgate, relative to a checkout's root. */
-function command(runtime: string, dir: string, nodeFlags: string[]): string[] {
+/**
+ * How `runtime` serves slotgate from checkout `dir` (run it with `dir` as the working directory);
+ * on Node, `nodeFlags` go before the script.
+ */
+export function serveCommand(runtime: string, dir: string, nodeFlags: string[] = []): string[] {
   const bin = (name: string) => join(dir, "node_modules/.bin", name);
   switch (runtime) {
     case "node":
@@ -48,7 +51,7 @@ export interface ProxyProcess {
  */
 export async function startProxyProcess(runtime: string, dir: string, seeds: string[], env: Record<string, string> = {}, nodeFlags: string[] = []): Promise<ProxyProcess> {
   const root = resolve(dir);
-  const [bin, ...args] = command(runtime, root, nodeFlags);
+  const [bin, ...args] = serveCommand(runtime, root, nodeFlags);
   const port = await freePort();
   const child: ChildProcess = spawn(bin!, args, {
     cwd: root,
@@ -244,11 +247,11 @@ export function option(name: string, fallback: string): string {
   return at >= 0 && process.argv[at + 1] !== undefined ? process.argv[at + 1]! : fallback;
 }
 
-/** Every `--env K=V` of argv, as an object. */
-export function envOptions(): Record<string, string> {
+/** Every `--env K=V` (or `--<flag> K=V`) of argv, as an object. */
+export function envOptions(flag = "env"): Record<string, string> {
   const env: Record<string, string> = {};
   process.argv.forEach((arg, i) => {
-    if (arg !== "--env") return;
+    if (arg !== `--${flag}`) return;
     const pair = process.argv[i + 1] ?? "";
     const eq = pair.indexOf("=");
     if (eq > 0) env[pair.slice(0, eq)] = pair.slice(eq + 1);
