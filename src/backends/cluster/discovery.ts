@@ -7,6 +7,8 @@
  * passes. Each round is a child scope, so whatever is still running when a round ends — a
  * lookup, a connect, a request — is cancelled with it. A failed round says why in one word per
  * candidate (`RefreshError.causes`: ECONNREFUSED, ENOTFOUND, timeout...), for the log.
+ *
+ * The periodic wait is jittered, 0.8–1.0 × `refreshIntervalMs`.
  */
 import type { Scope } from "../../scope/scope.ts";
 import { lookup } from "../../scope/io.ts";
@@ -70,6 +72,8 @@ function candidateCause(error: unknown): string {
 }
 
 const MIN_BACKOFF_MS = 100;
+/** The periodic wait is uniform in [1 - PERIODIC_JITTER, 1] × `refreshIntervalMs`. */
+const PERIODIC_JITTER = 0.2;
 
 export class Discovery {
   readonly #scope: Scope;
@@ -78,6 +82,8 @@ export class Discovery {
   #rounds = 0;
   #failures = 0;
   #lastRoundAt = Number.NEGATIVE_INFINITY;
+  /** When the next round is due unless an early refresh is wanted (runtime ms). */
+  #nextRoundAt = 0;
   /** An early refresh was asked for since the last round started. */
   #wanted = false;
   /** A candidate to ask last in the next round (one whose answer wants a second opinion). */
@@ -113,8 +119,18 @@ export class Discovery {
     for (;;) {
       const ok = await this.#round();
       this.#failures = ok ? 0 : this.#failures + 1;
-      await this.#waitForNextRound(ok ? this.#options.refreshIntervalMs : this.#backoffMs());
+      this.#nextRoundAt = this.#scope.runtime.now() + (ok ? this.#periodicDelayMs() : this.#backoffMs());
+      await this.#waitForNextRound();
     }
+  }
+
+  /**
+   * The wait after a successful round: uniform in [0.8, 1.0] × `refreshIntervalMs`, so that
+   * several proxies (or workers) do not ask in lockstep. With one proxy this only makes the
+   * refresh come up to a fifth of the interval early.
+   */
+  #periodicDelayMs(): number {
+    return Math.round(this.#options.refreshIntervalMs * (1 - PERIODIC_JITTER * this.#scope.runtime.random()));
   }
 
   #backoffMs(): number {
@@ -123,21 +139,30 @@ export class Discovery {
     return Math.round(exp * (0.5 + this.#scope.runtime.random() / 2));
   }
 
-  async #waitForNextRound(delayMs: number): Promise<void> {
-    if (!this.#wanted) {
-      const early = new AbortController();
-      this.#wake = () => early.abort();
-      try {
-        await sleep(this.#scope, delayMs, early.signal);
-      } catch (error) {
-        if (!early.signal.aborted) throw error;
-      } finally {
-        this.#wake = null;
-      }
+  /**
+   * Sleep until the next round is due: at `#nextRoundAt`, or, once an early refresh is wanted,
+   * `redirectRefreshIntervalMs` after the last round started. A wake (a wish for an early
+   * refresh) makes it look again.
+   */
+  async #waitForNextRound(): Promise<void> {
+    for (;;) {
+      const dueAt = this.#wanted ? this.#lastRoundAt + this.#options.redirectRefreshIntervalMs : this.#nextRoundAt;
+      const delayMs = dueAt - this.#scope.runtime.now();
+      if (delayMs <= 0) return;
+      await this.#sleepUnlessWoken(delayMs);
     }
-    const sinceLast = this.#scope.runtime.now() - this.#lastRoundAt;
-    if (this.#wanted && sinceLast < this.#options.redirectRefreshIntervalMs) {
-      await sleep(this.#scope, this.#options.redirectRefreshIntervalMs - sinceLast);
+  }
+
+  /** Sleep `delayMs`, or less if `#wake` is called meanwhile. */
+  async #sleepUnlessWoken(delayMs: number): Promise<void> {
+    const early = new AbortController();
+    this.#wake = () => early.abort();
+    try {
+      await sleep(this.#scope, delayMs, early.signal);
+    } catch (error) {
+      if (!early.signal.aborted) throw error;
+    } finally {
+      this.#wake = null;
     }
   }
 
