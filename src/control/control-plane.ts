@@ -31,6 +31,8 @@ import { RouteTable } from "../proxy/routing/routes.ts";
 import type { ChangeResult, ClusterView, ControlPlane } from "./types.ts";
 import { faults } from "../testing/faults.ts";
 import type { CommandLearner } from "../backends/cluster/command-learning.ts";
+import type { TopologyExchange } from "../backends/cluster/topology-exchange.ts";
+import type { TopologyShare } from "../backends/cluster/discovery.ts";
 import { fieldChanges } from "./live-fields.ts";
 import { restoreSecrets } from "../config/secrets.ts";
 import type { UpstreamStats } from "../metrics/upstream.ts";
@@ -60,6 +62,8 @@ export interface ControlPlaneHooks {
   changed?(applied: boolean): void;
   /** Where every backend's upstream connections count (absent: metrics are off). */
   upstreamStats?: UpstreamStats;
+  /** How the workers share the slot maps of their Redis Clusters (absent: one worker, nothing shared). */
+  topologyExchange?: TopologyExchange;
 }
 
 export class LiveConfig implements ControlPlane {
@@ -267,6 +271,7 @@ export class LiveConfig implements ControlPlane {
       this.#log.warn("upstream TLS certificates are NOT verified (tls.insecure): anyone on the path can impersonate the nodes", { cluster: name });
     }
     const upstreamStats = this.#hooks.upstreamStats;
+    const fingerprint = fingerprintOf(document, config);
     const options = { ...knobs, ...config.limits, log: this.#log, auth: resolveAuth(document, config.clusterDefaults), tls, ...(upstreamStats && { upstreamStats }) };
     let backend: Backend;
     let redisCluster: Cluster | null = null;
@@ -283,9 +288,20 @@ export class LiveConfig implements ControlPlane {
         seeds: document.seeds.map((s) => parseAddress(s)!),
         readFrom: resolveReadFrom(document, config.clusterDefaults),
         commands: this.#commands,
+        share: this.#share(name, fingerprint),
       });
     }
-    return { backend, redisCluster, fingerprint: fingerprintOf(document, config), readyTimeoutMs: knobs.readyTimeoutMs, drainTimeoutMs: knobs.drainTimeoutMs };
+    return { backend, redisCluster, fingerprint, readyTimeoutMs: knobs.readyTimeoutMs, drainTimeoutMs: knobs.drainTimeoutMs };
+  }
+
+  /**
+   * Where a Redis Cluster shares its slot maps with the other workers: keyed by its name and what
+   * it was built from, so a cluster replaced with other seeds never takes its old self's maps.
+   * The fingerprint holds the credentials: the key is for the workers' channel, never for a log.
+   */
+  #share(name: string, fingerprint: string): TopologyShare | undefined {
+    const exchange = this.#hooks.topologyExchange;
+    return exchange && { exchange, key: `${name}\n${fingerprint}` };
   }
 
   #buildTable(config: Config, entries: Map<string, Entry>): RouteTable {

@@ -426,7 +426,8 @@ const timerArmed: Scenario = {
       // Discovery runs in the cluster's "discovery" child scope.
       const scope = old.scope.inspect().children.find((c) => c.path.endsWith("/discovery"));
       const sleeping = scope !== undefined && scope.resources.some((r) => r.kind === "timer" && r.name === "sleep") && !scope.children.some((c) => /refresh \d+$/.test(c.path));
-      refreshTimer = [...h.hook.timers].reverse().find((t) => t.context === TAG && t.ms === REFRESH_MS && !t.fired && !t.cancelled);
+      // The periodic wait is jittered: 0.8–1.0 × refreshIntervalMs.
+      refreshTimer = [...h.hook.timers].reverse().find((t) => t.context === TAG && t.ms >= 0.8 * REFRESH_MS && t.ms <= REFRESH_MS && !t.fired && !t.cancelled);
       return sleeping && refreshTimer !== undefined;
     });
     const timer = refreshTimer!;

@@ -1,5 +1,5 @@
 /**
- * The discovery session on a manual clock: periodic refresh, rate-limited early refresh,
+ * The discovery session on a manual clock: periodic (jittered) refresh, rate-limited early refresh,
  * backoff after failure, hedging past a hanging node, and teardown while work is in flight.
  */
 import assert from "node:assert/strict";
@@ -59,19 +59,19 @@ function setup(options: Partial<DiscoveryOptions> = {}) {
 }
 
 describe("discovery", () => {
-  it("learns the slot map, then refreshes every refreshIntervalMs", async () => {
+  it("learns the slot map, then refreshes every refreshIntervalMs, jittered down by up to a fifth", async () => {
     const { rt, root, discovery, applied, serve } = setup();
     discovery.start();
     await serve();
     assert.equal(applied.length, 1);
     assert.equal(applied[0]!.ranges[0]!.primary.port, 7000);
     assert.equal(applied[0]!.ranges[0]!.primary.id, "id-1");
-    await rt.advance(4999);
+    await rt.advance(3999);
     await serve();
-    assert.equal(applied.length, 1, "not before the interval");
-    await rt.advance(1);
+    assert.equal(applied.length, 1, "not before 0.8 × the interval");
+    await rt.advance(1001);
     await serve();
-    assert.equal(applied.length, 2);
+    assert.equal(applied.length, 2, "by the interval");
     await root.close();
   });
 

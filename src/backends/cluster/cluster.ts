@@ -21,6 +21,9 @@
  * their count said when they stop (`refresh recovered failedRounds=N`). So are the cluster's
  * transitions: ready or not, a slot map that changed (how many slots moved), a failover seen.
  *
+ * With several workers (`share`), a slot map another worker learned is applied exactly as one of
+ * this cluster's own refreshes, partial-map judgement included, and counted apart (`sharedApplied`).
+ *
  * Why one file of ~470 lines: the slot owners, the nodes, the redirect counts and the stats are
  * one state, changed by dispatch, redirects and each applied map together; what has a seam of its
  * own lives beside it (discovery, partial maps, replica reads, command learning).
@@ -32,7 +35,7 @@ import { Unavailable, type Backend, type BackendCapabilities, type BackendStatus
 import { isoTime } from "../../util/iso-time.ts";
 import { LogLimiter, SILENT_LOGGER, type Logger } from "../../log.ts";
 import { keySlot, SLOT_COUNT } from "./slot.ts";
-import { Discovery, type DiscoveryOptions, type RefreshError } from "./discovery.ts";
+import { Discovery, type DiscoveryOptions, type RefreshError, type TopologySource } from "./discovery.ts";
 import { UpstreamNode, type UpstreamNodeOptions } from "../../upstream/node.ts";
 import { coverage, type SlotRange, type Topology } from "./topology.ts";
 import { PartialMaps } from "./partial-maps.ts";
@@ -60,8 +63,13 @@ export interface ClusterOptions extends DiscoveryOptions, UpstreamNodeOptions {
 export interface ClusterStats {
   moved: number;
   ask: number;
+  /** Slot maps this worker's own discovery fetched and applied. */
   refreshes: number;
   refreshFailures: number;
+  /** Slot maps another worker learned and this one applied (`share`): not counted in `refreshes`. */
+  sharedApplied: number;
+  /** Shared slot maps ignored because they were malformed. */
+  sharedIgnored: number;
   lastRefreshAt: number | null;
   lastError: string | null;
   coveredSlots: number;
@@ -89,7 +97,7 @@ export class Cluster implements Backend {
   readonly scope: Scope;
   readonly capabilities = CAPABILITIES;
   readonly stats: ClusterStats = {
-    moved: 0, ask: 0, refreshes: 0, refreshFailures: 0, lastRefreshAt: null, lastError: null, coveredSlots: 0, replicaReads: 0, replicaFallbacks: 0,
+    moved: 0, ask: 0, refreshes: 0, refreshFailures: 0, sharedApplied: 0, sharedIgnored: 0, lastRefreshAt: null, lastError: null, coveredSlots: 0, replicaReads: 0, replicaFallbacks: 0,
     partialMapsRefused: 0, keptSlots: 0, keptSlotsFrom: null, unknownRedirectsRefused: 0, unknownNodes: 0,
   };
   readonly #options: ClusterOptions;
@@ -159,9 +167,10 @@ export class Cluster implements Backend {
     this.commands = options.commands ? new CommandLearning(discovery, options.commands, options.refreshTimeoutMs, options.auth, options.tls) : null;
     this.#discovery = new Discovery(discovery, options, {
       knownNodes: () => [...this.#nodes.values()].map((n) => ({ host: n.host, port: n.port, hostname: this.#hostnames.get(n.address) })),
-      apply: (topology, from) => this.#apply(topology, from),
+      apply: (topology, from, source) => this.#apply(topology, from, source),
       failed: (error) => this.#refreshFailed(error),
       authFailed: (error) => this.#authFailures.failed(error.address, error.detail),
+      sharedIgnored: () => this.#sharedIgnored(),
     });
     this.#discovery.start();
   }
@@ -416,9 +425,16 @@ export class Cluster implements Backend {
     return verdict.topology;
   }
 
-  #apply(reported: Topology, from: string): void {
+  /** Another worker sent a malformed map: counted, and logged (rate-limited); nothing else changes. */
+  #sharedIgnored(): void {
+    this.stats.sharedIgnored++;
+    this.#limited.warn(SHARED_IGNORED, "malformed shared slot map ignored", { cluster: this.name });
+  }
+
+  #apply(reported: Topology, from: string, source: TopologySource): void {
     const topology = this.#judge(reported, from);
-    this.stats.refreshes++;
+    if (source === "shared") this.stats.sharedApplied++;
+    else this.stats.refreshes++;
     this.stats.lastRefreshAt = this.scope.runtime.wallClock();
     this.stats.lastError = null;
     this.#authFailing = null;
@@ -542,6 +558,8 @@ export type { SlotRange };
 
 /** The rate-limited key of failed refreshes. */
 const REFRESH_FAILED = "refresh failed";
+/** The rate-limited key of malformed maps from other workers. */
+const SHARED_IGNORED = "shared slot map ignored";
 
 function tooManyRedirects(frame: Uint8Array): string {
   return `too many cluster redirections (last: ${new TextDecoder().decode(frame.subarray(1, frame.length - 2))})`;

@@ -7,6 +7,11 @@
  * passes. Each round is a child scope, so whatever is still running when a round ends — a
  * lookup, a connect, a request — is cancelled with it. A failed round says why in one word per
  * candidate (`RefreshError.causes`: ECONNREFUSED, ENOTFOUND, timeout...), for the log.
+ *
+ * The periodic wait is jittered, and with several workers (`share`, ./topology-exchange.ts) a
+ * map one worker learns is applied by every other one as its own round's result and starts its
+ * wait over: the first worker to wake asks for all, so the group sends about one `CLUSTER SLOTS`
+ * per `refreshIntervalMs` whatever the number of workers.
  */
 import type { Scope } from "../../scope/scope.ts";
 import { lookup } from "../../scope/io.ts";
@@ -18,6 +23,7 @@ import { parseClusterSlots, type NodeAddress, type Topology, TopologyError } fro
 import { formatAddress, isIpLiteral } from "../../util/address.ts";
 import { connectTls, type UpstreamTls } from "../../upstream/tls.ts";
 import { UpstreamAuthError, type UpstreamAuth } from "../../backend/auth.ts";
+import { fromShared, toShared, type SharedTopology, type TopologyExchange } from "./topology-exchange.ts";
 
 export interface DiscoveryOptions {
   seeds: { host: string; port: number }[];
@@ -28,7 +34,21 @@ export interface DiscoveryOptions {
   redirectRefreshIntervalMs: number;
   /** Ask over TLS (a TLS cluster). */
   tls?: UpstreamTls;
+  /** Share learned maps with the other workers (absent: one worker, nothing shared). */
+  share?: TopologyShare;
 }
+
+/**
+ * Where a cluster's maps are shared: `key` names the cluster among the workers, and changes when
+ * the cluster is replaced, so a replacement never takes its old self's maps.
+ */
+export interface TopologyShare {
+  exchange: TopologyExchange;
+  key: string;
+}
+
+/** Where a topology to apply comes from: this worker's own round, or another worker's. */
+export type TopologySource = "fetched" | "shared";
 
 /** A node to ask; `hostname` is what it announced, checked against its TLS certificate. */
 interface Candidate {
@@ -40,12 +60,17 @@ interface Candidate {
 export interface DiscoveryHost {
   /** Addresses of the nodes in the current topology, to ask first. */
   knownNodes(): Candidate[];
-  /** A well-formed, resolved topology to apply; `from` is the candidate that reported it (`host:port`). */
-  apply(topology: Topology, from: string): void;
+  /**
+   * A well-formed, resolved topology to apply; `from` is the candidate that reported it
+   * (`host:port`), `source` whether this worker's round fetched it or another worker's did.
+   */
+  apply(topology: Topology, from: string, source: TopologySource): void;
   /** A round failed; `error` says why. */
   failed(error: RefreshError): void;
   /** A candidate refused the credentials (`error.detail`: the server's words); called for each such answer. */
   authFailed?(error: UpstreamAuthError): void;
+  /** Another worker sent something that is not a well-formed topology; it was ignored. */
+  sharedIgnored?(): void;
 }
 
 /** No candidate of a round answered: `causes` holds one word per candidate, in the order tried. */
@@ -70,6 +95,8 @@ function candidateCause(error: unknown): string {
 }
 
 const MIN_BACKOFF_MS = 100;
+/** The periodic wait is uniform in [1 - PERIODIC_JITTER, 1] × `refreshIntervalMs`. */
+const PERIODIC_JITTER = 0.2;
 
 export class Discovery {
   readonly #scope: Scope;
@@ -78,6 +105,8 @@ export class Discovery {
   #rounds = 0;
   #failures = 0;
   #lastRoundAt = Number.NEGATIVE_INFINITY;
+  /** When the next round is due unless an early refresh is wanted (runtime ms). */
+  #nextRoundAt = 0;
   /** An early refresh was asked for since the last round started. */
   #wanted = false;
   /** A candidate to ask last in the next round (one whose answer wants a second opinion). */
@@ -90,8 +119,9 @@ export class Discovery {
     this.#host = host;
   }
 
-  /** Start the refresh loop in the scope; it ends when the scope closes. */
+  /** Start the refresh loop (and receiving shared maps) in the scope; both end when the scope closes. */
   start(): void {
+    this.#subscribe();
     this.#scope.spawn("discovery loop", () => this.#loop());
   }
 
@@ -113,8 +143,19 @@ export class Discovery {
     for (;;) {
       const ok = await this.#round();
       this.#failures = ok ? 0 : this.#failures + 1;
-      await this.#waitForNextRound(ok ? this.#options.refreshIntervalMs : this.#backoffMs());
+      this.#nextRoundAt = this.#scope.runtime.now() + (ok ? this.#periodicDelayMs() : this.#backoffMs());
+      await this.#waitForNextRound();
     }
+  }
+
+  /**
+   * The wait after a successful round, or after a map shared by another worker: uniform in
+   * [0.8, 1.0] × `refreshIntervalMs`. Each worker's wait starts over whenever any of them learns a
+   * map, so the one that draws the shortest asks for all. With one worker this only makes the
+   * refresh come up to a fifth of the interval early.
+   */
+  #periodicDelayMs(): number {
+    return Math.round(this.#options.refreshIntervalMs * (1 - PERIODIC_JITTER * this.#scope.runtime.random()));
   }
 
   #backoffMs(): number {
@@ -123,22 +164,76 @@ export class Discovery {
     return Math.round(exp * (0.5 + this.#scope.runtime.random() / 2));
   }
 
-  async #waitForNextRound(delayMs: number): Promise<void> {
-    if (!this.#wanted) {
-      const early = new AbortController();
-      this.#wake = () => early.abort();
-      try {
-        await sleep(this.#scope, delayMs, early.signal);
-      } catch (error) {
-        if (!early.signal.aborted) throw error;
-      } finally {
-        this.#wake = null;
-      }
+  /**
+   * Sleep until the next round is due: at `#nextRoundAt`, or, once an early refresh is wanted,
+   * `redirectRefreshIntervalMs` after the last round started. A wake (a wish for an early refresh,
+   * or a map shared by another worker, which moves `#nextRoundAt`) makes it look again.
+   */
+  async #waitForNextRound(): Promise<void> {
+    for (;;) {
+      const dueAt = this.#wanted ? this.#lastRoundAt + this.#options.redirectRefreshIntervalMs : this.#nextRoundAt;
+      const delayMs = dueAt - this.#scope.runtime.now();
+      if (delayMs <= 0) return;
+      await this.#sleepUnlessWoken(delayMs);
     }
-    const sinceLast = this.#scope.runtime.now() - this.#lastRoundAt;
-    if (this.#wanted && sinceLast < this.#options.redirectRefreshIntervalMs) {
-      await sleep(this.#scope, this.#options.redirectRefreshIntervalMs - sinceLast);
+  }
+
+  /** Sleep `delayMs`, or less if `#wake` is called meanwhile. */
+  async #sleepUnlessWoken(delayMs: number): Promise<void> {
+    const early = new AbortController();
+    this.#wake = () => early.abort();
+    try {
+      await sleep(this.#scope, delayMs, early.signal);
+    } catch (error) {
+      if (!early.signal.aborted) throw error;
+    } finally {
+      this.#wake = null;
     }
+  }
+
+  /**
+   * Receive the maps other workers learn for this cluster, until the scope begins closing: a
+   * removed cluster never applies one afterwards.
+   */
+  #subscribe(): void {
+    const share = this.#options.share;
+    if (share === undefined) return;
+    // Owned before subscribing, so a scope that is already closing refuses before anything is subscribed.
+    const subscription = this.#scope.own("resource", "shared topologies", () => {}, { stopAtClose: true });
+    // A delivery after unsubscribing would be the exchange's bug: the guard drops it, counted as late.
+    const receive = this.#scope.guard((data: SharedTopology) => this.#received(data));
+    subscription.setDispose(share.exchange.subscribe(share.key, receive));
+  }
+
+  /**
+   * A map another worker learned: applied as this worker's own round would apply it (so partial
+   * maps are judged the same), and counted as a successful round for scheduling, never re-published.
+   */
+  #received(data: unknown): void {
+    const shared = fromShared(data);
+    if (shared === null) {
+      this.#host.sharedIgnored?.();
+      return;
+    }
+    // The map meets a pending wish for an early refresh; applying it may raise a new one (a
+    // partial map wants a second opinion), so the wish is dropped before, not after.
+    this.#wanted = false;
+    // Early refreshes are rate-limited from here, as after a round of its own.
+    this.#lastRoundAt = this.#scope.runtime.now();
+    this.#host.apply({ ranges: shared.ranges }, shared.from, "shared");
+    this.#failures = 0;
+    this.#nextRoundAt = this.#scope.runtime.now() + this.#periodicDelayMs();
+    this.#wake?.();
+  }
+
+  /**
+   * Offer a map this worker fetched to the others. An exchange that throws is reported through
+   * the scope, never taken for a failed round; a scope already torn down publishes nothing.
+   */
+  #publish(topology: Topology, from: string): void {
+    const share = this.#options.share;
+    if (share === undefined) return;
+    this.#scope.call(publishTo, share, toShared(topology, from), false);
   }
 
   async #round(): Promise<boolean> {
@@ -147,7 +242,8 @@ export class Discovery {
     const round = this.#scope.child(`refresh ${++this.#rounds}`);
     try {
       const { topology, from } = await this.#firstSuccess(round, this.#candidates());
-      this.#host.apply(topology, from);
+      this.#host.apply(topology, from, "fetched");
+      this.#publish(topology, from);
       return true;
     } catch (error) {
       if (isAbort(error) && !this.#scope.isOpen) throw error;
@@ -260,4 +356,8 @@ export class Discovery {
       }),
     );
   }
+}
+
+function publishTo(share: TopologyShare, topology: SharedTopology): void {
+  share.exchange.publish(share.key, topology);
 }

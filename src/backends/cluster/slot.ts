@@ -5,6 +5,11 @@
 /** Number of hash slots in a Redis Cluster. */
 export const SLOT_COUNT = 16384;
 
+/** A slot number: an integer in 0..16383 (not just a number: a RESP3 double is one too). */
+export function isSlot(value: unknown): value is number {
+  return typeof value === "number" && Number.isInteger(value) && value >= 0 && value < SLOT_COUNT;
+}
+
 const TABLE = (() => {
   const table = new Uint16Array(256);
   for (let i = 0; i < 256; i++) {

@@ -3,7 +3,7 @@
  * slot ranges, each with a primary and its replicas. Parsing is strict: a reply that is not a
  * well-formed slot table is rejected, never half-applied.
  */
-import { SLOT_COUNT } from "./slot.ts";
+import { isSlot, SLOT_COUNT } from "./slot.ts";
 
 export interface NodeAddress {
   host: string;
@@ -74,10 +74,6 @@ function text(value: unknown): string | null {
   if (typeof value === "string") return value;
   if (value instanceof Uint8Array) return new TextDecoder().decode(value);
   return null;
-}
-
-function isSlot(value: unknown): value is number {
-  return typeof value === "number" && Number.isInteger(value) && value >= 0 && value < SLOT_COUNT;
 }
 
 /** One byte per slot: 1 where the topology names a primary. */
