@@ -50,8 +50,9 @@ export const LAYERS: readonly Layer[] = [
   /* 14 */ { entries: ["src/config/"], holds: "configuration schemas and loading" },
   /* 15 */ { entries: ["src/control/"], holds: "the control plane: live configuration" },
   /* 16 */ { entries: ["src/admin/"], holds: "the admin HTTP app" },
-  /* 17 */ { entries: ["src/app.ts"], holds: "the assembled proxy" },
-  /* 18 */ { entries: ["src/main.ts"], holds: "the entry point" },
+  /* 17 */ { entries: ["src/workers/"], holds: "workers: the supervisor, the channel between workers, group-wide configuration" },
+  /* 18 */ { entries: ["src/app.ts"], holds: "the assembled proxy" },
+  /* 19 */ { entries: ["src/main.ts"], holds: "the entry point" },
 ];
 
 /** The top-level areas that are fenced, and the areas each may not import from. */

@@ -9,7 +9,7 @@
 import type { ListenTls, Runtime } from "./runtime.ts";
 import { Scope } from "./scope/scope.ts";
 import type { Config, DownstreamTlsConfig } from "./config/schema.ts";
-import { createLogger, withStack, type Logger } from "./log.ts";
+import { createLogger, withStack, type LogFields, type Logger } from "./log.ts";
 import { isoTime } from "./util/iso-time.ts";
 import type { Cluster } from "./backends/cluster/cluster.ts";
 import { parseAddress } from "./util/address.ts";
@@ -24,12 +24,26 @@ import { ProxyMetrics, probeLoopLag } from "./metrics/proxy-metrics.ts";
 import { scrape, type ClusterSample } from "./metrics/scrape.ts";
 import { commandstatsLines, statsLines } from "./metrics/info.ts";
 import { sleep } from "./scope/time.ts";
+import type { ControlPlane } from "./control/types.ts";
+import type { WorkerChannel } from "./workers/channel.ts";
+import type { WorkerIdentity } from "./workers/protocol.ts";
+import { GroupControl } from "./workers/group-control.ts";
+import type { TopologyExchange } from "./backends/cluster/topology-exchange.ts";
+import { mergeExpositions } from "./metrics/merge.ts";
 
 export const VERSION = "0.2.0";
+
+/** How long the leader waits for another worker's metrics before answering a scrape without them. */
+const SCRAPE_TIMEOUT_MS = 5000;
 
 export interface Slotgate {
   readonly scope: Scope;
   readonly control: LiveConfig;
+  /**
+   * Where configuration changes go (the admin API, SIGHUP, the config file): `control` itself,
+   * or for the leader of a group of workers, `control` and then every other worker.
+   */
+  readonly configure: ControlPlane;
   readonly server: ProxyServer;
   readonly admin: AdminServer | null;
   /** The catch-all Redis Cluster (or the first one): what a single-cluster setup serves. */
@@ -70,19 +84,27 @@ export interface SlotgateOptions {
    * command being learned. Default: a new table of the built-in Redis 7 commands.
    */
   commands?: CommandTable;
+  /**
+   * This slotgate is one worker of several (`SLOTGATE_WORKERS`, src/workers/): it shares its
+   * ports, and worker 0 serves the admin API for the whole group. Absent: it runs alone.
+   */
+  worker?: { channel: WorkerChannel; identity: WorkerIdentity; processes: boolean };
 }
 
 /** The logger slotgate writes to stderr: the configured level and format, each line stamped with the wall clock. */
-export function processLogger(runtime: Runtime, config: Config, sink?: (line: string) => void): Logger {
-  return createLogger(config.logLevel, sink, { format: config.logFormat, time: () => isoTime(runtime.wallClock()) });
+export function processLogger(runtime: Runtime, config: Config, sink?: (line: string) => void, fields?: LogFields): Logger {
+  return createLogger(config.logLevel, sink, { format: config.logFormat, time: () => isoTime(runtime.wallClock()), ...(fields && { fields }) });
 }
 
 export async function startSlotgate(runtime: Runtime, config: Config, log: Logger = processLogger(runtime, config), options: SlotgateOptions = {}): Promise<Slotgate> {
   // One table per slotgate: what one instance learns never leaks into another.
   const commands = options.commands ?? new CommandTable();
   const scope = Scope.root(runtime, "slotgate", (error, path) => log.error("task failed", { scope: path, ...withStack(error) }));
-  const listen = parseAddress(config.listen, true)!;
-  const tlsListen = config.tls && parseAddress(config.tls.listen, true)!;
+  const worker = options.worker;
+  // A follower binds the ports the leader got (a port configured as 0 is picked once, by the leader).
+  const shared = worker?.identity.ports;
+  const listen = { ...parseAddress(config.listen, true)!, ...(shared && { port: shared.port }) };
+  const tlsListen = config.tls && { ...parseAddress(config.tls.listen, true)!, ...(shared?.tlsPort != null && { port: shared.tlsPort }) };
   let tls: ListenTls | undefined;
   try {
     tls = config.tls && (await readListenTls(runtime, config.tls));
@@ -110,44 +132,63 @@ export async function startSlotgate(runtime: Runtime, config: Config, log: Logge
       else if (metrics) metrics.configRefused++;
     },
     ...(metrics && { upstreamStats: metrics.upstream }),
+    // Workers share the slot maps they learn: one CLUSTER SLOTS per interval for the whole group.
+    ...(worker && { topologyExchange: topologyExchangeOf(worker.channel) }),
   }, commands);
   const router = new Router(
     () => control.table,
     {
       random: () => runtime.random(),
-      info: () => infoText(runtime, server, control, commands, metrics),
+      info: () => infoText(runtime, server, control, commands, metrics, worker?.identity),
       denied: denyListOf(() => control.config()),
     },
     commands,
   );
   server = new ProxyServer(
     scope,
-    { host: listen.host, port: listen.port, limits: config.limits, tls: tlsListen && tls && { host: tlsListen.host, port: tlsListen.port, tls }, ...(metrics && { metrics }) },
+    {
+      host: listen.host,
+      port: listen.port,
+      limits: config.limits,
+      tls: tlsListen && tls && { host: tlsListen.host, port: tlsListen.port, tls },
+      ...(metrics && { metrics }),
+      ...(worker && { reusePort: true }),
+    },
     router,
     log,
-    () => infoText(runtime, server, control, commands, metrics),
+    () => infoText(runtime, server, control, commands, metrics, worker?.identity),
     auth,
   );
   let admin: AdminServer | null = null;
   let shuttingDown = false;
+  const group = worker && worker.identity.index === 0 ? new GroupControl(control, worker.channel, log) : null;
+  const configure: ControlPlane = group ?? control;
   try {
     await server.start();
-    if (config.admin.listen !== "off") {
+    // Only the leader of a group of workers serves the admin API, for them all.
+    if (config.admin.listen !== "off" && (!worker || group)) {
       const address = parseAddress(config.admin.listen, true)!;
       admin = await startAdminServer(scope.child("admin"), {
         host: address.host,
         port: address.port,
         token: config.admin.token,
-        control,
+        control: configure,
         version: VERSION,
         shuttingDown: () => shuttingDown,
         log,
-        ...(metrics && { metrics: (openMetrics: boolean) => scrapeNow(openMetrics)! }),
+        ...(metrics && { metrics: (openMetrics: boolean) => (group ? scrapeGroup(openMetrics) : scrapeNow(openMetrics)!) }),
       });
     }
   } catch (error) {
     await scope.destroy().catch(() => {});
     throw error;
+  }
+  if (worker) {
+    worker.channel.attach(scope.child("workers"), log, {
+      request: async (request) => (request.kind === "config" ? control.replaceConfig(request.document) : (scrapeNow(request.openMetrics)?.body ?? "")),
+      joined: (index) => group?.joined(index),
+    });
+    worker.channel.listening(server.port, server.tlsPort);
   }
   log.info("slotgate listening", {
     address: `${listen.host}:${server.port}`,
@@ -169,6 +210,24 @@ export async function startSlotgate(runtime: Runtime, config: Config, log: Logge
       clusters: clusterSamples(control),
       memory: runtime.memoryUsage?.() ?? null,
     }, openMetrics);
+  }
+  /** The leader's scrape: its own and every other worker's, combined (src/metrics/merge.ts). */
+  async function scrapeGroup(openMetrics: boolean): Promise<{ body: string; contentType: string }> {
+    const own = scrapeNow(openMetrics)!;
+    const channel = worker!.channel;
+    const others = await Promise.all(
+      channel.joined.map((index) =>
+        channel.request(index, { kind: "scrape", openMetrics }, SCRAPE_TIMEOUT_MS).then(
+          (text) => (typeof text === "string" ? text : null),
+          (error: unknown) => {
+            log.warn("a worker's metrics are missing from this scrape", { worker: index, error });
+            return null;
+          },
+        ),
+      ),
+    );
+    const texts = [own.body, ...others.filter((t): t is string => t !== null)];
+    return { body: mergeExpositions(texts, { openMetrics, sharedProcess: !worker!.processes }), contentType: own.contentType };
   }
   const close = (): Promise<void> => {
     shuttingDown = true;
@@ -206,6 +265,7 @@ export async function startSlotgate(runtime: Runtime, config: Config, log: Logge
     scrape: scrapeNow,
     scope,
     control,
+    configure,
     server,
     admin,
     port: server.port,
@@ -245,6 +305,14 @@ export async function startSlotgate(runtime: Runtime, config: Config, log: Logge
   };
 }
 
+/** The workers' channel as discovery shares slot maps through it (what arrives is validated there). */
+function topologyExchangeOf(channel: WorkerChannel): TopologyExchange {
+  return {
+    publish: (key, topology) => channel.publishTopology(key, topology),
+    subscribe: (key, receive) => channel.subscribeTopology(key, receive as (topology: unknown) => void),
+  };
+}
+
 /** Every configured backend as the scrape reads it. */
 function clusterSamples(control: LiveConfig): ClusterSample[] {
   return control.clusters().map((view) => ({
@@ -262,7 +330,7 @@ function clusterSamples(control: LiveConfig): ClusterSample[] {
   }));
 }
 
-function infoText(runtime: Runtime, server: ProxyServer, control: LiveConfig, commands: CommandTable, metrics: ProxyMetrics | null): string {
+function infoText(runtime: Runtime, server: ProxyServer, control: LiveConfig, commands: CommandTable, metrics: ProxyMetrics | null, worker?: WorkerIdentity): string {
   let blocked = 0;
   let pubsub = 0;
   for (const session of server.sessions) {
@@ -300,6 +368,8 @@ function infoText(runtime: Runtime, server: ProxyServer, control: LiveConfig, co
     "# Proxy",
     `slotgate_version:${VERSION}`,
     `slotgate_runtime:${runtime.name}`,
+    `slotgate_worker:${worker?.index ?? 0}`,
+    `slotgate_workers:${worker?.count ?? 1}`,
     `slotgate_dedicated_connections:${server.dedicated.open}`,
     `slotgate_clients_memory_bytes:${server.memory.totalBytes}`,
     `slotgate_clients_memory_max_bytes:${server.options.limits.maxClientsMemoryBytes}`,

@@ -31,6 +31,8 @@ export interface LoggerOptions {
   format?: LogFormat;
   /** The time now, written first on each line: ISO 8601 UTC (`isoTime(runtime.wallClock())`). */
   time?: () => string;
+  /** Fields every line carries, before the event's own (a worker's `worker=N`). */
+  fields?: LogFields;
 }
 
 /** A logger that drops every line: the default of components built without one (unit tests). */
@@ -49,8 +51,10 @@ export function createLogger(level: LogLevel, sink: (line: string) => void = (li
   let at = ORDER[level];
   let format = options.format ?? "text";
   const now = options.time;
-  const emit = (name: Exclude<LogLevel, "silent">, message: string, fields?: LogFields) => {
+  const base = options.fields;
+  const emit = (name: Exclude<LogLevel, "silent">, message: string, own?: LogFields) => {
     if (ORDER[name] < at) return;
+    const fields = base ? { ...base, ...own } : own;
     const time = now?.();
     sink(format === "json" ? jsonLine(time, name, message, fields) : textLine(time, name, message, fields));
   };

@@ -18,6 +18,9 @@ import { validateConfig } from "./config/load.ts";
 import type { Config } from "./config/schema.ts";
 import { fromTwemproxy, renderConfig } from "./config/twemproxy.ts";
 import { ConfigError } from "./errors.ts";
+import { workerIdentity, type WorkerLink, type WorkerSpawner } from "./workers/protocol.ts";
+import { WorkerChannel } from "./workers/channel.ts";
+import { supervise } from "./workers/supervisor.ts";
 
 /** What an entry point provides from its process. */
 export interface ProcessHost {
@@ -34,6 +37,10 @@ export interface ProcessHost {
   print(line: string): void;
   printError(line: string): void;
   exit(code: number): void;
+  /** How this runtime starts workers (`SLOTGATE_WORKERS`); absent: it cannot, and workers is refused. */
+  workers?: WorkerSpawner;
+  /** Present when this program runs as a worker: its line to the supervisor. */
+  workerLink?: WorkerLink;
 }
 
 export const USAGE = `slotgate ${VERSION} — a Redis Cluster proxy
@@ -94,10 +101,27 @@ export async function main(host: ProcessHost): Promise<void> {
     for (const problem of error.problems) host.printError(`slotgate: config: ${problem}`);
     return host.exit(2);
   }
-  const log = processLogger(host.runtime, config, host.printError);
+  const identity = workerIdentity(host.env);
+  if (typeof identity === "string" || (identity !== null && !host.workerLink)) {
+    host.printError(`slotgate: ${typeof identity === "string" ? identity : "SLOTGATE_WORKER is set by slotgate for its workers, not by hand"}`);
+    return host.exit(2);
+  }
+  const workers = config.workers === "auto" ? (host.workers?.cores ?? 1) : config.workers;
+  if (identity === null && workers > 1) {
+    const log = processLogger(host.runtime, config, host.printError, { worker: "supervisor" });
+    if (!host.workers) {
+      log.error("workers are not available on this runtime; set SLOTGATE_WORKERS=1", { runtime: host.runtime.name, workers });
+      return host.exit(2);
+    }
+    return supervise(host as ProcessHost & { workers: WorkerSpawner }, workers, log);
+  }
+  // A worker takes its orders (shutdown, reload) from the supervisor, not from signals.
+  const channel = identity && new WorkerChannel(host.workerLink!, identity);
+  if (channel) host = workerHost(host, channel);
+  const log = processLogger(host.runtime, config, host.printError, identity ? { worker: identity.index } : undefined);
   let app;
   try {
-    app = await startSlotgate(host.runtime, config, log);
+    app = await startSlotgate(host.runtime, config, log, channel ? { worker: { channel, identity: identity!, processes: host.workers?.kind !== "threads" } } : {});
   } catch (error) {
     log.error("cannot start", { error });
     return host.exit(1);
@@ -113,7 +137,7 @@ export async function main(host: ProcessHost): Promise<void> {
       log.error("config reload rejected; the running configuration stays", { why, problems: error.problems.join("; ") });
       return;
     }
-    const result = await running.control.replaceConfig(next);
+    const result = await running.configure.replaceConfig(next);
     if (result.ok) log.info("config reloaded", { why, changes: result.changes.join("; ") || "none" });
     else log.error("config reload refused; the running configuration stays", { why, problems: result.problems.join("; ") });
   };
@@ -270,6 +294,19 @@ function convertTwemproxy(host: ProcessHost, file: string, options: Options): nu
   }
   host.print(renderConfig(result.document, options.format));
   return 0;
+}
+
+/**
+ * The host as a worker sees it: shutdown and reload come from the supervisor (a terminal's Ctrl-C
+ * reaches every process of the group; the supervisor decides), and only the leader watches files.
+ */
+function workerHost(host: ProcessHost, channel: WorkerChannel): ProcessHost {
+  return {
+    ...host,
+    onShutdownSignal: (handler) => channel.onShutdown(handler),
+    onReloadSignal: (handler) => channel.onReload(() => handler()),
+    watchFile: (path, handler) => (channel.isLeader ? host.watchFile(path, handler) : () => {}),
+  };
 }
 
 /** Coalesce bursts (an editor saving writes a file several times) into one reload 100 ms later. */

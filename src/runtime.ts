@@ -112,6 +112,12 @@ export interface ListenOptions {
    * A runtime that cannot honour an option rejects `listen` saying so (all three honour all).
    */
   tls?: ListenTls;
+  /**
+   * Share the port with other listeners of this program that ask the same (workers, src/workers/):
+   * the kernel spreads new connections over them (SO_REUSEPORT; Bun and Deno). Node's workers
+   * are `node:cluster` processes, which share their listeners by themselves: Node ignores it.
+   */
+  reusePort?: boolean;
 }
 
 /** A listening TCP socket. */

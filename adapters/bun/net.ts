@@ -314,6 +314,7 @@ export async function listen(options: ListenOptions, accept: (conn: Conn) => Con
         hostname: options.host,
         port,
         allowHalfOpen: true,
+        ...(options.reusePort && { reusePort: true }),
         data: undefined,
         socket,
         ...(secure && { tls: listenTls(secure) }),

@@ -376,12 +376,17 @@ function adopt(socket: Deno.TcpConn | Deno.TlsConn, accept: (conn: Conn) => Conn
 
 /** Listens on `host:port` (port 0 picks one); `accept` supplies each accepted connection's handlers. */
 export async function listen(options: ListenOptions, accept: (conn: Conn) => ConnHandlers): Promise<Listener> {
-  if (listenNeedsNodeTls(options.tls)) return listenNodeTls(options, accept);
+  if (listenNeedsNodeTls(options.tls)) {
+    // Deno's node:tls has no reusePort: several workers cannot share a port through it.
+    if (options.reusePort) throw new Error(`listener ${options.host}:${options.port}: on Deno, workers cannot share a TLS port that requires client certificates or refuses TLS 1.2 (Deno's own TLS cannot do either, and its node:tls has no reusePort); run one worker`);
+    return listenNodeTls(options, accept);
+  }
+  const shared = options.reusePort ? { reusePort: true } : {};
   /** `named`: the port errors name (a throwaway check listens on 0 for the real port's sake). */
   const open = (port: number, secure: ListenTls | undefined, named = port): Deno.Listener<Deno.TcpConn | Deno.TlsConn> => {
-    if (!secure) return Deno.listen({ hostname: options.host, port, transport: "tcp" });
+    if (!secure) return Deno.listen({ hostname: options.host, port, transport: "tcp", ...shared });
     try {
-      return Deno.listenTls({ hostname: options.host, port, transport: "tcp", cert: secure.cert, key: secure.key });
+      return Deno.listenTls({ hostname: options.host, port, transport: "tcp", cert: secure.cert, key: secure.key, ...shared });
     } catch (e) {
       throw e instanceof Deno.errors.AddrInUse ? e : new TlsError(`listener ${options.host}:${named}`, e);
     }

@@ -51,7 +51,8 @@ case ${1:-} in
     case $runtime in
       node) exec node "$entry" "$@" ;;
       bun) exec bun "$entry" "$@" ;;
-      deno) exec deno run -A "$entry" "$@" ;;
+      # --unstable-net: Deno.listen({ reusePort }), which SLOTGATE_WORKERS needs.
+      deno) exec deno run -A --unstable-net "$entry" "$@" ;;
       *) die "IMAGE_RUNTIME=$runtime: expected node, bun or deno" ;;
     esac
     ;;

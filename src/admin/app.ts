@@ -69,7 +69,7 @@ export interface AdminAppOptions {
 }
 
 /** The exposition text of a scrape and its content type; OpenMetrics when asked. */
-export type MetricsScrape = (openMetrics: boolean) => { body: string; contentType: string };
+export type MetricsScrape = (openMetrics: boolean) => { body: string; contentType: string } | Promise<{ body: string; contentType: string }>;
 
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
@@ -186,9 +186,9 @@ export function createAdminApp(control: ControlPlane, options: AdminAppOptions):
     {
       path: "/metrics",
       methods: {
-        GET: (c) => {
+        GET: async (c) => {
           if (!options.metrics) return json({ error: "metrics are off (SLOTGATE_METRICS=off)" }, 404);
-          const { body, contentType } = options.metrics(wantsOpenMetrics(c.req.header("accept")));
+          const { body, contentType } = await options.metrics(wantsOpenMetrics(c.req.header("accept")));
           return new Response(body, { headers: { "content-type": contentType, "cache-control": "no-store" } });
         },
       },

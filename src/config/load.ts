@@ -69,12 +69,13 @@ export const ENV_VARIABLES: readonly { name: string; path: string; kind: Kind }[
   { name: "SLOTGATE_REQUIREPASS_FILE", path: "requirepass", kind: "file" },
   { name: "SLOTGATE_ALLOW_UNPROTECTED", path: "allowUnprotected", kind: "yesno" },
   { name: "SLOTGATE_METRICS", path: "metrics", kind: "switch" },
+  { name: "SLOTGATE_WORKERS", path: "workers", kind: "number" },
   { name: "SLOTGATE_SLOWLOG_THRESHOLD_US", path: "slowlogThresholdUs", kind: "number" },
   { name: "SLOTGATE_SLOWLOG_MAX_LEN", path: "slowlogMaxLen", kind: "number" },
 ];
 
 /** Read by the entry points, not part of the document. */
-const META_VARIABLES = new Set(["SLOTGATE_CONFIG", "SLOTGATE_CONFIG_WATCH", "SLOTGATE_CHECK"]);
+const META_VARIABLES = new Set(["SLOTGATE_CONFIG", "SLOTGATE_CONFIG_WATCH", "SLOTGATE_CHECK", "SLOTGATE_WORKER", "SLOTGATE_WORKER_PORTS"]);
 
 export interface ConfigSources {
   env: Record<string, string | undefined>;

@@ -39,6 +39,8 @@ const int = (min: number, max: number, unit: string) =>
   );
 
 const HOUR_MS = 3_600_000;
+/** The most workers `workers` accepts: far above the cores of any machine slotgate runs on. */
+export const MAX_WORKERS = 256;
 const MIB = 1024 * 1024;
 const GIB = 1024 * MIB;
 
@@ -282,6 +284,15 @@ export const ConfigSchema = v.pipe(
     users: v.optional(v.record(userName, UserSchema, "expected an object of users by name"), {}),
     /** Accept clients on a non-loopback address with no authentication configured (Redis's `protected-mode no`). */
     allowUnprotected: v.optional(v.boolean("expected true or false (yes or no in SLOTGATE_ALLOW_UNPROTECTED)"), false),
+    /**
+     * Event loops serving the client port (`SLOTGATE_WORKERS`): each worker owns its clusters,
+     * slot maps and upstream connections; "auto" is one per CPU core. Only the entry point honours
+     * it (src/workers/); 1 runs everything in the process itself.
+     */
+    workers: v.optional(
+      v.union([int(1, MAX_WORKERS, "workers"), v.literal("auto")], `expected a number of workers from 1 to ${MAX_WORKERS}, or "auto" (one per CPU core)`),
+      1,
+    ),
     /** Count requests per command, time them, keep the slow log (GET /metrics, INFO, SLOWLOG). */
     metrics: v.optional(v.boolean("expected true or false (on or off in SLOTGATE_METRICS)"), true),
     /** Requests slower than this through slotgate go to the slow log (Redis's slowlog-log-slower-than; -1: none, 0: all). */

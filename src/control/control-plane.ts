@@ -30,6 +30,7 @@ import type { Backend } from "../backend/contract.ts";
 import { RouteTable } from "../proxy/routing/routes.ts";
 import type { ChangeResult, ClusterView, ControlPlane } from "./types.ts";
 import { faults } from "../testing/faults.ts";
+import { sha256Hex } from "../util/sha256.ts";
 import type { CommandLearner } from "../backends/cluster/command-learning.ts";
 import type { TopologyExchange } from "../backends/cluster/topology-exchange.ts";
 import type { TopologyShare } from "../backends/cluster/discovery.ts";
@@ -297,11 +298,11 @@ export class LiveConfig implements ControlPlane {
   /**
    * Where a Redis Cluster shares its slot maps with the other workers: keyed by its name and what
    * it was built from, so a cluster replaced with other seeds never takes its old self's maps.
-   * The fingerprint holds the credentials: the key is for the workers' channel, never for a log.
+   * The fingerprint holds the credentials: the key carries its SHA-256 only.
    */
   #share(name: string, fingerprint: string): TopologyShare | undefined {
     const exchange = this.#hooks.topologyExchange;
-    return exchange && { exchange, key: `${name}\n${fingerprint}` };
+    return exchange && { exchange, key: `${name}\n${sha256Hex(new TextEncoder().encode(fingerprint))}` };
   }
 
   #buildTable(config: Config, entries: Map<string, Entry>): RouteTable {

@@ -83,6 +83,7 @@ export const LIVE_FIELDS: Rules<Config> = {
     applies: "at once: new AUTHs check the new users; logged-in clients take their user's new permissions, and those of a removed or disabled user, or whose password was removed, are closed",
   },
   allowUnprotected: { kind: "live", applies: "checked with the rest of each change: a change that would leave a non-loopback listener without authentication is refused unless it is true" },
+  workers: { kind: "restart", reason: `the workers are started once, with the process; ${RESTART}` },
   metrics: { kind: "restart", reason: `every client session and upstream connection is built counting or not; ${RESTART}` },
   slowlogThresholdUs: { kind: "live", applies: "at once, from the next reply written" },
   slowlogMaxLen: { kind: "live", applies: "at once: the oldest entries past a lowered length go" },

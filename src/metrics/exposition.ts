@@ -33,7 +33,8 @@ function labelText(labels: Labels | undefined, extra?: string): string {
   return parts.length === 0 ? "" : `{${parts.join(",")}}`;
 }
 
-function numberText(value: number): string {
+/** A sample's value as the exposition writes it: `+Inf`, `-Inf`, `NaN`, else the number. */
+export function numberText(value: number): string {
   if (value === Number.POSITIVE_INFINITY) return "+Inf";
   if (value === Number.NEGATIVE_INFINITY) return "-Inf";
   if (Number.isNaN(value)) return "NaN";

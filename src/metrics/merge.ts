@@ -14,6 +14,8 @@
  * the texts are ours, but a merge must never take the admin API down.
  */
 
+import { numberText } from "./exposition.ts";
+
 export type MergeRule = "sum" | "max" | "min" | "first";
 
 /** Options of one merge. */
@@ -202,12 +204,4 @@ function render(families: Map<string, Family>, openMetrics: boolean): string {
     for (const [key, series] of family.series) lines.push(`${key} ${numberText(series.value)}`);
   }
   return `${lines.join("\n")}\n${openMetrics ? "# EOF\n" : ""}`;
-}
-
-/** A value as the writer writes it (a copy of exposition.ts's `numberText`, which is not exported). */
-function numberText(value: number): string {
-  if (value === Number.POSITIVE_INFINITY) return "+Inf";
-  if (value === Number.NEGATIVE_INFINITY) return "-Inf";
-  if (Number.isNaN(value)) return "NaN";
-  return String(value);
 }

@@ -24,6 +24,8 @@ export interface ServerOptions {
   tls?: { host: string; port: number; tls: ListenTls };
   /** What the proxy counts; absent: metrics are off. */
   metrics?: ProxyMetrics;
+  /** Share both ports with the other workers of this slotgate (`Runtime.listen`'s `reusePort`). */
+  reusePort?: boolean;
 }
 
 /** Limits of a session, and the bounds over all clients: connections held alone, memory. */
@@ -129,10 +131,10 @@ export class ProxyServer {
       session.attach(conn);
       return session.handlers();
     };
-    this.#listener = await listen(listenerScope, { host: this.options.host, port: this.options.port }, accept(this.options.host));
+    this.#listener = await listen(listenerScope, { host: this.options.host, port: this.options.port, ...(this.options.reusePort && { reusePort: true }) }, accept(this.options.host));
     if (this.options.tls) {
       const { host, port, tls } = this.options.tls;
-      this.#tlsListener = await listen(listenerScope, { host, port, tls }, accept(host));
+      this.#tlsListener = await listen(listenerScope, { host, port, tls, ...(this.options.reusePort && { reusePort: true }) }, accept(host));
     }
     // Stop accepting first when the server closes: the listener is the first child, closed last
     // by reverse order, so close it explicitly at drain time.

@@ -22,6 +22,7 @@ const BASE = {
 /** One valid change per field of the table (a leaf path); the test fails when a field has none. */
 const SAMPLES: Record<string, (d: Record<string, any>) => void> = {
   listen: (d) => (d.listen = "127.0.0.1:6381"),
+  workers: (d) => (d.workers = 4),
   tls: (d) => (d.tls = { listen: "127.0.0.1:6443", cert: "/etc/slotgate/server.crt", key: "/etc/slotgate/server.key" }),
   "admin.listen": (d) => (d.admin.listen = "127.0.0.1:6391"),
   "admin.token": (d) => (d.admin.token = "another-token-5678"),
