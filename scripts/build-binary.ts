@@ -19,9 +19,13 @@ import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
-/** Compile the Bun entry point to `outfile` (extra `bun build` flags in `args`); returns its size in bytes. */
+/**
+ * Compile the Bun entry point to `outfile` (extra `bun build` flags in `args`); returns its size in
+ * bytes. The worker threads' entry (SLOTGATE_WORKERS) goes in as a second entry point: a compiled
+ * executable loads `new Worker(...)` files only from what was compiled into it.
+ */
 export function buildBinary(outfile: string, args: readonly string[] = []): number {
-  execFileSync(join(ROOT, "node_modules/.bin/bun"), ["build", "--compile", ...args, join(ROOT, "adapters/bun/main.ts"), "--outfile", outfile], {
+  execFileSync(join(ROOT, "node_modules/.bin/bun"), ["build", "--compile", ...args, join(ROOT, "adapters/bun/main.ts"), join(ROOT, "adapters/bun/worker.ts"), "--outfile", outfile], {
     cwd: ROOT,
     stdio: ["ignore", "inherit", "inherit"],
   });

@@ -29,6 +29,8 @@ export class WorkerChannel {
   #handlers: ChannelHandlers | null = null;
   #onShutdown: ((why: string) => void)[] = [];
   #onReload: ((why: string) => void)[] = [];
+  /** Why the supervisor ordered a shutdown, once it did (it may come before the program is ready). */
+  #shutdownWhy: string | null = null;
   #joined = new Set<number>();
   #nextId = 1;
   readonly #pending = new Map<number, Pending>();
@@ -51,8 +53,10 @@ export class WorkerChannel {
     return [...this.#joined].sort((a, b) => a - b);
   }
 
+  /** `handler` runs on the supervisor's shutdown order; at once if the order came already. */
   onShutdown(handler: (why: string) => void): void {
     this.#onShutdown.push(handler);
+    if (this.#shutdownWhy !== null) handler(this.#shutdownWhy);
   }
 
   onReload(handler: (why: string) => void): void {
@@ -113,7 +117,10 @@ export class WorkerChannel {
     this.#link.post({ t: "send", to, body });
   }
 
+  /** The first order counts; a repeat (the supervisor re-sends it to a worker that started late) is moot. */
   #shutdown(why: string): void {
+    if (this.#shutdownWhy !== null) return;
+    this.#shutdownWhy = why;
     for (const handler of this.#onShutdown) handler(why);
   }
 

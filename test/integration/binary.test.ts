@@ -52,4 +52,13 @@ describe(`the single-file binary (test run on ${detectRuntime()})`, () => {
     assert.equal(run.code, 0, run.output);
     assert.match(run.output, /runtime=bun/);
   });
+
+  it("the binary runs SLOTGATE_WORKERS=2: its worker threads' entry is compiled in", SLOW, async () => {
+    const { dir: alone, path } = await binary.get();
+    const run = await checkServes([path], alone, await cluster.get(), "binary-workers", { env: { SLOTGATE_WORKERS: "2" } });
+    assert.equal(run.code, 0, run.output);
+    // The check may stop it before worker 1 is up: it is told to stop as soon as it listens.
+    assert.match(run.output, /slotgate listening worker=1 .*runtime=bun/);
+    assert.match(run.output, /shut down worker=1/);
+  });
 });

@@ -108,4 +108,21 @@ describe(`the npm package (test run on ${detectRuntime()})`, () => {
     assert.equal(run.code, 0, run.output);
     assert.match(run.output, /runtime=deno/);
   });
+
+  it("the package runs SLOTGATE_WORKERS=2 from its compiled files (worker threads on Bun and Deno, processes on Node)", { ...SLOW, skip: detectRuntime() !== "node" && "the same three commands from every runtime: run once, from Node's" }, async () => {
+    const { app } = await installed.get();
+    const commands: [string, string[]][] = [
+      ["node", [join(app, "node_modules/.bin/slotgate")]],
+      ["bun", [BUN, "x", "--bun", "slotgate"]],
+      // Deno's reusePort is an unstable API: outside the repo (no deno.json) it takes --unstable-net.
+      ["deno", [DENO, "run", "-A", "--unstable-net", "--cached-only", "npm:slotgate"]],
+    ];
+    for (const [runtime, command] of commands) {
+      const run = await checkServes(command, app, await cluster.get(), `workers-${runtime}`, { env: { SLOTGATE_WORKERS: "2" } });
+      assert.equal(run.code, 0, run.output);
+      // The check may stop it before worker 1 is up: it is told to stop as soon as it listens.
+      assert.match(run.output, new RegExp(`slotgate listening worker=1 .*runtime=${runtime}`), run.output);
+      assert.match(run.output, /shut down worker=1/, run.output);
+    }
+  });
 });

@@ -26,6 +26,8 @@ export interface ServeOptions {
    * does, rather than to the spawned process only. For wrappers that do not forward signals.
    */
   signalGroup?: boolean;
+  /** More variables for the command (`SLOTGATE_WORKERS`, say). */
+  env?: Record<string, string>;
 }
 
 /**
@@ -47,6 +49,7 @@ export async function checkServes(command: readonly string[], cwd: string, clust
       SLOTGATE_LISTEN: `127.0.0.1:${port}`,
       SLOTGATE_ADMIN_LISTEN: "127.0.0.1:0",
       SLOTGATE_LOG_LEVEL: "info",
+      ...options.env,
     },
     stdio: ["ignore", "pipe", "pipe"],
     // A process group of its own, so that whatever a wrapper starts can be signalled (and, on

@@ -112,3 +112,16 @@ describe("the workers' supervisor", () => {
     assert.deepEqual(g.exits, [130]);
   });
 });
+
+describe("a worker's channel", () => {
+  it("acts on the first shutdown order only, even one that came before the program listened for it", async () => {
+    const { WorkerChannel } = await import("../../src/workers/channel.ts");
+    let deliver!: (message: import("../../src/workers/protocol.ts").ToWorker) => void;
+    const channel = new WorkerChannel({ post() {}, onMessage: (h) => void (deliver = h) }, { index: 1, count: 2 });
+    deliver({ t: "shutdown", why: "SIGTERM" });
+    const seen: string[] = [];
+    channel.onShutdown((why) => seen.push(why));
+    deliver({ t: "shutdown", why: "the group is shutting down" });
+    assert.deepEqual(seen, ["SIGTERM"]);
+  });
+});
