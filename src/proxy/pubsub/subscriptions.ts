@@ -245,10 +245,17 @@ export class PubSub {
     if (this.#homeless.size > 0) this.#retryLater(why);
   }
 
+  /**
+   * The connection for `sub`. A channel lives on the node that owns its slot (a shard channel must;
+   * a classic one is placed so too): Redis Cluster delivers a PUBLISH to subscribers on every node,
+   * but answers it with the count of the node it ran on, the slot's owner — so only there does a
+   * subscriber made through slotgate count, as on one Redis. A pattern has no slot: it shares any
+   * non-shard connection of its backend (a PUBLISH counts it only when that is the owner's node).
+   */
   #linkFor(sub: Sub): Link | Unavailable {
     const backend = sub.backend;
     const shard = sub.kind === Kind.Shard;
-    if (!shard && backend.capabilities.publishReachesEveryNode) {
+    if (sub.kind === Kind.Pattern && backend.capabilities.publishReachesEveryNode) {
       for (const link of this.#links) if (!link.shard && link.backend === backend) return link;
       const node = backend.nodeFor(backend.anyShard());
       return node instanceof Unavailable ? node : this.#open(node, false, backend);
@@ -322,17 +329,26 @@ export class PubSub {
     this.#topology.set(backend, backend.onTopology(this.#scope.guard(() => this.#onTopology(backend), false)));
   }
 
-  /** A new slot map: shard channels whose slot has another owner now move there. */
+  /** A new slot map: channels (shard and classic) whose slot has another owner now move there. */
   #onTopology(backend: Backend): void {
     if (this.#closed) return;
-    for (const sub of this.#subs[Kind.Shard].values()) {
-      const link = sub.link;
-      if (!link || sub.backend !== backend) continue;
-      const node = backend.nodeFor(sub.slot);
-      if (node instanceof Unavailable || node === link.node) continue;
-      // No SUNSUBSCRIBE: the old owner drops the channels of a slot it loses by itself.
-      link.remove(sub, false);
-      this.#homeless.add(sub);
+    const touched = new Set<Link>();
+    for (const kind of [Kind.Shard, Kind.Channel]) {
+      for (const sub of this.#subs[kind].values()) {
+        const link = sub.link;
+        if (!link || sub.backend !== backend) continue;
+        const node = backend.nodeFor(sub.slot);
+        if (node instanceof Unavailable || node === link.node) continue;
+        // No SUNSUBSCRIBE: the old owner drops the shard channels of a slot it loses by itself.
+        // A classic channel stays subscribed there until told: UNSUBSCRIBE, or PUBLISH counts it twice.
+        link.remove(sub, kind === Kind.Channel);
+        sub.confirmed = false;
+        this.#homeless.add(sub);
+        touched.add(link);
+      }
+    }
+    for (const link of touched) {
+      link.flush();
       this.#settled(link);
     }
     if (this.#homeless.size > 0) this.#place();
